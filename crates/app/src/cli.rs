@@ -1,0 +1,210 @@
+//! The `outgrow` command line: serve, check, migrate, admin.
+//!
+//! Every subcommand loads the same layered configuration, so `outgrow check` validates exactly
+//! what `outgrow serve` would run with.
+
+use std::{io::BufRead, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use outgrow_domain::{Email, Password, Role, UserId, UserName};
+use outgrow_platform::config::Settings;
+
+use crate::{
+    auth::{keys, password::PasswordHasher},
+    db::Database,
+    repo::NewUser,
+};
+
+/// Outgrow: a small online store built to scale.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./outgrow.toml when present). Environment variables
+    /// (OUTGROW_*) override it.
+    #[arg(long, global = true, env = "OUTGROW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Override `listen` (OUTGROW_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate the configuration and reach every backend; exits non-zero on a problem.
+    Check,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage administrators (never possible over HTTP).
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// `outgrow admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator. The password is read from OUTGROW_ADMIN_PASSWORD, else from
+    /// the first line of standard input.
+    Create {
+        /// E-mail address (the login name).
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
+    /// Give an existing account the admin role (takes effect at its next sign-in).
+    Promote {
+        /// E-mail address of the account.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub async fn run(self, mut settings: Settings) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve { listen } => {
+                if let Some(listen) = listen {
+                    settings.listen = listen;
+                }
+                crate::server::serve(settings).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Check => check(&settings).await,
+            Command::Migrate => {
+                let db = Database::connect(&settings).await?;
+                let applied = db.migrate().await?;
+                println!(
+                    "{}: {applied} migration(s) applied, schema up to date",
+                    db.describe()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Admin { command } => admin(&settings, command).await,
+        }
+    }
+}
+
+async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
+    println!(
+        "configuration: ok (listen {}, data dir {})",
+        settings.listen,
+        settings.data_dir.display()
+    );
+    let mut problems = 0;
+    let mut report = |what: &str, result: anyhow::Result<String>| match result {
+        Ok(detail) => println!("{what}: ok ({detail})"),
+        Err(error) => {
+            problems += 1;
+            println!("{what}: FAILED: {error:#}");
+        }
+    };
+    report("data dir", writable(&settings.data_dir));
+    report(
+        "jwt keys",
+        keys::load_or_generate(settings.jwt_keys.as_ref(), &settings.data_dir).map(|keys| {
+            let kids: Vec<&str> = keys.iter().map(|key| key.kid.as_str()).collect();
+            format!("{} key(s), signing with {:?}", keys.len(), kids[0])
+        }),
+    );
+    let database = async {
+        let db = Database::connect(settings).await?;
+        db.ping(Duration::from_secs(3)).await?;
+        Ok::<_, anyhow::Error>(db.describe())
+    };
+    report("database", database.await);
+    report("cache", Ok("in-process".into()));
+    report("rate limiter", Ok("in-process".into()));
+    if problems == 0 {
+        println!("all checks passed");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{problems} check(s) failed");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn writable(dir: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let probe = dir.join(".outgrow-check");
+    std::fs::write(&probe, b"ok").with_context(|| format!("writing in {}", dir.display()))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(dir.display().to_string())
+}
+
+async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let db = Database::connect(settings).await?;
+    db.migrate().await?;
+    let users = db.users();
+    match command {
+        AdminCommand::Create { email, name } => {
+            let email = Email::parse(&email).map_err(|error| anyhow::anyhow!("--email: {error}"))?;
+            let name = UserName::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
+            let password = read_admin_password()?;
+            let password = Password::parse(&password, Some(&email))
+                .map_err(|error| anyhow::anyhow!("password: {error}"))?;
+            let hasher = PasswordHasher::new(1).await?;
+            let password_hash = hasher.hash(password).await?;
+            let user = users
+                .create(NewUser {
+                    id: UserId::new(),
+                    email,
+                    name,
+                    password_hash,
+                    role: Role::Admin,
+                    now: Utc::now(),
+                })
+                .await
+                .map_err(|error| match error {
+                    crate::repo::StoreError::Conflict(_) => {
+                        anyhow::anyhow!(
+                            "an account with this e-mail exists; use `outgrow admin promote --email …`"
+                        )
+                    }
+                    other => other.into(),
+                })?;
+            println!("created admin {} ({})", user.email, user.id);
+        }
+        AdminCommand::Promote { email } => {
+            let email = Email::parse(&email).map_err(|error| anyhow::anyhow!("--email: {error}"))?;
+            let Some(user) = users.set_role(&email, Role::Admin, Utc::now()).await? else {
+                bail!("no account with e-mail {email}");
+            };
+            println!(
+                "{} ({}) is now an admin; it takes effect at the next sign-in",
+                user.email, user.id
+            );
+        }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_admin_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("OUTGROW_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password: set OUTGROW_ADMIN_PASSWORD or pipe it on standard input");
+    }
+    Ok(password)
+}

@@ -1,0 +1,156 @@
+//! The SQL database: connection pools, migrations, and the repositories built on them.
+//!
+//! Reads and writes go through separate pools even on SQLite. SQLite allows one writer at a
+//! time; a dedicated single-connection writer pool queues writers in the application (fair,
+//! bounded by the acquire timeout) instead of letting them collide on `SQLITE_BUSY`, while
+//! readers proceed in parallel under WAL. The same read/write split is what the PostgreSQL
+//! backend routes to the primary and the replicas.
+
+mod sqlite;
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use outgrow_platform::config::Settings;
+use secrecy::ExposeSecret;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::repo::{SessionStore, UserRepository};
+
+/// The configured database, with one variant per backend.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// The embedded default: one SQLite file in WAL mode.
+    Sqlite(SqliteDatabase),
+}
+
+/// SQLite's writer and reader pools over one file.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: String,
+}
+
+impl Database {
+    /// Opens the database named by the settings (creating the SQLite file and its directory
+    /// if needed). Connections are opened lazily, so this succeeds even when a server is down;
+    /// [`Database::ping`] tells whether it is reachable.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let url = match &settings.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}", settings.sqlite_path().display()),
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            bail!(
+                "database_url (OUTGROW_DATABASE_URL): the PostgreSQL backend is not available in this build yet; use a sqlite:// URL or leave it unset"
+            );
+        }
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            bail!("database_url (OUTGROW_DATABASE_URL) must start with sqlite:// or postgres://");
+        };
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating the database directory {}", parent.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str(&url)
+            .context("database_url (OUTGROW_DATABASE_URL) is not a valid SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode; only an OS crash can
+            // lose the last transactions, which is SQLite's recommended trade-off for WAL.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let acquire = settings.database_acquire_timeout;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire)
+            .connect_lazy_with(options.clone());
+        let reader = SqlitePoolOptions::new()
+            .max_connections(settings.database_max_connections)
+            .acquire_timeout(acquire)
+            .idle_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options.read_only(true));
+        Ok(Self::Sqlite(SqliteDatabase {
+            writer,
+            reader,
+            path: path.to_owned(),
+        }))
+    }
+
+    /// Applies pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        match self {
+            Self::Sqlite(db) => {
+                let migrator = sqlx::migrate!("./migrations/sqlite");
+                let applied_before = applied_count(&db.writer).await;
+                migrator
+                    .run(&db.writer)
+                    .await
+                    .context("applying SQLite migrations")?;
+                Ok(migrator.iter().count().saturating_sub(applied_before))
+            }
+        }
+    }
+
+    /// One round trip on each pool, within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(db) => {
+                for (name, pool) in [("writer", &db.writer), ("reader", &db.reader)] {
+                    tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool))
+                        .await
+                        .with_context(|| format!("the SQLite {name} pool did not answer within {timeout:?}"))?
+                        .with_context(|| format!("the SQLite {name} pool failed"))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// What the start-up log and `outgrow check` show (never credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(db) => format!("sqlite ({})", db.path),
+        }
+    }
+
+    /// The user repository on this backend.
+    pub fn users(&self) -> Arc<dyn UserRepository> {
+        match self {
+            Self::Sqlite(db) => Arc::new(sqlite::SqliteUsers::new(db.writer.clone(), db.reader.clone())),
+        }
+    }
+
+    /// The SQL session store on this backend.
+    pub fn sessions(&self) -> Arc<dyn SessionStore> {
+        match self {
+            Self::Sqlite(db) => Arc::new(sqlite::SqliteSessions::new(db.writer.clone(), db.reader.clone())),
+        }
+    }
+
+    /// Waits for checked-out connections to return and closes every pool.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(db) => {
+                db.reader.close().await;
+                db.writer.close().await;
+            }
+        }
+    }
+}
+
+/// Migrations already recorded; zero before the first run (the table does not exist yet).
+async fn applied_count(pool: &SqlitePool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .map(|count| usize::try_from(count).unwrap_or(0))
+        .unwrap_or(0)
+}

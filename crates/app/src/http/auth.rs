@@ -1,0 +1,330 @@
+//! `/api/v1/auth/*`: register, login, refresh, logout, logout-all.
+//!
+//! Every route here sits behind the strict `auth` rate policy, keyed by client address.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use outgrow_domain::{Email, Password, Role, UserId, UserName};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    authn::Principal,
+    error::{ApiError, FieldError, Problem},
+    extract::ApiJson,
+    users::UserResponse,
+};
+use crate::{
+    auth::tokens::{hash_secret, new_opaque_secret},
+    repo::{NewSession, NewUser, Rotation, Session},
+    state::AppState,
+};
+
+/// The routes of this feature (nested under `/api/v1/auth`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+}
+
+/// A new account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// E-mail address; normalised to lower case. It is the login name.
+    #[schema(example = "ann@example.org")]
+    pub email: String,
+    /// 8 to 128 characters, not the e-mail address, not a common password.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+    /// Display name, 1 to 100 characters.
+    #[schema(example = "Ann Lee")]
+    pub name: String,
+}
+
+/// Creates an account with the `user` role.
+#[utoipa::path(
+    post, path = "/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created; `Location` names the new user", body = UserResponse),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The e-mail address is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let email = Email::parse(&request.email)
+        .map_err(|e| errors.push(FieldError::new("email", e)))
+        .ok();
+    let name = UserName::parse(&request.name)
+        .map_err(|e| errors.push(FieldError::new("name", e)))
+        .ok();
+    let password = Password::parse(&request.password, email.as_ref())
+        .map_err(|e| errors.push(FieldError::new("password", e)))
+        .ok();
+    let (Some(email), Some(name), Some(password)) = (email, name, password) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let password_hash = state.passwords.hash(password).await?;
+    let user = state
+        .users
+        .create(NewUser {
+            id: UserId::new(),
+            email,
+            name,
+            password_hash,
+            role: Role::User,
+            now: Utc::now(),
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, "account registered");
+    let location =
+        HeaderValue::from_str(&format!("/api/v1/users/{}", user.id)).map_err(anyhow::Error::from)?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(UserResponse::from(user)),
+    )
+        .into_response())
+}
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The account's e-mail address.
+    #[schema(example = "ann@example.org")]
+    pub email: String,
+    /// The password.
+    pub password: String,
+    /// Also set the `HttpOnly` session cookie (for browsers).
+    #[serde(default)]
+    pub session_cookie: bool,
+}
+
+/// An access token and the refresh token to renew it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: i64,
+    /// Opaque; exchange it at `/auth/refresh` for a new pair. Single use.
+    pub refresh_token: String,
+    /// When the session ends; refreshing does not extend it.
+    pub session_expires_at: DateTime<Utc>,
+}
+
+/// A successful login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The tokens.
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    /// Who signed in.
+    pub user: UserResponse,
+}
+
+/// The longest password accepted at login; longer input is refused before any hashing.
+const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
+
+/// Signs in. A wrong e-mail and a wrong password get the same 401 after the same work.
+#[utoipa::path(
+    post, path = "/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; sets the session cookie when asked", body = LoginResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let email = Email::parse(&request.email).map_err(|error| ApiError::invalid("email", error))?;
+    if request.password.is_empty() || request.password.len() > MAX_LOGIN_PASSWORD_BYTES {
+        return Err(ApiError::invalid(
+            "password",
+            format!("must be 1 to {MAX_LOGIN_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    let credentials = state.users.credentials_by_email(&email).await?;
+    let stored = credentials.as_ref().map(|found| found.password_hash.as_str());
+    let verified = state.passwords.verify(&request.password, stored).await?;
+    let Some(credentials) = credentials.filter(|_| verified) else {
+        metrics::counter!("auth_logins_total", "result" => "failure").increment(1);
+        return Err(ApiError::Unauthorized("wrong e-mail address or password"));
+    };
+    metrics::counter!("auth_logins_total", "result" => "success").increment(1);
+    let user = credentials.user;
+    let now = Utc::now();
+    let session = Session {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        role: user.role,
+        expires_at: now
+            + chrono::Duration::from_std(state.settings.session_ttl).map_err(anyhow::Error::from)?,
+    };
+    let refresh_token = new_opaque_secret();
+    let cookie_secret = request.session_cookie.then(new_opaque_secret);
+    state
+        .sessions
+        .create(NewSession {
+            session: session.clone(),
+            refresh_hash: hash_secret(&refresh_token),
+            cookie_hash: cookie_secret.as_deref().map(hash_secret),
+            now,
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, session_id = %session.id, "signed in");
+    let tokens = token_pair(&state, &session, refresh_token, now)?;
+    let mut response = Json(LoginResponse {
+        tokens,
+        user: UserResponse::from(user),
+    })
+    .into_response();
+    if let Some(secret) = cookie_secret {
+        let max_age = state.settings.session_ttl.as_secs();
+        set_cookie(&state, response.headers_mut(), &secret, max_age)?;
+    }
+    Ok(response)
+}
+
+fn token_pair(
+    state: &AppState,
+    session: &Session,
+    refresh_token: String,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, ApiError> {
+    Ok(TokenPair {
+        access_token: state
+            .tokens
+            .issue(session.user_id, session.id, session.role, now)?,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl().num_seconds(),
+        refresh_token,
+        session_expires_at: session.expires_at,
+    })
+}
+
+fn set_cookie(state: &AppState, headers: &mut HeaderMap, value: &str, max_age: u64) -> Result<(), ApiError> {
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        state.settings.session_cookie_name
+    );
+    headers.append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?,
+    );
+    Ok(())
+}
+
+/// A refresh token to exchange.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The current refresh token of the session.
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token. The presented
+/// token is spent; presenting it again revokes the whole session (theft detection).
+#[utoipa::path(
+    post, path = "/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenPair),
+        (status = 401, description = "Unknown, spent, revoked or expired refresh token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let now = Utc::now();
+    let replacement = new_opaque_secret();
+    match state
+        .sessions
+        .rotate(
+            hash_secret(&request.refresh_token),
+            hash_secret(&replacement),
+            now,
+        )
+        .await?
+    {
+        Rotation::Rotated(session) => Ok(Json(token_pair(&state, &session, replacement, now)?)),
+        Rotation::Reused(session_id) => {
+            metrics::counter!("auth_refresh_reuse_total").increment(1);
+            tracing::warn!(%session_id, "a spent refresh token was presented again; session revoked");
+            Err(ApiError::Unauthorized(
+                "this refresh token was already used; the session has been revoked",
+            ))
+        }
+        Rotation::Invalid => Err(ApiError::Unauthorized(
+            "the refresh token is invalid or its session has ended",
+        )),
+    }
+}
+
+/// Ends the current session: its access tokens, refresh token and cookie stop working at once.
+#[utoipa::path(
+    post, path = "/logout", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn logout(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    state.sessions.revoke(principal.session_id, Utc::now()).await?;
+    tracing::info!(user_id = %principal.user_id, session_id = %principal.session_id, "signed out");
+    signed_out(&state)
+}
+
+/// Ends every session of the signed-in user, on every device.
+#[utoipa::path(
+    post, path = "/logout-all", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Every session ended; the cookie is cleared"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    let ended = state
+        .sessions
+        .revoke_all(principal.user_id, None, Utc::now())
+        .await?;
+    tracing::info!(user_id = %principal.user_id, sessions = ended, "signed out everywhere");
+    signed_out(&state)
+}
+
+fn signed_out(state: &AppState) -> Result<Response, ApiError> {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_cookie(state, response.headers_mut(), "", 0)?;
+    Ok(response)
+}

@@ -1,0 +1,170 @@
+//! The HTTP API: routes per feature, the OpenAPI document generated from them, and the
+//! middleware stack every request passes through.
+//!
+//! Layers, outermost first: observe (request id, span, latency histogram, slow-request log) →
+//! security headers → HTTPS redirect → compression → CORS → problem+json for every error →
+//! catch-panic → timeout (408) → authentication → body limit (413) → per-group rate limit →
+//! handler.
+
+pub mod auth;
+pub mod authn;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+pub mod users;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{from_fn, from_fn_with_state},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Outgrow API",
+        description = "The JSON API of Outgrow, a small online store built to scale. Errors are RFC 9457 problem documents (`application/problem+json`).",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(error::Problem, error::FieldError)),
+    tags(
+        (name = "auth", description = "Accounts, sign-in and sessions"),
+        (name = "users", description = "Own account and users by id"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("outgrow_session"))),
+        );
+    }
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    api(state).split_for_parts().1
+}
+
+/// The routes with their OpenAPI descriptions, rate limits applied per group.
+fn api(state: &AppState) -> OpenApiRouter<AppState> {
+    let auth = auth::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_auth));
+    let users = users::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_default));
+    let v1 = OpenApiRouter::new()
+        .nest("/auth", auth)
+        .merge(users)
+        // Answers about accounts and tokens must never be stored by a shared cache.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .merge(ops::router())
+}
+
+/// The whole application: API, docs and the middleware stack.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api(&state).split_for_parts();
+    // Swagger UI is vendored into the binary: the docs work without network access.
+    let docs = Router::from(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi)).layer(
+        SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+            ),
+        ),
+    );
+    let settings = &state.settings;
+    let body_limit = settings.body_limit_bytes;
+    api.merge(docs)
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), authn::authenticate))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(from_fn(middleware::problem_details))
+        .layer(cors(&settings.cors_origins))
+        .layer(CompressionLayer::new())
+        .layer(from_fn_with_state(state.clone(), middleware::https_redirect))
+        .layer(from_fn(middleware::security_headers))
+        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        .with_state(state)
+}
+
+/// CORS from the `cors_origins` setting: none (same-origin only), `*`, or a list, which may
+/// send credentials.
+fn cors(origins: &[String]) -> CorsLayer {
+    let exposed = [
+        HeaderName::from_static("ratelimit"),
+        HeaderName::from_static("ratelimit-policy"),
+        header::RETRY_AFTER,
+        header::LOCATION,
+        header::LINK,
+        middleware::X_REQUEST_ID.clone(),
+    ];
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            middleware::X_REQUEST_ID.clone(),
+        ])
+        .expose_headers(exposed)
+        .max_age(std::time::Duration::from_secs(3600));
+    if origins.iter().any(|origin| origin == "*") {
+        base.allow_origin(AllowOrigin::any())
+    } else if origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|origin| HeaderValue::from_str(origin).ok())
+            .collect();
+        base.allow_origin(list).allow_credentials(true)
+    }
+}

@@ -1,0 +1,92 @@
+//! Operational endpoints: liveness, readiness and Prometheus metrics. Not rate limited:
+//! probes and scrapers must always get through.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::Problem;
+use crate::state::AppState;
+
+/// The routes of this feature.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeResponse {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving. Never checks dependencies (a database outage
+/// must not make an orchestrator restart every instance).
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = ProbeResponse)))]
+pub async fn healthz() -> Json<ProbeResponse> {
+    Json(ProbeResponse { status: "ok" })
+}
+
+/// How long readiness waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness: the backends answer and the instance is not shutting down; 503 otherwise, so a
+/// load balancer sends traffic elsewhere.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = ProbeResponse),
+        (status = 503, description = "Draining, or a backend is down", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_draining() {
+        return unavailable("shutting down");
+    }
+    match state.db.ping(READY_TIMEOUT).await {
+        Ok(()) => Json(ProbeResponse { status: "ready" }).into_response(),
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "not ready");
+            unavailable("the database is unreachable")
+        }
+    }
+}
+
+fn unavailable(detail: &str) -> Response {
+    let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE, Some(detail.to_owned()))
+        .into_response_with(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Metrics are disabled"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,304 @@
+//! `/api/v1/me` and `/api/v1/users`: own account, and users by id for themselves or an admin.
+//!
+//! Reads by id go through cache-aside (`users` cache); every write to a user invalidates its
+//! entry, so a reader never sees a value older than the write it follows.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use outgrow_domain::{Password, Role, UserId, UserName};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    authn::Principal,
+    error::{ApiError, FieldError, Problem},
+    extract::{ApiJson, ApiQuery},
+};
+use crate::{repo::User, state::AppState};
+
+/// The routes of this feature (nested under `/api/v1`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, update_me))
+        .routes(routes!(list_users))
+        .routes(routes!(get_user))
+}
+
+/// A user as the API shows them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserResponse {
+    /// Identifier (UUIDv7: sorts by creation).
+    #[schema(value_type = String, format = Uuid)]
+    pub id: UserId,
+    /// Normalised e-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `user` or `admin`.
+    #[schema(value_type = String, example = "user")]
+    pub role: Role,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            role: user.role,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// The cache holding user records by id.
+const USERS_CACHE: &str = "users";
+
+/// A user by id, through the cache.
+async fn cached_user(state: &AppState, id: UserId) -> Result<Option<User>, ApiError> {
+    let users = state.users.clone();
+    Ok(state
+        .cache
+        .get_or_load(USERS_CACHE, &id.to_string(), state.user_cache, || async move {
+            users.by_id(id).await
+        })
+        .await?)
+}
+
+async fn forget_user(state: &AppState, id: UserId) {
+    state.cache.invalidate(USERS_CACHE, &id.to_string()).await;
+}
+
+/// The signed-in user.
+#[utoipa::path(
+    get, path = "/me", tag = "users",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The signed-in user", body = UserResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<UserResponse>, ApiError> {
+    let user = cached_user(&state, principal.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("this account no longer exists"))?;
+    Ok(Json(user.into()))
+}
+
+/// Changes to the signed-in user's account; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// A new display name.
+    pub name: Option<String>,
+    /// A new password; requires `current_password`, and ends every other session.
+    pub password: Option<String>,
+    /// The current password, required to set a new one.
+    pub current_password: Option<String>,
+}
+
+/// Renames the signed-in user and/or changes their password. A password change ends every
+/// other session of the user (this one stays signed in).
+#[utoipa::path(
+    patch, path = "/me", tag = "users",
+    request_body = UpdateMeRequest,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_me(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<UpdateMeRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let mut errors = Vec::new();
+    let name = request
+        .name
+        .as_deref()
+        .map(UserName::parse)
+        .transpose()
+        .map_err(|e| errors.push(FieldError::new("name", e)))
+        .ok()
+        .flatten();
+    let new_password = match (&request.password, &request.current_password) {
+        (Some(_), None) => {
+            errors.push(FieldError::new(
+                "current_password",
+                "is required to change the password",
+            ));
+            None
+        }
+        (Some(password), Some(_)) => Password::parse(password, None)
+            .map_err(|e| errors.push(FieldError::new("password", e)))
+            .ok(),
+        (None, _) => None,
+    };
+    if request.name.is_none() && request.password.is_none() {
+        errors.push(FieldError::new("name", "give a name or a password to change"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let now = Utc::now();
+    let mut updated = None;
+    if let (Some(new_password), Some(current)) = (new_password, &request.current_password) {
+        let credentials = state
+            .users
+            .credentials_by_id(principal.user_id)
+            .await?
+            .ok_or(ApiError::NotFound("this account no longer exists"))?;
+        if let Err(message) = Password::parse(
+            new_password.expose(),
+            Some(&parse_stored_email(&credentials.user)?),
+        ) {
+            return Err(ApiError::invalid("password", message));
+        }
+        if !state
+            .passwords
+            .verify(current, Some(&credentials.password_hash))
+            .await?
+        {
+            return Err(ApiError::Forbidden("the current password is wrong"));
+        }
+        let hash = state.passwords.hash(new_password).await?;
+        updated = state.users.update_password(principal.user_id, &hash, now).await?;
+        let ended = state
+            .sessions
+            .revoke_all(principal.user_id, Some(principal.session_id), now)
+            .await?;
+        tracing::info!(user_id = %principal.user_id, other_sessions_ended = ended, "password changed");
+    }
+    if let Some(name) = name {
+        updated = state.users.update_name(principal.user_id, &name, now).await?;
+    }
+    forget_user(&state, principal.user_id).await;
+    let user = updated.ok_or(ApiError::NotFound("this account no longer exists"))?;
+    Ok(Json(user.into()))
+}
+
+fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
+    outgrow_domain::Email::parse(&user.email)
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("stored e-mail: {error}")))
+}
+
+/// A user by id: the user themself, or anyone for an admin.
+#[utoipa::path(
+    get, path = "/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "User id (UUID)")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        (status = 400, description = "Not a user id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user, and the caller is not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let id = UserId::parse(&id).map_err(|error| ApiError::invalid("id", error))?;
+    // Authorisation before lookup: a non-admin learns nothing about other ids, existing or not.
+    if !principal.may_access(id) {
+        return Err(ApiError::Forbidden("you may only read your own account"));
+    }
+    let user = cached_user(&state, id)
+        .await?
+        .ok_or(ApiError::NotFound("no user with this id"))?;
+    Ok(Json(user.into()))
+}
+
+/// The largest page.
+pub const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+
+/// Keyset pagination.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListUsersQuery {
+    /// Return users after this id (the `next_after` of the previous page).
+    pub after: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// One page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// Users in id (creation) order.
+    pub items: Vec<UserResponse>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub next_after: Option<UserId>,
+}
+
+/// Every user, in creation order, a page at a time (admins only).
+#[utoipa::path(
+    get, path = "/users", tag = "users",
+    params(ListUsersQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "A page of users; `Link: rel=next` points to the next", body = UserPage),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListUsersQuery>,
+) -> Result<Response, ApiError> {
+    if principal.role != Role::Admin {
+        return Err(ApiError::Forbidden("listing users is for admins"));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    let after = query
+        .after
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|error| ApiError::invalid("after", error))?;
+    // One extra row tells whether another page exists without a count query.
+    let mut users = state.users.list(after, limit + 1).await?;
+    let more = users.len() > limit as usize;
+    users.truncate(limit as usize);
+    let next_after = more.then(|| users.last().map(|user| user.id)).flatten();
+    let mut response = Json(UserPage {
+        items: users.into_iter().map(UserResponse::from).collect(),
+        next_after,
+    })
+    .into_response();
+    if let Some(next) = next_after {
+        let link = format!("</api/v1/users?after={next}&limit={limit}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,13 @@
+//! Outgrow, the store: its HTTP API, its storage, and the `outgrow` command.
+//!
+//! `state` builds the shared [`state::AppState`] from configuration; `http` turns it into an
+//! axum router with the full middleware stack; `db` and `repo` hold storage; `auth` the
+//! password, token and cookie primitives; `cli` the subcommands.
+
+pub mod auth;
+pub mod cli;
+pub mod db;
+pub mod http;
+pub mod repo;
+pub mod server;
+pub mod state;

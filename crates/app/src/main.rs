@@ -1,0 +1,31 @@
+//! The `outgrow` binary: parse the command line, load configuration, run the subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use outgrow::cli::Cli;
+use outgrow_platform::{config::Settings, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.clone()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = telemetry::init_logging(settings.log_format, &settings.log_level) {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
+    match cli.run(settings).await {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "outgrow failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The application state: built once at start-up from the settings, shared by every request.
+//!
+//! Each backend is chosen here and nowhere else. Nothing a second instance would need lives
+//! only in this struct: users and sessions are in the database, keys come from configuration
+//! (or, on the embedded backend, from the data dir), and the in-process cache and rate limiter
+//! are the embedded choices of shared concerns.
+
+use std::{ops::Deref, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use outgrow_platform::{
+    cache::{Cache, CachePolicy},
+    config::Settings,
+    ratelimit::{LocalRateLimiter, RateLimiter, RatePolicy},
+    shutdown::Shutdown,
+};
+
+use crate::{
+    auth::{keys, password::PasswordHasher, tokens::TokenSigner},
+    db::Database,
+    repo::{SessionStore, UserRepository},
+};
+
+/// A cheap handle on [`App`], given to every handler.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The rate policies per route group.
+#[derive(Debug, Clone, Copy)]
+pub struct Policies {
+    /// Most routes, per client (user id, else address).
+    pub default: RatePolicy,
+    /// `/api/v1/auth/*`, per client address.
+    pub auth: RatePolicy,
+}
+
+/// Everything a request may need.
+pub struct App {
+    /// The validated configuration.
+    pub settings: Settings,
+    /// The SQL database (pools).
+    pub db: Database,
+    /// Accounts.
+    pub users: Arc<dyn UserRepository>,
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Cache-aside for hot reads.
+    pub cache: Cache,
+    /// How long user records stay cached.
+    pub user_cache: CachePolicy,
+    /// Request rate limits.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// The configured rate policies.
+    pub policies: Policies,
+    /// Argon2id on the blocking pool.
+    pub passwords: PasswordHasher,
+    /// Access-token signing and verification.
+    pub tokens: TokenSigner,
+    /// Renders `/metrics`; `None` when metrics are disabled.
+    pub metrics: Option<PrometheusHandle>,
+    /// Readiness and the stop signal.
+    pub shutdown: Shutdown,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("db", &self.db.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Builds the state: opens the database (migrating when `auto_migrate` is on), loads the
+    /// keys and chooses every backend.
+    pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<AppState> {
+        let db = Database::connect(&settings).await?;
+        if settings.auto_migrate {
+            let applied = db.migrate().await?;
+            if applied > 0 {
+                tracing::info!(applied, "applied database migrations");
+            }
+        }
+        let keys = keys::load_or_generate(settings.jwt_keys.as_ref(), &settings.data_dir)?;
+        let tokens = TokenSigner::new(&keys, settings.access_token_ttl)?;
+        let passwords = PasswordHasher::new(settings.password_hash_concurrency).await?;
+        let policies = Policies {
+            default: settings.rate_limit_default.policy("default"),
+            auth: settings.rate_limit_auth.policy("auth"),
+        };
+        let rate_limiter = Arc::new(LocalRateLimiter::new(&[policies.default, policies.auth]));
+        spawn_rate_limiter_cleanup(rate_limiter.clone(), &shutdown);
+        let metrics = if settings.metrics_enabled {
+            let handle = outgrow_platform::telemetry::init_metrics().context("starting metrics")?;
+            tokio::spawn(outgrow_platform::telemetry::run_metrics_upkeep(
+                handle.clone(),
+                shutdown.signal(),
+            ));
+            Some(handle)
+        } else {
+            None
+        };
+        let app = App {
+            users: db.users(),
+            sessions: db.sessions(),
+            cache: Cache::in_process(settings.cache_capacity),
+            user_cache: CachePolicy::with_ttl(settings.cache_user_ttl),
+            rate_limiter,
+            policies,
+            passwords,
+            tokens,
+            metrics,
+            shutdown,
+            db,
+            settings,
+        };
+        Ok(AppState(Arc::new(app)))
+    }
+
+    /// One line for the start-up log: which backend serves each concern.
+    pub fn describe_backends(&self) -> String {
+        format!(
+            "database={} cache={} rate_limiter={} sessions={}",
+            self.db.describe(),
+            self.cache.backend_name(),
+            self.rate_limiter.backend_name(),
+            self.sessions.backend_name()
+        )
+    }
+}
+
+/// Periodically forgets idle clients so the limiter's memory tracks active ones only.
+fn spawn_rate_limiter_cleanup(limiter: Arc<LocalRateLimiter>, shutdown: &Shutdown) {
+    let stop = shutdown.signal();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let stopped = stop.stopped();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => limiter.forget_idle_keys(),
+                _ = &mut stopped => return,
+            }
+        }
+    });
+}

@@ -1,0 +1,456 @@
+//! Configuration: embedded defaults → optional `outgrow.toml` → `OUTGROW_*` environment.
+//!
+//! Keys are flat and their names are a public contract (see the README): the TOML key
+//! `database_url` is the environment variable `OUTGROW_DATABASE_URL`. Everything is validated
+//! once, at boot; an unknown key or an invalid value stops start-up with a message naming the
+//! key. Secrets are wrapped in [`SecretString`] so that printing the settings never shows them.
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::ratelimit::RatePolicy;
+
+/// The prefix of every environment variable that configures Outgrow.
+pub const ENV_PREFIX: &str = "OUTGROW_";
+
+/// Variables with the prefix that are not settings: they steer the command line itself.
+const NOT_SETTINGS: &[&str] = &["OUTGROW_CONFIG", "OUTGROW_ADMIN_PASSWORD"];
+
+/// Every setting, with its embedded default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to serve HTTP on.
+    pub listen: SocketAddr,
+    /// Embedded database, generated keys, objects and mail live here.
+    pub data_dir: PathBuf,
+    /// The primary database; unset means the SQLite file in the data dir. May hold a password.
+    pub database_url: Option<SecretString>,
+    /// Connections per pool.
+    pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with 503.
+    #[serde(with = "humantime_serde")]
+    pub database_acquire_timeout: Duration,
+    /// Apply pending migrations when `serve` starts.
+    pub auto_migrate: bool,
+    /// `kid:secret,kid:secret`: the first signs, all verify (key rotation). Unset means a key
+    /// generated once and kept in the data dir.
+    pub jwt_keys: Option<SecretString>,
+    /// Lifetime of access tokens (JWT).
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a session: its refresh tokens and its browser cookie.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Name of the browser session cookie.
+    pub session_cookie_name: String,
+    /// Mark cookies `Secure`. Only a plain-HTTP development setup should turn this off.
+    pub secure_cookies: bool,
+    /// How many Argon2 computations may run at once (0 = one per CPU core). Each takes
+    /// 19 MiB of memory, so this also bounds memory under a login flood.
+    pub password_hash_concurrency: usize,
+    /// CIDRs of reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Redirect to HTTPS when a trusted proxy says the client came over plain HTTP.
+    pub https_redirect: bool,
+    /// Origins allowed by CORS (`*` allows any origin, without credentials).
+    pub cors_origins: Vec<String>,
+    /// `pretty` for people, `json` for log pipelines.
+    pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `outgrow=debug,tower_http=info`.
+    pub log_level: String,
+    /// Requests running longer are answered with 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Requests slower than this are logged at WARN.
+    #[serde(with = "humantime_serde")]
+    pub slow_request_threshold: Duration,
+    /// After SIGTERM, `/readyz` answers 503 for this long before the listener closes, so a
+    /// load balancer stops sending new requests first.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
+    /// In-flight requests get this long to finish after the listener closes.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Requests per window for each client on most routes, as `count/window` (`600/1m`).
+    pub rate_limit_default: RatePolicySetting,
+    /// The stricter policy on `/api/v1/auth/*`, per client address.
+    pub rate_limit_auth: RatePolicySetting,
+    /// Entries the in-process cache holds at most.
+    pub cache_capacity: u64,
+    /// How long a user record stays cached.
+    #[serde(with = "humantime_serde")]
+    pub cache_user_ttl: Duration,
+    /// Serve `/metrics` (Prometheus text format).
+    pub metrics_enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 20,
+            database_acquire_timeout: Duration::from_secs(2),
+            auto_migrate: true,
+            jwt_keys: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_cookie_name: "outgrow_session".into(),
+            secure_cookies: true,
+            password_hash_concurrency: 0,
+            trusted_proxies: Vec::new(),
+            https_redirect: true,
+            cors_origins: Vec::new(),
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 1024 * 1024,
+            slow_request_threshold: Duration::from_millis(500),
+            shutdown_delay: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(30),
+            rate_limit_default: RatePolicySetting::new(600, Duration::from_secs(60)),
+            rate_limit_auth: RatePolicySetting::new(20, Duration::from_secs(60)),
+            cache_capacity: 100_000,
+            cache_user_ttl: Duration::from_secs(60),
+            metrics_enabled: true,
+        }
+    }
+}
+
+/// The two log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal.
+    Pretty,
+    /// One JSON object per line, with the span fields (request id) on each.
+    Json,
+}
+
+/// A rate policy as written in configuration: `count/window`, e.g. `600/1m` or `10/1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePolicySetting {
+    /// Requests allowed per window (also the burst).
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl RatePolicySetting {
+    /// A policy of `limit` requests per `window`.
+    pub const fn new(limit: u32, window: Duration) -> Self {
+        Self { limit, window }
+    }
+
+    /// The runtime policy under `name`.
+    pub fn policy(self, name: &'static str) -> RatePolicy {
+        RatePolicy {
+            name,
+            limit: self.limit,
+            window: self.window,
+        }
+    }
+}
+
+impl FromStr for RatePolicySetting {
+    type Err = String;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let (count, window) = input
+            .split_once('/')
+            .ok_or_else(|| format!("{input:?} is not of the form count/window, e.g. 600/1m"))?;
+        let limit: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{count:?} is not a whole number of requests"))?;
+        let window = humantime::parse_duration(window.trim())
+            .map_err(|error| format!("{window:?} is not a duration: {error}"))?;
+        if limit == 0 || window.is_zero() {
+            return Err("count and window must both be above zero".into());
+        }
+        Ok(Self { limit, window })
+    }
+}
+
+impl<'de> Deserialize<'de> for RatePolicySetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Keys whose environment form is a comma-separated list.
+const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins"];
+
+impl Settings {
+    /// Loads the layers: defaults, then `file` (required when given explicitly, else
+    /// `outgrow.toml` in the working directory when present), then the environment.
+    pub fn load(file: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::load_from(file, std::env::vars().collect())
+    }
+
+    /// [`Settings::load`] with an explicit environment, for tests.
+    pub fn load_from(file: Option<PathBuf>, env: HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder();
+        builder = match &file {
+            Some(path) => builder.add_source(config::File::from(path.as_path()).required(true)),
+            None => builder.add_source(config::File::with_name("outgrow.toml").required(false)),
+        };
+        let settings_env = settings_env(env)?;
+        let mut environment = config::Environment::default()
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(settings_env));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let merged = builder
+            .add_source(environment)
+            .build()
+            .context("reading configuration")?;
+        let settings: Settings = merged
+            .try_deserialize()
+            .map_err(|error| anyhow::anyhow!("invalid configuration: {}", explain(&error.to_string())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    fn validate(&self) -> anyhow::Result<()> {
+        let checks: [(&str, bool, &str); 6] = [
+            (
+                "database_max_connections",
+                self.database_max_connections == 0,
+                "must be at least 1",
+            ),
+            (
+                "access_token_ttl",
+                self.access_token_ttl < Duration::from_secs(10),
+                "must be at least 10s",
+            ),
+            (
+                "session_ttl",
+                self.session_ttl <= self.access_token_ttl,
+                "must be longer than access_token_ttl",
+            ),
+            (
+                "request_timeout",
+                self.request_timeout.is_zero(),
+                "must be above zero",
+            ),
+            (
+                "body_limit_bytes",
+                self.body_limit_bytes < 1024,
+                "must be at least 1024",
+            ),
+            (
+                "session_cookie_name",
+                !is_cookie_token(&self.session_cookie_name),
+                "must be a cookie name token (letters, digits, _ and -)",
+            ),
+        ];
+        for (key, failed, message) in checks {
+            if failed {
+                bail!(
+                    "invalid configuration: {key} ({}{}) {message}",
+                    ENV_PREFIX,
+                    key.to_uppercase()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the embedded SQLite database lives.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("outgrow.sqlite3")
+    }
+}
+
+fn is_cookie_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Keeps the `OUTGROW_*` variables that are settings, lower-cased without the prefix, and
+/// refuses unknown ones so that a typo never silently leaves a default in force.
+fn settings_env(env: HashMap<String, String>) -> anyhow::Result<HashMap<String, String>> {
+    let known = known_keys();
+    let mut settings = HashMap::new();
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if NOT_SETTINGS.contains(&name.as_str()) {
+            continue;
+        }
+        let key = key.to_lowercase();
+        if !known.contains(&key.as_str()) {
+            bail!("invalid configuration: unknown environment variable {name} (see the README for the keys)");
+        }
+        settings.insert(key, value);
+    }
+    Ok(settings)
+}
+
+/// The setting names, read off the `Settings` struct itself (serde hands its field list to
+/// the deserializer), so the list of accepted variables cannot drift from the struct.
+fn known_keys() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor, value};
+
+    struct FieldProbe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
+        type Error = value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Error::custom("field probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Error::custom("field probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    static FIELDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let mut fields: &'static [&'static str] = &[];
+        let _probe_always_fails = Settings::deserialize(FieldProbe(&mut fields));
+        fields
+    })
+}
+
+/// Adds the environment-variable spelling next to the key that `config` names.
+fn explain(message: &str) -> String {
+    match message.split('`').nth(1) {
+        Some(key) if known_keys().contains(&key) => {
+            format!(
+                "{message} (environment variable {ENV_PREFIX}{})",
+                key.to_uppercase()
+            )
+        }
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let settings = Settings::load_from(None, env(&[])).expect("defaults are valid");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("OUTGROW_LISTEN", "0.0.0.0:9000"),
+                ("OUTGROW_ACCESS_TOKEN_TTL", "5m"),
+                ("OUTGROW_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1/32"),
+                ("OUTGROW_RATE_LIMIT_AUTH", "5/10s"),
+                ("OUTGROW_JWT_KEYS", "k1:0123456789abcdef0123456789abcdef"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(settings.trusted_proxies.len(), 2);
+        assert_eq!(
+            settings.rate_limit_auth,
+            RatePolicySetting::new(5, Duration::from_secs(10))
+        );
+        assert!(settings.jwt_keys.expect("set").expose_secret().starts_with("k1:"));
+    }
+
+    #[test]
+    fn a_file_sets_values_and_the_environment_wins_over_it() {
+        let dir = std::env::temp_dir().join(format!("outgrow-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("outgrow.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n").expect("write");
+        let settings = Settings::load_from(Some(file), env(&[("OUTGROW_LOG_LEVEL", "warn")])).expect("valid");
+        assert_eq!(settings.listen.port(), 7000);
+        assert_eq!(settings.log_level, "warn");
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_is_an_error_naming_it() {
+        let error = Settings::load_from(None, env(&[("OUTGROW_LISTN", "x")])).expect_err("typo");
+        assert!(error.to_string().contains("OUTGROW_LISTN"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_file_key_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("outgrow-config-unknown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("outgrow.toml");
+        std::fs::write(&file, "lissen = \"127.0.0.1:7000\"\n").expect("write");
+        let error = Settings::load_from(Some(file), env(&[])).expect_err("typo");
+        assert!(error.to_string().contains("lissen"), "{error}");
+    }
+
+    #[test]
+    fn an_invalid_value_is_an_error_naming_the_key() {
+        let error = Settings::load_from(None, env(&[("OUTGROW_REQUEST_TIMEOUT", "soon")])).expect_err("bad");
+        assert!(error.to_string().contains("request_timeout"), "{error}");
+        let error =
+            Settings::load_from(None, env(&[("OUTGROW_DATABASE_MAX_CONNECTIONS", "0")])).expect_err("bad");
+        assert!(
+            error.to_string().contains("OUTGROW_DATABASE_MAX_CONNECTIONS"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_printed_by_debug() {
+        let settings = Settings::load_from(
+            None,
+            env(&[("OUTGROW_JWT_KEYS", "k1:topsecretvalue-topsecretvalue-12")]),
+        )
+        .expect("valid");
+        assert!(!format!("{settings:?}").contains("topsecretvalue"));
+    }
+
+    #[test]
+    fn rate_policies_parse_from_count_and_window() {
+        assert_eq!(
+            "10/1h".parse(),
+            Ok(RatePolicySetting::new(10, Duration::from_secs(3600)))
+        );
+        assert!("0/1m".parse::<RatePolicySetting>().is_err());
+        assert!("ten/1m".parse::<RatePolicySetting>().is_err());
+        assert!("10".parse::<RatePolicySetting>().is_err());
+    }
+}

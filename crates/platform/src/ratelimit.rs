@@ -1,0 +1,223 @@
+//! Rate limiting with GCRA (the generic cell rate algorithm), reported with the standard
+//! headers of draft-ietf-httpapi-ratelimit-headers.
+//!
+//! GCRA keeps one timestamp per key (the "theoretical arrival time"), allows bursts up to the
+//! policy's limit and refills smoothly, so a client is never locked out for a whole window.
+//! The [`RateLimiter`] trait is what the HTTP layer sees; the in-process implementation here
+//! uses `governor`, and the shared one (Redis, one Lua script) slots in behind the same trait.
+
+use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{
+    Quota, RateLimiter as Governor,
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+};
+
+/// A named limit: `limit` requests per `window`, with bursts of up to `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePolicy {
+    /// Appears in the `RateLimit-Policy` header and in metrics.
+    pub name: &'static str,
+    /// Requests per window, and the largest burst.
+    pub limit: u32,
+    /// The window over which `limit` refills completely.
+    pub window: Duration,
+}
+
+impl RatePolicy {
+    /// The `RateLimit-Policy` header value: `"name";q=limit;w=seconds`.
+    pub fn header_value(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            self.name,
+            self.limit,
+            self.window.as_secs().max(1)
+        )
+    }
+}
+
+/// The outcome of one check, with what the response headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Requests that could be made right now without being limited.
+    pub remaining: u32,
+    /// Until the full burst is available again.
+    pub reset_after: Duration,
+    /// On a refusal, until one more request would be allowed.
+    pub retry_after: Option<Duration>,
+}
+
+impl Decision {
+    /// The `RateLimit` header value: `"name";r=remaining;t=seconds`.
+    pub fn header_value(&self, policy: &RatePolicy) -> String {
+        format!(
+            "\"{}\";r={};t={}",
+            policy.name,
+            self.remaining,
+            ceil_secs(self.reset_after)
+        )
+    }
+
+    /// The `Retry-After` value in whole seconds, rounded up so a client that waits exactly
+    /// that long is allowed.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(ceil_secs)
+    }
+}
+
+fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Decides whether the client behind `key` may make one more request under `policy`.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one request against `key` and says whether it is allowed.
+    async fn check(&self, policy: &RatePolicy, key: &str) -> Decision;
+    /// Which backend decides, for the start-up log and `outgrow check`.
+    fn backend_name(&self) -> &'static str;
+}
+
+type KeyedGovernor =
+    Governor<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// GCRA in this process's memory: exact for one instance, per-instance when there are several.
+pub struct LocalRateLimiter {
+    clock: DefaultClock,
+    limiters: HashMap<&'static str, (RatePolicy, Arc<KeyedGovernor>)>,
+}
+
+impl std::fmt::Debug for LocalRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRateLimiter")
+            .field("policies", &self.limiters.keys())
+            .finish()
+    }
+}
+
+impl LocalRateLimiter {
+    /// One keyed limiter per policy; a policy not listed here is created on first use.
+    pub fn new(policies: &[RatePolicy]) -> Self {
+        let clock = DefaultClock::default();
+        let limiters = policies
+            .iter()
+            .map(|policy| (policy.name, (*policy, Arc::new(governor_for(policy, &clock)))))
+            .collect();
+        Self { clock, limiters }
+    }
+
+    /// Drops the state of keys that are back to a full burst, so memory follows the number of
+    /// recently active clients rather than every client ever seen. Called periodically.
+    pub fn forget_idle_keys(&self) {
+        for (_, limiter) in self.limiters.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    fn decide(&self, policy: &RatePolicy, limiter: &KeyedGovernor, key: &str) -> Decision {
+        let per_request = policy.window / policy.limit;
+        match limiter.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    allowed: true,
+                    remaining,
+                    reset_after: per_request * (policy.limit - remaining),
+                    retry_after: None,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Decision {
+                    allowed: false,
+                    remaining: 0,
+                    reset_after: wait + per_request * policy.limit.saturating_sub(1),
+                    retry_after: Some(wait),
+                }
+            }
+        }
+    }
+}
+
+fn governor_for(policy: &RatePolicy, clock: &DefaultClock) -> KeyedGovernor {
+    let burst = NonZeroU32::new(policy.limit).unwrap_or(NonZeroU32::MIN);
+    let refill = (policy.window / burst.get()).max(Duration::from_nanos(1));
+    // `with_period` only refuses a zero period, which `max` above rules out.
+    let quota = Quota::with_period(refill)
+        .unwrap_or_else(|| Quota::per_second(burst))
+        .allow_burst(burst);
+    Governor::dashmap_with_clock(quota, clock.clone()).with_middleware::<StateInformationMiddleware>()
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for LocalRateLimiter {
+    async fn check(&self, policy: &RatePolicy, key: &str) -> Decision {
+        match self.limiters.get(policy.name) {
+            Some((configured, limiter)) if configured == policy => self.decide(policy, limiter, key),
+            // An ad-hoc policy (not configured at start-up) is limited by a fresh limiter;
+            // the HTTP layer only uses configured ones.
+            _ => self.decide(policy, &governor_for(policy, &self.clock), key),
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "in-process"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RatePolicy = RatePolicy {
+        name: "test",
+        limit: 3,
+        window: Duration::from_secs(60),
+    };
+
+    #[tokio::test]
+    async fn the_burst_is_allowed_and_the_next_request_refused() {
+        let limiter = LocalRateLimiter::new(&[POLICY]);
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let decision = limiter.check(&POLICY, "client").await;
+            assert!(decision.allowed);
+            remaining.push(decision.remaining);
+        }
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let refused = limiter.check(&POLICY, "client").await;
+        assert!(!refused.allowed);
+        let retry = refused.retry_after_secs().expect("retry after");
+        assert!(
+            (19..=20).contains(&retry),
+            "one request refills in 20 s, got {retry}"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_are_limited_independently() {
+        let limiter = LocalRateLimiter::new(&[POLICY]);
+        for _ in 0..3 {
+            limiter.check(&POLICY, "a").await;
+        }
+        assert!(!limiter.check(&POLICY, "a").await.allowed);
+        assert!(limiter.check(&POLICY, "b").await.allowed);
+    }
+
+    #[test]
+    fn headers_follow_the_draft_syntax() {
+        let decision = Decision {
+            allowed: true,
+            remaining: 2,
+            reset_after: Duration::from_millis(20_001),
+            retry_after: None,
+        };
+        assert_eq!(POLICY.header_value(), "\"test\";q=3;w=60");
+        assert_eq!(decision.header_value(&POLICY), "\"test\";r=2;t=21");
+    }
+}

@@ -1,0 +1,113 @@
+//! Logs (tracing) and metrics (Prometheus).
+//!
+//! Logs carry the fields of every enclosing span, so the request id set by the HTTP layer is
+//! on each line a request causes. Metrics use the `metrics` facade with the Prometheus
+//! exporter; histograms are given explicit buckets so they render as real Prometheus
+//! histograms (quantiles computed server-side), not summaries.
+
+use std::{sync::OnceLock, time::Duration};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::LogFormat;
+
+/// Latency buckets in seconds, from a cached read (~1 ms) to a request at its timeout.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the global log subscriber. Safe to call more than once (later calls do nothing).
+pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid log_level (OUTGROW_LOG_LEVEL) {filter:?}"))?;
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true)
+                    .with_writer(std::io::stdout),
+            )
+            .try_init(),
+    };
+    // Already initialised (a second server in one test process): keep the first.
+    let _ = result;
+    Ok(())
+}
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
+    if let Some(handle) = METRICS.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .context("configuring histogram buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    describe_metrics();
+    Ok(METRICS.get_or_init(|| handle).clone())
+}
+
+/// Keeps histograms bounded in memory: the exporter expects `run_upkeep` periodically when it
+/// is not serving HTTP itself.
+pub async fn run_metrics_upkeep(handle: PrometheusHandle, stop: crate::shutdown::ShutdownSignal) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let stopped = stop.stopped();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            _ = &mut stopped => return,
+        }
+    }
+}
+
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from request received to response headers sent, by method, matched route and status."
+    );
+    describe_gauge!("http_requests_in_flight", "Requests being handled right now.");
+    describe_counter!(
+        "http_slow_requests_total",
+        "Requests slower than slow_request_threshold, by method and matched route."
+    );
+    describe_counter!(
+        "rate_limit_rejections_total",
+        "Requests answered 429 by the rate limiter, by policy."
+    );
+    describe_counter!(
+        "cache_requests_total",
+        "Cache reads by cache name and result (hit or miss)."
+    );
+    describe_counter!(
+        "cache_invalidations_total",
+        "Cache entries invalidated by writes, by cache name."
+    );
+    describe_histogram!(
+        "password_hash_duration_seconds",
+        Unit::Seconds,
+        "Time to hash or verify one password with Argon2id, queueing included, by operation."
+    );
+    describe_counter!(
+        "auth_logins_total",
+        "Login attempts by result (success or failure)."
+    );
+    describe_counter!(
+        "auth_refresh_reuse_total",
+        "Rotated refresh tokens presented again; each revokes its whole session."
+    );
+}
