@@ -128,7 +128,7 @@ mod tests {
     fn short_secrets_duplicates_and_malformed_entries_are_refused() {
         for bad in [
             "k1:short",
-            &format!("{SECRET}"),
+            SECRET,
             &format!("k1:{SECRET},k1:{SECRET}"),
             ",",
             &format!("bad kid:{SECRET}"),

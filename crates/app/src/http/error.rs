@@ -139,7 +139,7 @@ pub fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
 }
 
 impl Problem {
-    /// A problem for `status` with an optional detail.
+    /// A problem for `status` with an optional detail, quoting the current request's id.
     pub fn new(status: StatusCode, detail: Option<String>) -> Self {
         let (slug, title) = kind_of(status);
         Self {
@@ -147,7 +147,7 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail,
-            request_id: None,
+            request_id: super::middleware::CURRENT_REQUEST_ID.try_with(Clone::clone).ok(),
             errors: Vec::new(),
         }
     }

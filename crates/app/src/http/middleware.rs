@@ -126,9 +126,7 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
         _ if text.is_empty() => None,
         _ => Some(text),
     };
-    let mut problem = Problem::new(status, detail);
-    problem.request_id = CURRENT_REQUEST_ID.try_with(Clone::clone).ok();
-    let rendered = problem.into_response_with(status);
+    let rendered = Problem::new(status, detail).into_response_with(status);
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers

@@ -1,0 +1,336 @@
+//! Spawning the server and talking to it: the one place test plumbing lives.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+/// A fixed signing key for tests that craft their own tokens.
+pub const TEST_JWT_KEY: &str = "test-key:0123456789abcdef0123456789abcdef-test";
+pub const TEST_JWT_KID: &str = "test-key";
+pub const TEST_JWT_SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The compiled binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_outgrow")
+}
+
+/// A running server, killed when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Environment every spawned process gets: isolated data dir, JSON logs, and nothing
+/// inherited from the developer's own OUTGROW_* settings.
+pub fn base_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(binary());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OUTGROW_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("OUTGROW_DATA_DIR", data_dir)
+        .env("OUTGROW_LOG_FORMAT", "json")
+        .env("OUTGROW_JWT_KEYS", TEST_JWT_KEY)
+        .env("OUTGROW_SECURE_COOKIES", "true")
+        // Generous limits so functional tests never trip them; rate-limit tests set their own.
+        .env("OUTGROW_RATE_LIMIT_AUTH", "1000/1m")
+        .env("OUTGROW_RATE_LIMIT_DEFAULT", "10000/1m");
+    command
+}
+
+/// Starts a server with the default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts a server with extra `OUTGROW_*` settings.
+pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut command = base_command(&data_dir);
+    command.args(["serve"]).env("OUTGROW_LISTEN", "127.0.0.1:0");
+    for (key, value) in settings {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn outgrow");
+    let stdout = child.stdout.take().expect("stdout");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let (address_tx, address_rx) = mpsc::channel();
+    let collected = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<Value>(&line)
+                && event["message"] == "Outgrow listening"
+            {
+                let _ = address_tx.send(event["address"].as_str().unwrap_or_default().to_owned());
+            }
+            collected.lock().expect("logs").push(line);
+        }
+    });
+    let address = tokio::task::spawn_blocking(move || address_rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .expect("join")
+        .expect("the server did not report its address within 60 s");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        base: format!("http://{address}"),
+        address,
+        client,
+        data_dir,
+        child,
+        logs,
+        _dir: dir,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A registered and signed-in user.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// Waits (bounded) until a log line satisfies `predicate`.
+    pub async fn wait_for_log(&self, predicate: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let found = self
+                .logs()
+                .iter()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|event| predicate(event));
+            if let Some(event) = found {
+                return event;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no matching log line; logs:\n{}", self.logs().join("\n"));
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &json!({"email": email, "password": password, "name": name}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers `email` (with [`PASSWORD`]) and signs in.
+    pub async fn signed_in(&self, email: &str) -> SignedIn {
+        let registered = self.register(email, PASSWORD, "Test User").await;
+        assert_eq!(registered.status(), 201, "register {email}");
+        self.sign_in(email, PASSWORD).await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> SignedIn {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), 200, "login {email}");
+        let body: Value = response.json().await.expect("json");
+        SignedIn {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+
+            access_token: body["access_token"].as_str().expect("token").to_owned(),
+            refresh_token: body["refresh_token"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    /// Creates an admin through the CLI (the only way) and signs them in.
+    pub async fn admin(&self, email: &str) -> SignedIn {
+        let output = base_command(&self.data_dir)
+            .args(["admin", "create", "--email", email])
+            .env("OUTGROW_ADMIN_PASSWORD", PASSWORD)
+            .output()
+            .expect("run admin create");
+        assert!(
+            output.status.success(),
+            "admin create: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.sign_in(email, PASSWORD).await
+    }
+
+    /// The Prometheus text from `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
+}
+
+/// Asserts a problem+json response with `status`, returning its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.text().await.expect("body");
+    assert_eq!(actual, status, "body: {body}");
+    assert_eq!(content_type, "application/problem+json", "body: {body}");
+    let problem: Value = serde_json::from_str(&body).expect("problem json");
+    assert_eq!(problem["status"], status);
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/problems/")),
+        "{problem}"
+    );
+    assert!(problem["title"].is_string(), "{problem}");
+    problem
+}
+
+/// The decoded (unverified) header and claims of a JWT.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut decode = || -> Value {
+        let part = parts.next().expect("jwt part");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("json")
+    };
+    let header = decode();
+    let claims = decode();
+    (header, claims)
+}
+
+/// A token signed with `secret` (HS256) carrying `header` and `claims`.
+pub fn sign_jwt(header: &Value, claims: &Value, secret: &str) -> String {
+    use hmac_sha256::sign;
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = sign(message.as_bytes(), secret.as_bytes());
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// HMAC-SHA256, built from sha2 so tests need no extra crate.
+mod hmac_sha256 {
+    use sha2::{Digest, Sha256};
+
+    pub fn sign(message: &[u8], key: &[u8]) -> [u8; 32] {
+        let mut block = [0u8; 64];
+        if key.len() > 64 {
+            block[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let inner_key: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+        let outer_key: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+        let inner = Sha256::new()
+            .chain_update(&inner_key)
+            .chain_update(message)
+            .finalize();
+        Sha256::new()
+            .chain_update(&outer_key)
+            .chain_update(inner)
+            .finalize()
+            .into()
+    }
+}
+
+/// A unique e-mail address per call, so tests never collide.
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.org", uuid::Uuid::new_v4().simple())
+}
+
+/// Header lookup as text.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Parses `a=1; b=2` attribute lists of a Set-Cookie header.
+pub fn cookie_attributes(set_cookie: &str) -> HashMap<String, String> {
+    set_cookie
+        .split(';')
+        .map(|part| {
+            let part = part.trim();
+            match part.split_once('=') {
+                Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
+                None => (part.to_ascii_lowercase(), String::new()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,375 @@
+//! The middleware stack: request ids, security headers, compression, CORS, the HTTPS
+//! redirect, body limits, timeouts, slow-request logs and rate limiting.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .expect("get");
+
+    assert_eq!(
+        header(&response, "x-request-id").as_deref(),
+        Some("trace-abc-123")
+    );
+    let line = app
+        .wait_for_log(|event| {
+            event["message"] == "request completed" && event.to_string().contains("trace-abc-123")
+        })
+        .await;
+    assert_eq!(line["spans"][0]["route"], "/healthz");
+}
+
+#[tokio::test]
+async fn a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one() {
+    let app = spawn_app().await;
+    let fresh = app.client.get(app.url("/healthz")).send().await.expect("get");
+    let unsafe_id = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "a b<script>")
+        .send()
+        .await
+        .expect("get");
+    for response in [fresh, unsafe_id] {
+        let id = header(&response, "x-request-id").expect("id");
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn every_error_carries_the_request_id_in_its_body() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("x-request-id", "err-42")
+        .send()
+        .await
+        .expect("get");
+    let problem = assert_problem(response, 401).await;
+    assert_eq!(problem["request_id"], "err-42");
+}
+
+#[tokio::test]
+async fn responses_carry_the_security_headers() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/healthz")).send().await.expect("get");
+    let expected = [
+        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "strict-origin-when-cross-origin"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(header(&response, name).as_deref(), Some(value), "{name}");
+    }
+    assert!(
+        header(&response, "content-security-policy")
+            .expect("CSP")
+            .contains("frame-ancestors 'none'")
+    );
+}
+
+#[tokio::test]
+async fn large_responses_are_compressed_when_the_client_accepts_it() {
+    let app = spawn_app().await;
+    let plain = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("get");
+    let gzip = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("get");
+    let brotli = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect("get");
+
+    assert_eq!(header(&plain, "content-encoding"), None);
+    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(header(&brotli, "content-encoding").as_deref(), Some("br"));
+    let plain_len = plain.bytes().await.expect("body").len();
+    let gzip_len = gzip.bytes().await.expect("body").len();
+    assert!(
+        gzip_len * 3 < plain_len,
+        "gzip {gzip_len} B vs plain {plain_len} B"
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let app = spawn_app_with(&[(
+        "OUTGROW_CORS_ORIGINS",
+        "https://shop.example,https://admin.example",
+    )])
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "PATCH")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+
+    let allowed = preflight("https://shop.example").await.expect("preflight");
+    let refused = preflight("https://evil.example").await.expect("preflight");
+
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin").as_deref(),
+        Some("https://shop.example")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert!(
+        header(&allowed, "access-control-allow-methods")
+            .expect("methods")
+            .contains("PATCH")
+    );
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://admin.example")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        header(&simple, "access-control-allow-origin").as_deref(),
+        Some("https://admin.example")
+    );
+}
+
+#[tokio::test]
+async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
+    let app = spawn_app_with(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+
+    let redirected = app
+        .client
+        .get(app.url("/api/v1/me?x=1"))
+        .header("x-forwarded-proto", "http")
+        .header("host", "shop.example")
+        .send()
+        .await
+        .expect("get");
+    let already_https = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("get");
+    let post = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-proto", "http")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("post");
+
+    assert_eq!(redirected.status(), 308);
+    assert_eq!(
+        header(&redirected, "location").as_deref(),
+        Some("https://shop.example/api/v1/me?x=1")
+    );
+    assert_eq!(already_https.status(), 200);
+    assert_problem(post, 400).await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-forwarded-proto", "http")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_413() {
+    let app = spawn_app_with(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")]).await;
+    let big_name = "x".repeat(4096);
+
+    let declared = app.register("ann@example.org", PASSWORD, &big_name).await;
+
+    let problem = assert_problem(declared, 413).await;
+    assert_eq!(problem["type"], "/problems/payload-too-large");
+    // A streamed body without Content-Length is cut off at the limit too.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(b"{\"name\":\"".to_vec()),
+        Ok(vec![b'x'; 4096]),
+        Ok(b"\"}".to_vec()),
+    ];
+    let streamed = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("post");
+    assert_problem(streamed, 413).await;
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_timeout_gets_408() {
+    let app = spawn_app_with(&[("OUTGROW_REQUEST_TIMEOUT", "1s")]).await;
+    let mut stream = TcpStream::connect(&app.address).await.expect("connect");
+    // Headers promise 100 bytes; only 10 arrive, so the handler waits on the body.
+    stream
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"email\":")
+        .await
+        .expect("write");
+
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.expect("read");
+            response.extend_from_slice(&buffer[..n]);
+            if n == 0 || String::from_utf8_lossy(&response).contains("\"status\":408") {
+                break;
+            }
+        }
+    })
+    .await;
+
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+}
+
+#[tokio::test]
+async fn slow_requests_are_logged_as_warnings() {
+    let app = spawn_app_with(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")]).await;
+
+    // Registration hashes a password (tens of milliseconds): always over 1 ms.
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+
+    let warning = app.wait_for_log(|event| event["message"] == "slow request").await;
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["spans"][0]["route"], "/api/v1/auth/register");
+    assert!(warning["elapsed_ms"].as_f64().expect("elapsed") >= 1.0);
+    assert!(
+        app.metrics()
+            .await
+            .contains("http_slow_requests_total{method=\"POST\",route=\"/api/v1/auth/register\"}")
+    );
+}
+
+#[tokio::test]
+async fn the_auth_policy_limits_each_address_with_standard_headers() {
+    let app = spawn_app_with(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")]).await;
+
+    let mut last = None;
+    for attempt in 1..=4 {
+        let response = app.login("nobody@example.org", "wrong password").await;
+        assert_eq!(
+            header(&response, "ratelimit-policy").as_deref(),
+            Some("\"auth\";q=3;w=60")
+        );
+        if attempt <= 3 {
+            assert_eq!(response.status(), 401, "attempt {attempt}");
+            let remaining = header(&response, "ratelimit").expect("RateLimit");
+            assert!(
+                remaining.starts_with(&format!("\"auth\";r={};t=", 3 - attempt)),
+                "{remaining}"
+            );
+        }
+        last = Some(response);
+    }
+
+    let refused = last.expect("fourth");
+    let retry_after: u64 = header(&refused, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        header(&refused, "ratelimit")
+            .as_deref()
+            .map(|v| v.starts_with("\"auth\";r=0;")),
+        Some(true)
+    );
+    let problem = assert_problem(refused, 429).await;
+    assert_eq!(problem["type"], "/problems/rate-limited");
+    assert!(
+        app.metrics()
+            .await
+            .contains("rate_limit_rejections_total{policy=\"auth\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn the_default_policy_limits_each_signed_in_user_separately() {
+    let app = spawn_app_with(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")]).await;
+    let ann = app.signed_in("ann@example.org").await;
+    let bob = app.signed_in("bob@example.org").await;
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            app.get_with_token("/api/v1/me", &ann.access_token)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    assert_eq!(
+        app.get_with_token("/api/v1/me", &bob.access_token).await.status(),
+        200,
+        "bob has his own budget"
+    );
+    let probe = app.client.get(app.url("/healthz")).send().await.expect("probe");
+    assert_eq!(probe.status(), 200, "probes are never limited");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_are_problems() {
+    let app = spawn_app().await;
+    assert_problem(app.client.get(app.url("/nope")).send().await.expect("get"), 404).await;
+    let wrong = app
+        .client
+        .delete(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .expect("delete");
+    assert!(header(&wrong, "allow").is_some_and(|allow| allow.contains("POST")));
+    let problem: Value = assert_problem(wrong, 405).await;
+    assert_eq!(problem["type"], "/problems/method-not-allowed");
+}

@@ -1,0 +1,11 @@
+//! Integration tests: each test spawns the real `outgrow` binary on port 0 with its own data
+//! directory and talks to it over HTTP, exactly as a client would.
+
+mod auth;
+mod bad_input;
+mod cli;
+mod helpers;
+mod http_stack;
+mod operations;
+mod tokens;
+mod users;

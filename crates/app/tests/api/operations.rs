@@ -1,0 +1,239 @@
+//! Health, readiness, metrics, the OpenAPI document and docs page, and graceful shutdown.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn liveness_and_readiness_answer_200_when_healthy() {
+    let app = spawn_app().await;
+    let health: Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let ready = app.client.get(app.url("/readyz")).send().await.expect("get");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn the_first_start_creates_the_data_dir_database_and_key() {
+    let app = spawn_app().await;
+    assert!(app.data_dir.join("outgrow.sqlite3").exists());
+    // Tests configure OUTGROW_JWT_KEYS, so no key is generated (see cli.rs for generation).
+    assert!(!app.data_dir.join("jwt-keys").exists());
+    let started = app
+        .wait_for_log(|event| event["message"] == "Outgrow listening")
+        .await;
+    let backends = started["backends"].as_str().expect("backends");
+    assert!(
+        backends.contains("sqlite") && backends.contains("cache=in-process"),
+        "{backends}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    for _ in 0..3 {
+        app.get_with_token(&format!("/api/v1/users/{}", user.id), &user.access_token)
+            .await;
+    }
+    app.client
+        .get(app.url("/no/such/path/12345"))
+        .send()
+        .await
+        .expect("get");
+
+    let metrics = app.metrics().await;
+
+    assert!(
+        metrics.contains("# TYPE http_request_duration_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/api/v1/users/{id}",status="200",le="0.005"}"#), "{metrics}");
+    assert!(metrics.contains(r#"route="unmatched""#));
+    assert!(!metrics.contains(&user.id), "raw paths must never become labels");
+    assert!(!metrics.contains("12345"));
+    assert!(
+        metrics.contains(r#"cache_requests_total{cache="users",result="hit"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("password_hash_duration_seconds_bucket"));
+
+    let promtool = Command::new("promtool").arg("--version").output();
+    assert!(
+        promtool.is_ok_and(|output| output.status.success()),
+        "promtool is required (Debian package `prometheus`; scripts/test installs it)"
+    );
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), metrics.as_bytes()).expect("write");
+    let output = check.wait_with_output().expect("promtool output");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    let app = spawn_app_with(&[("OUTGROW_METRICS_ENABLED", "false")]).await;
+    assert_problem(
+        app.client.get(app.url("/metrics")).send().await.expect("get"),
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_the_auth_schemes() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(spec["openapi"].as_str().expect("version").starts_with("3."));
+    let paths = spec["paths"].as_object().expect("paths");
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/logout-all",
+        "/api/v1/me",
+        "/api/v1/users",
+        "/api/v1/users/{id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from the spec");
+    }
+    assert!(paths["/api/v1/me"].get("patch").is_some());
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["cookie"]["in"], "cookie");
+    assert!(spec["components"]["schemas"]["Problem"].is_object());
+}
+
+#[tokio::test]
+async fn the_docs_page_and_its_assets_are_served_from_the_binary() {
+    let app = spawn_app().await;
+    let page = app.client.get(app.url("/api/docs/")).send().await.expect("get");
+    assert_eq!(page.status(), 200);
+    let csp = header(&page, "content-security-policy").expect("CSP");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+    for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/docs/{asset}")))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(response.bytes().await.expect("body").len() > 100, "{asset}");
+    }
+    let initializer = app
+        .client
+        .get(app.url("/api/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("js");
+    assert!(initializer.contains("/api/openapi.json"));
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
+    let mut app = spawn_app_with(&[
+        ("OUTGROW_SHUTDOWN_DELAY", "2s"),
+        ("OUTGROW_SHUTDOWN_TIMEOUT", "10s"),
+    ])
+    .await;
+    let body = br#"{"email":"late@example.org","password":"correct horse battery","name":"Late"}"#;
+    let mut in_flight = TcpStream::connect(&app.address).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/auth/register HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    in_flight.write_all(head.as_bytes()).await.expect("write head");
+    in_flight.write_all(&body[..10]).await.expect("write part");
+    // Wait until the request is being handled.
+    app.wait_for_log(|_| true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    app.terminate();
+    app.wait_for_log(|event| {
+        event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("draining"))
+    })
+    .await;
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz while draining");
+    assert_eq!(ready.status(), 503);
+    in_flight.write_all(&body[10..]).await.expect("write rest");
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), in_flight.read(&mut response))
+        .await
+        .expect("answer")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response[..n]);
+    assert!(
+        text.starts_with("HTTP/1.1 201"),
+        "the in-flight request must complete: {text}"
+    );
+
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..300 {
+            if let Some(status) = app.child.try_wait().expect("wait") {
+                return Some((status, app));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    })
+    .await
+    .expect("join");
+    let (status, app) = status.expect("the server did not exit within 15 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    app.wait_for_log(|event| event["message"] == "all requests finished")
+        .await;
+    assert!(
+        TcpStream::connect(&app.address).await.is_err(),
+        "the listener is closed"
+    );
+}
