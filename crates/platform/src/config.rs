@@ -266,6 +266,11 @@ impl Settings {
                 );
             }
         }
+        if let Some(origin) = self.cors_origins.iter().find(|origin| !is_origin(origin)) {
+            bail!(
+                "invalid configuration: cors_origins (OUTGROW_CORS_ORIGINS): {origin:?} is not `*` or an origin such as https://shop.example"
+            );
+        }
         Ok(())
     }
 
@@ -273,6 +278,22 @@ impl Settings {
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("outgrow.sqlite3")
     }
+}
+
+/// `*`, or `scheme://host[:port]` with nothing after it (browsers send origins in exactly
+/// that form, so anything else could never match).
+fn is_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 fn is_cookie_token(name: &str) -> bool {
@@ -441,6 +462,39 @@ mod tests {
         )
         .expect("valid");
         assert!(!format!("{settings:?}").contains("topsecretvalue"));
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let ok = Settings::load_from(
+            None,
+            env(&[("OUTGROW_CORS_ORIGINS", "https://a.example,http://b.example:8080")]),
+        );
+        assert_eq!(ok.expect("valid").cors_origins.len(), 2);
+        for bad in [
+            "a.example",
+            "https://a.example/path",
+            "ftp://a.example",
+            "https://",
+        ] {
+            let error = Settings::load_from(None, env(&[("OUTGROW_CORS_ORIGINS", bad)])).expect_err(bad);
+            assert!(error.to_string().contains("cors_origins"), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_setting_is_accepted_from_the_environment() {
+        let keys = known_keys();
+        assert!(keys.len() >= 27, "{keys:?}");
+        for key in [
+            "listen",
+            "jwt_keys",
+            "rate_limit_auth",
+            "metrics_enabled",
+            "cache_user_ttl",
+        ] {
+            assert!(keys.contains(&key), "{key}");
+        }
     }
 
     #[test]

@@ -109,9 +109,14 @@ pub fn router(state: AppState) -> Router {
             ),
         ),
     );
+    with_middleware(api.merge(docs), state)
+}
+
+/// Wraps `routes` in the full middleware stack (see the module docs for the order).
+fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let settings = &state.settings;
     let body_limit = settings.body_limit_bytes;
-    api.merge(docs)
+    routes
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -166,5 +171,61 @@ fn cors(origins: &[String]) -> CorsLayer {
             .filter_map(|origin| HeaderValue::from_str(origin).ok())
             .collect();
         base.allow_origin(list).allow_credentials(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, http::Request, routing::get};
+    use outgrow_platform::{config::Settings, shutdown::Shutdown};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_an_opaque_500_problem_with_the_request_id() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = Settings {
+            data_dir: dir.path().to_owned(),
+            jwt_keys: Some("k:0123456789abcdef0123456789abcdef".to_owned().into()),
+            metrics_enabled: false,
+            ..Settings::default()
+        };
+        let state = crate::state::App::build(settings, Shutdown::new())
+            .await
+            .expect("state");
+        let routes = Router::new().route(
+            "/boom",
+            get(|| async {
+                let secret = "connection string with password";
+                if !secret.is_empty() {
+                    panic!("{secret}");
+                }
+            }),
+        );
+        let app = with_middleware(routes, state);
+
+        let response = app
+            .oneshot(
+                Request::get("/boom")
+                    .header("x-request-id", "panic-1")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["x-request-id"], "panic-1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], error::PROBLEM_JSON);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(problem["type"], "/problems/internal");
+        assert_eq!(problem["request_id"], "panic-1");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("password"),
+            "no cause leaks"
+        );
     }
 }

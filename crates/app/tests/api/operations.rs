@@ -237,3 +237,95 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
         "the listener is closed"
     );
 }
+
+#[tokio::test]
+async fn the_docs_page_renders_every_operation_in_a_real_browser_offline() {
+    let app = spawn_app().await;
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("Chromium is required (Debian package `chromium`; scripts/test installs it)");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let url = app.url("/api/docs/");
+
+    // The machine has no route to the internet, so a page that needed a CDN would render
+    // nothing; the flags keep Chromium itself from trying to reach Google's services.
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .output()
+            .expect("run chromium")
+    })
+    .await
+    .expect("join");
+
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains("Outgrow API"),
+        "the spec's title was not rendered:\n{dom:.2000}"
+    );
+    for path in ["/api/v1/auth/login", "/api/v1/users/{id}", "/readyz"] {
+        assert!(
+            dom.contains(&format!("data-path=\"{path}\"")),
+            "{path} not rendered"
+        );
+    }
+}
+
+#[tokio::test]
+async fn requests_still_running_at_the_shutdown_deadline_are_abandoned_and_the_process_exits() {
+    let mut app = spawn_app_with(&[
+        ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
+        ("OUTGROW_REQUEST_TIMEOUT", "60s"),
+    ])
+    .await;
+    let mut stalled = TcpStream::connect(&app.address).await.expect("connect");
+    stalled
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{")
+        .await
+        .expect("write");
+    app.wait_for_log(|_| true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let signalled = std::time::Instant::now();
+    app.terminate();
+    let exited = tokio::task::spawn_blocking(move || {
+        for _ in 0..200 {
+            if let Some(status) = app.child.try_wait().expect("wait") {
+                return Some((status, app));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    })
+    .await
+    .expect("join");
+
+    let (status, app) = exited.expect("the server did not exit within 10 s");
+    assert!(status.success());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exited after {:?}",
+        signalled.elapsed()
+    );
+    app.wait_for_log(|event| {
+        event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shutdown_timeout reached"))
+    })
+    .await;
+}
