@@ -115,9 +115,12 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
     report("data dir", writable(&settings.data_dir));
     report(
         "jwt keys",
-        keys::load_or_generate(settings.jwt_keys.as_ref(), &settings.data_dir).map(|keys| {
-            let kids: Vec<&str> = keys.iter().map(|key| key.kid.as_str()).collect();
-            format!("{} key(s), signing with {:?}", keys.len(), kids[0])
+        keys::load(settings.jwt_keys.as_ref(), &settings.data_dir).map(|keys| match keys {
+            Some(keys) => {
+                let kids: Vec<&str> = keys.iter().map(|key| key.kid.as_str()).collect();
+                format!("{} key(s), signing with {:?}", keys.len(), kids[0])
+            }
+            None => "none yet; one is generated into the data dir at the first start".to_owned(),
         }),
     );
     let database = async {

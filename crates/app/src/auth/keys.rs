@@ -75,29 +75,37 @@ pub fn parse_keys(spec: &str) -> anyhow::Result<Vec<JwtKey>> {
     Ok(keys)
 }
 
-/// The configured keys, or those kept in `data_dir/jwt-keys`, generated (mode 0600) when the
-/// file does not exist yet.
-pub fn load_or_generate(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Result<Vec<JwtKey>> {
+/// The configured keys, or those kept in `data_dir/jwt-keys`; `None` when neither exists yet.
+/// Reads only (what `outgrow check` uses).
+pub fn load(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Result<Option<Vec<JwtKey>>> {
     if let Some(spec) = configured {
-        return parse_keys(spec.expose_secret());
+        return parse_keys(spec.expose_secret()).map(Some);
     }
     let path = data_dir.join(GENERATED_KEYS_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(spec) => {
-            parse_keys(&spec).with_context(|| format!("reading the generated keys in {}", path.display()))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
-            let secret: [u8; 48] = rand::random();
-            let kid = format!("gen-{}", hex::encode(&secret[..4]));
-            let spec = format!("{kid}:{}", URL_SAFE_NO_PAD.encode(secret));
-            write_private(&path, &spec).with_context(|| format!("writing {}", path.display()))?;
-            tracing::info!(path = %path.display(), kid, "generated a JWT signing key");
-            parse_keys(&spec)
-        }
+        Ok(spec) => parse_keys(&spec)
+            .map(Some)
+            .with_context(|| format!("reading the generated keys in {}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The configured keys, or those kept in `data_dir/jwt-keys`, generated (mode 0600) when the
+/// file does not exist yet.
+pub fn load_or_generate(configured: Option<&SecretString>, data_dir: &Path) -> anyhow::Result<Vec<JwtKey>> {
+    if let Some(keys) = load(configured, data_dir)? {
+        return Ok(keys);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let path = data_dir.join(GENERATED_KEYS_FILE);
+    let secret: [u8; 48] = rand::random();
+    let kid = format!("gen-{}", hex::encode(&secret[..4]));
+    let spec = format!("{kid}:{}", URL_SAFE_NO_PAD.encode(secret));
+    write_private(&path, &spec).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), kid, "generated a JWT signing key");
+    parse_keys(&spec)
 }
 
 /// Writes `contents` to a new file readable by the owner only.

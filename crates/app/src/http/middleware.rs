@@ -64,12 +64,11 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let span = tracing::info_span!("request", request_id = %request_id, %method, route = %route);
 
     let started = Instant::now();
-    let in_flight = metrics::gauge!("http_requests_in_flight");
-    in_flight.increment(1.0);
+    let in_flight = InFlight::start();
     let mut response = CURRENT_REQUEST_ID
         .scope(request_id.clone(), next.run(request).instrument(span.clone()))
         .await;
-    in_flight.decrement(1.0);
+    drop(in_flight);
     let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
     metrics::histogram!(
@@ -92,6 +91,24 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// Counts a request in `http_requests_in_flight` until dropped, so a request whose client
+/// disconnects (hyper drops its future) is still counted out.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn start() -> Self {
+        let gauge = metrics::gauge!("http_requests_in_flight");
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Largest framework error body read to become a problem's detail.

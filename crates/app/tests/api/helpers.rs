@@ -31,7 +31,7 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub child: Child,
     logs: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// Environment every spawned process gets: isolated data dir, JSON logs, and nothing
@@ -59,14 +59,28 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-/// Starts a server with extra `OUTGROW_*` settings.
+/// Starts a server with extra `OUTGROW_*` settings; an empty value unsets the variable.
 pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
-    let mut command = base_command(&data_dir);
+    spawn(&data_dir, settings, Some(dir)).await
+}
+
+/// Starts a server on an existing data directory (a restart), which the caller keeps.
+pub async fn spawn_app_on(data_dir: &Path, settings: &[(&str, &str)]) -> TestApp {
+    spawn(data_dir, settings, None).await
+}
+
+async fn spawn(data_dir: &Path, settings: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> TestApp {
+    let mut command = base_command(data_dir);
     command.args(["serve"]).env("OUTGROW_LISTEN", "127.0.0.1:0");
     for (key, value) in settings {
-        command.env(key, value);
+        // An empty value removes a default the tests set (e.g. OUTGROW_JWT_KEYS).
+        if value.is_empty() {
+            command.env_remove(key);
+        } else {
+            command.env(key, value);
+        }
     }
     let mut child = command
         .stdout(Stdio::piped())
@@ -99,7 +113,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         base: format!("http://{address}"),
         address,
         client,
-        data_dir,
+        data_dir: data_dir.to_owned(),
         child,
         logs,
         _dir: dir,

@@ -329,3 +329,43 @@ async fn requests_still_running_at_the_shutdown_deadline_are_abandoned_and_the_p
     })
     .await;
 }
+
+#[tokio::test]
+async fn without_configured_keys_one_is_generated_privately_and_kept_across_restarts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data_dir = dir.path().join("data");
+    let first = spawn_app_on(&data_dir, &[("OUTGROW_JWT_KEYS", "")]).await;
+    let user = first.signed_in("ann@example.org").await;
+    let key_file = data_dir.join("jwt-keys");
+    let spec = std::fs::read_to_string(&key_file).expect("generated key file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let secret = spec.split(':').nth(1).expect("secret").to_owned();
+    assert!(
+        !first.logs().join("\n").contains(&secret),
+        "the secret is never logged"
+    );
+    drop(first);
+
+    // A restart on the same data dir keeps the key, so earlier tokens stay valid.
+    let second = spawn_app_on(&data_dir, &[("OUTGROW_JWT_KEYS", "")]).await;
+    assert_eq!(
+        std::fs::read_to_string(&key_file).expect("file"),
+        spec,
+        "kept, not regenerated"
+    );
+    assert_eq!(
+        second
+            .get_with_token("/api/v1/me", &user.access_token)
+            .await
+            .status(),
+        200
+    );
+}
