@@ -85,7 +85,7 @@ impl Cli {
             }
             Command::Check => check(&settings).await,
             Command::Migrate => {
-                let db = Database::connect(&settings).await?;
+                let db = Database::open(&settings).await?;
                 let applied = db.migrate().await?;
                 println!(
                     "{}: {applied} migration(s) applied, schema up to date",
@@ -124,13 +124,32 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
         }),
     );
     let database = async {
-        let db = Database::connect(settings).await?;
+        let db = Database::open(settings).await?;
         db.ping(Duration::from_secs(3)).await?;
         Ok::<_, anyhow::Error>(db.describe())
     };
     report("database", database.await);
-    report("cache", Ok("in-process".into()));
-    report("rate limiter", Ok("in-process".into()));
+    match &settings.redis_url {
+        None => report(
+            "redis",
+            Ok("not configured: cache, sessions and rate limits in-process".into()),
+        ),
+        Some(url) => {
+            let redis = async {
+                let client = outgrow_platform::redis_client::RedisClient::new(
+                    secrecy::ExposeSecret::expose_secret(url),
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout,
+                )?;
+                client.ping().await?;
+                Ok::<_, anyhow::Error>(format!(
+                    "reachable, keys prefixed {:?}",
+                    settings.redis_key_prefix
+                ))
+            };
+            report("redis", redis.await);
+        }
+    }
     if problems == 0 {
         println!("all checks passed");
         Ok(ExitCode::SUCCESS)
@@ -149,7 +168,7 @@ fn writable(dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<ExitCode> {
-    let db = Database::connect(settings).await?;
+    let db = Database::open(settings).await?;
     db.migrate().await?;
     let users = db.users();
     match command {

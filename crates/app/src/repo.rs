@@ -14,9 +14,9 @@ pub enum StoreError {
     /// A uniqueness rule refused the write; the text names what was duplicated.
     #[error("{0} already exists")]
     Conflict(&'static str),
-    /// No connection could be had in time: the database is overloaded or down.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    /// No connection could be had in time: the store is overloaded or down.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// Anything else: a bug or a broken database.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -29,7 +29,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(error)
+                Self::Unavailable(error.to_string())
             }
             other => Self::Database(other),
         }
@@ -158,19 +158,22 @@ pub enum Rotation {
 pub trait SessionStore: Send + Sync {
     /// Stores a new session and its first refresh token.
     async fn create(&self, new: NewSession) -> Result<(), StoreError>;
-    /// Exchanges the refresh token hashed as `presented` for the one hashed as `replacement`,
-    /// atomically: of two concurrent exchanges of one token, one wins and the other is reuse.
+    /// Exchanges the refresh token hashed as `presented` (of session `session_id`, which the
+    /// token names) for the one hashed as `replacement`, atomically: of two concurrent
+    /// exchanges of one token, one wins and the other is reuse.
     async fn rotate(
         &self,
+        session_id: Uuid,
         presented: [u8; 32],
         replacement: [u8; 32],
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError>;
     /// The session `id` if it is neither revoked nor expired.
     async fn active(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Session>, StoreError>;
-    /// The active session whose cookie secret hashes to `cookie_hash`.
+    /// The active session `session_id` if its cookie secret hashes to `cookie_hash`.
     async fn by_cookie(
         &self,
+        session_id: Uuid,
         cookie_hash: [u8; 32],
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError>;
@@ -187,4 +190,10 @@ pub trait SessionStore: Send + Sync {
     async fn delete_expired(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Which backend stores sessions, for the start-up log.
     fn backend_name(&self) -> &'static str;
+}
+
+impl From<outgrow_platform::redis_client::RedisError> for StoreError {
+    fn from(error: outgrow_platform::redis_client::RedisError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
 }

@@ -12,13 +12,19 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use outgrow_platform::{
     cache::{Cache, CachePolicy},
     config::Settings,
-    ratelimit::{LocalRateLimiter, RateLimiter, RatePolicy},
+    ratelimit::{LocalRateLimiter, RateLimiter, RatePolicy, RedisRateLimiter},
+    redis_client::RedisClient,
     shutdown::Shutdown,
 };
+use secrecy::ExposeSecret;
 
 use crate::{
     auth::{keys, password::PasswordHasher, tokens::TokenSigner},
-    db::Database,
+    db::{
+        Database,
+        markers::{LocalMarkers, RedisMarkers, WriteMarkers},
+        redis_sessions::RedisSessions,
+    },
     repo::{SessionStore, UserRepository},
 };
 
@@ -68,6 +74,8 @@ pub struct App {
     pub metrics: Option<PrometheusHandle>,
     /// Readiness and the stop signal.
     pub shutdown: Shutdown,
+    /// The shared Redis, when configured (readiness reports on it).
+    pub redis: Option<RedisClient>,
 }
 
 impl std::fmt::Debug for App {
@@ -82,12 +90,33 @@ impl App {
     /// Builds the state: opens the database (migrating when `auto_migrate` is on), loads the
     /// keys and chooses every backend.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<AppState> {
-        let db = Database::connect(&settings).await?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                RedisClient::new(
+                    url.expose_secret(),
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout,
+                )
+                .context("redis_url (OUTGROW_REDIS_URL)")?,
+            ),
+            None => None,
+        };
+        let markers: Arc<dyn WriteMarkers> = match &redis {
+            Some(redis) => Arc::new(RedisMarkers::new(redis.clone(), settings.read_your_writes_window)),
+            None => Arc::new(LocalMarkers::new(settings.read_your_writes_window)),
+        };
+        let db = Database::connect(&settings, markers).await?;
         if settings.auto_migrate {
             let applied = db.migrate().await?;
             if applied > 0 {
                 tracing::info!(applied, "applied database migrations");
             }
+        }
+        if let Database::Postgres(pg) = &db {
+            tokio::spawn(
+                pg.clone()
+                    .run_replica_prober(settings.replica_probe_interval, shutdown.signal()),
+            );
         }
         let keys = keys::load_or_generate(settings.jwt_keys.as_ref(), &settings.data_dir)?;
         let tokens = TokenSigner::new(&keys, settings.access_token_ttl)?;
@@ -96,8 +125,32 @@ impl App {
             default: settings.rate_limit_default.policy("default"),
             auth: settings.rate_limit_auth.policy("auth"),
         };
-        let rate_limiter = Arc::new(LocalRateLimiter::new(&[policies.default, policies.auth]));
-        spawn_rate_limiter_cleanup(rate_limiter.clone(), &shutdown);
+        let all_policies = [policies.default, policies.auth];
+        let (rate_limiter, local_limiter): (Arc<dyn RateLimiter>, _) = match &redis {
+            Some(redis) => {
+                let limiter = Arc::new(RedisRateLimiter::new(
+                    redis.clone(),
+                    &all_policies,
+                    settings.rate_limit_on_redis_failure,
+                ));
+                let fallback = Arc::new(LocalRateLimiter::new(&all_policies));
+                (limiter, fallback)
+            }
+            None => {
+                let limiter = Arc::new(LocalRateLimiter::new(&all_policies));
+                (limiter.clone() as Arc<dyn RateLimiter>, limiter)
+            }
+        };
+        spawn_rate_limiter_cleanup(local_limiter, &shutdown);
+        let cache = match &redis {
+            Some(redis) => Cache::tiered(settings.cache_capacity, redis.clone(), settings.cache_local_ttl),
+            None => Cache::in_process(settings.cache_capacity),
+        };
+        tokio::spawn(cache.clone().run_invalidation_listener(shutdown.signal()));
+        let sessions: Arc<dyn SessionStore> = match &redis {
+            Some(redis) => Arc::new(RedisSessions::new(redis.clone())),
+            None => db.sessions(),
+        };
         let metrics = if settings.metrics_enabled {
             let handle = outgrow_platform::telemetry::init_metrics().context("starting metrics")?;
             tokio::spawn(outgrow_platform::telemetry::run_metrics_upkeep(
@@ -110,8 +163,8 @@ impl App {
         };
         let app = App {
             users: db.users(),
-            sessions: db.sessions(),
-            cache: Cache::in_process(settings.cache_capacity),
+            sessions,
+            cache,
             user_cache: CachePolicy::with_ttl(settings.cache_user_ttl),
             rate_limiter,
             policies,
@@ -119,6 +172,7 @@ impl App {
             tokens,
             metrics,
             shutdown,
+            redis,
             db,
             settings,
         };

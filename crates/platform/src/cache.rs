@@ -1,18 +1,41 @@
-//! Cache-aside with TTL jitter, single-flight loads and negative caching.
+//! Cache-aside with TTL jitter, single-flight loads and negative caching, in one or two tiers.
 //!
-//! Values are stored as serialised JSON bytes rather than live objects: the embedded cache
-//! and the shared Redis tier (a later backend) then hold the same representation, and a value
-//! read from the cache is always a private copy that no caller can mutate under another.
+//! Embedded: one in-process tier (moka). Scaled: the in-process tier (L1) in front of a shared
+//! Redis tier (L2). Values are stored as serialised JSON bytes in both, so a value read from the
+//! cache is always a private copy and both tiers hold the same representation.
 //!
-//! Single-flight comes from moka: concurrent misses on one key run the loader once and every
-//! waiter receives its result, so an expiring hot key never stampedes the database.
+//! Single-flight comes from moka: concurrent misses on one key in one instance run the loader
+//! once and every waiter receives its result, so an expiring hot key never stampedes the
+//! database.
+//!
+//! Invalidation across instances: a write deletes the L2 entry and publishes the key on a Redis
+//! channel; every instance drops it from its L1 on receipt (milliseconds). If that message is
+//! lost — the subscriber was disconnected — the instance clears its whole L1 when it
+//! resubscribes, and L1 entries never live longer than `local_ttl` anyway: that is the bound on
+//! staleness from another instance's L1. An invalidation that cannot reach Redis is queued and
+//! replayed when Redis is back.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use moka::{Expiry, future::Cache as MokaCache};
 use rand::Rng;
 use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{redis_client::RedisClient, shutdown::ShutdownSignal};
+
+/// Invalidations kept for replay while Redis is unreachable; beyond this, entries are bounded
+/// by their TTL only.
+const MAX_PENDING_INVALIDATIONS: usize = 10_000;
 
 /// How long entries of one kind live.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +84,16 @@ impl Expiry<String, Entry> for PerEntryTtl {
 #[derive(Clone)]
 pub struct Cache {
     entries: MokaCache<String, Entry>,
+    shared: Option<Arc<SharedTier>>,
+}
+
+/// The Redis tier and the invalidation bus.
+struct SharedTier {
+    redis: RedisClient,
+    /// Upper bound on an L1 entry's life when another instance may write the same key.
+    local_ttl: Duration,
+    /// Invalidations that could not be sent; replayed on reconnect.
+    pending: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -80,16 +113,30 @@ impl Cache {
     /// The in-process cache, holding at most `capacity` entries (least recently used first out).
     pub fn in_process(capacity: u64) -> Self {
         Self {
-            entries: MokaCache::builder()
-                .max_capacity(capacity)
-                .expire_after(PerEntryTtl)
-                .build(),
+            entries: local_tier(capacity),
+            shared: None,
+        }
+    }
+
+    /// In-process L1 (entries capped at `local_ttl`) in front of Redis L2. Call
+    /// [`Cache::run_invalidation_listener`] once so this instance hears other instances' writes.
+    pub fn tiered(capacity: u64, redis: RedisClient, local_ttl: Duration) -> Self {
+        Self {
+            entries: local_tier(capacity),
+            shared: Some(Arc::new(SharedTier {
+                redis,
+                local_ttl,
+                pending: Mutex::new(HashSet::new()),
+            })),
         }
     }
 
     /// Which backend serves this cache, for the start-up log and `outgrow check`.
     pub fn backend_name(&self) -> &'static str {
-        "in-process"
+        match self.shared {
+            None => "in-process",
+            Some(_) => "in-process L1 + redis L2",
+        }
     }
 
     /// Returns the value under `cache`/`key`, loading and storing it on a miss. The loader's
@@ -108,10 +155,17 @@ impl Cache {
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         let full_key = format!("{cache}:{key}");
+        let from_shared = AtomicBool::new(false);
         let entry = self
             .entries
             .entry(full_key.clone())
             .or_try_insert_with(async {
+                if let Some(shared) = &self.shared
+                    && let Some(entry) = shared.get(&full_key).await
+                {
+                    from_shared.store(true, Ordering::Relaxed);
+                    return Ok(entry);
+                }
                 let value = load().await?;
                 let bytes = value.as_ref().map(encode);
                 let ttl = jittered(if bytes.is_some() {
@@ -119,12 +173,21 @@ impl Cache {
                 } else {
                     policy.negative_ttl
                 });
-                Ok::<_, E>(Entry { value: bytes, ttl })
+                let mut entry = Entry { value: bytes, ttl };
+                if let Some(shared) = &self.shared {
+                    shared.set(&full_key, &entry).await;
+                    entry.ttl = entry.ttl.min(shared.local_ttl);
+                }
+                Ok::<_, E>(entry)
             })
             .await
             .map_err(LoadError)?;
-        let result = if entry.is_fresh() { "miss" } else { "hit" };
+        let loaded = entry.is_fresh() && !from_shared.load(Ordering::Relaxed);
+        let result = if loaded { "miss" } else { "hit" };
         metrics::counter!("cache_requests_total", "cache" => cache, "result" => result).increment(1);
+        if from_shared.load(Ordering::Relaxed) {
+            metrics::counter!("cache_shared_hits_total", "cache" => cache).increment(1);
+        }
         match &entry.value().value {
             None => Ok(None),
             Some(bytes) => match serde_json::from_slice(bytes) {
@@ -132,17 +195,188 @@ impl Cache {
                 Err(error) => {
                     // A format change between releases; drop the entry rather than fail.
                     tracing::warn!(cache, %error, "undecodable cache entry dropped");
-                    self.entries.invalidate(&full_key).await;
+                    self.invalidate(cache, key).await;
                     Ok(None)
                 }
             },
         }
     }
 
-    /// Forgets `cache`/`key`; every write path to the underlying record calls this.
+    /// Forgets `cache`/`key` here, in the shared tier and in every other instance's L1; every
+    /// write path to the underlying record calls this.
     pub async fn invalidate(&self, cache: &'static str, key: &str) {
-        self.entries.invalidate(&format!("{cache}:{key}")).await;
+        let full_key = format!("{cache}:{key}");
+        self.entries.invalidate(&full_key).await;
+        if let Some(shared) = &self.shared {
+            shared.invalidate(full_key).await;
+        }
         metrics::counter!("cache_invalidations_total", "cache" => cache).increment(1);
+    }
+
+    /// Listens for other instances' invalidations until `stop`, reconnecting after Redis
+    /// restarts. Does nothing for an in-process cache.
+    pub async fn run_invalidation_listener(self, stop: ShutdownSignal) {
+        let Some(shared) = self.shared.clone() else { return };
+        let stopped = stop.stopped();
+        tokio::pin!(stopped);
+        let channel = shared.channel();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let connected = async {
+                let mut pubsub = shared.redis.subscriber().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, crate::redis_client::RedisError>(pubsub)
+            };
+            let mut pubsub = tokio::select! {
+                result = connected => match result {
+                    Ok(pubsub) => pubsub,
+                    Err(error) => {
+                        tracing::debug!(%error, "cache invalidation bus unavailable; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = &mut stopped => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                },
+                _ = &mut stopped => return,
+            };
+            backoff = Duration::from_millis(100);
+            // Messages published while this instance was not listening are lost: forget
+            // everything local, and send what this instance could not send.
+            self.entries.invalidate_all();
+            shared.replay_pending().await;
+            metrics::counter!("cache_bus_connects_total").increment(1);
+            tracing::info!(channel, "listening for cache invalidations");
+            let mut messages = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    message = messages.next() => match message {
+                        Some(message) => {
+                            if let Ok(key) = message.get_payload::<String>() {
+                                self.entries.invalidate(&key).await;
+                            }
+                        }
+                        None => {
+                            tracing::warn!("cache invalidation bus disconnected; reconnecting");
+                            break;
+                        }
+                    },
+                    _ = &mut stopped => return,
+                }
+            }
+        }
+    }
+}
+
+fn local_tier(capacity: u64) -> MokaCache<String, Entry> {
+    MokaCache::builder()
+        .max_capacity(capacity)
+        .expire_after(PerEntryTtl)
+        .build()
+}
+
+/// Shared-tier encoding: a marker byte (`+` present, `-` absent) then the JSON value.
+impl SharedTier {
+    fn channel(&self) -> String {
+        self.redis.key("cache-invalidations")
+    }
+
+    async fn get(&self, full_key: &str) -> Option<Entry> {
+        let key = self.redis.key(&format!("cache:{full_key}"));
+        let found: Option<(Vec<u8>, i64)> = self
+            .redis
+            .run("cache_get", |mut connection| async move {
+                redis::pipe()
+                    .get(&key)
+                    .pttl(&key)
+                    .query_async::<(Option<Vec<u8>>, i64)>(&mut connection)
+                    .await
+                    .map(|(value, ttl)| value.map(|value| (value, ttl)))
+            })
+            .await
+            .ok()
+            .flatten();
+        let (stored, remaining_ms) = found?;
+        let value = match stored.split_first() {
+            Some((b'+', json)) => Some(Bytes::copy_from_slice(json)),
+            Some((b'-', _)) => None,
+            _ => return None,
+        };
+        let remaining = Duration::from_millis(u64::try_from(remaining_ms).unwrap_or(0).max(1));
+        Some(Entry {
+            value,
+            ttl: remaining.min(self.local_ttl),
+        })
+    }
+
+    async fn set(&self, full_key: &str, entry: &Entry) {
+        let key = self.redis.key(&format!("cache:{full_key}"));
+        let mut stored = Vec::with_capacity(entry.value.as_ref().map_or(1, |v| v.len() + 1));
+        match &entry.value {
+            Some(json) => {
+                stored.push(b'+');
+                stored.extend_from_slice(json);
+            }
+            None => stored.push(b'-'),
+        }
+        let ttl_ms = entry.ttl.as_millis().max(1) as u64;
+        // Best effort: a failed write only costs a later miss.
+        let _ = self
+            .redis
+            .run("cache_set", |mut connection| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(stored)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await;
+    }
+
+    async fn invalidate(&self, full_key: String) {
+        if self.send_invalidation(&full_key).await.is_err() {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if pending.len() < MAX_PENDING_INVALIDATIONS {
+                pending.insert(full_key);
+            } else {
+                metrics::counter!("cache_invalidations_dropped_total").increment(1);
+            }
+        }
+    }
+
+    async fn send_invalidation(&self, full_key: &str) -> Result<(), crate::redis_client::RedisError> {
+        let key = self.redis.key(&format!("cache:{full_key}"));
+        let channel = self.channel();
+        let message = full_key.to_owned();
+        self.redis
+            .run("cache_invalidate", |mut connection| async move {
+                redis::pipe()
+                    .del(&key)
+                    .publish(&channel, &message)
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await
+    }
+
+    async fn replay_pending(&self) {
+        let keys: Vec<String> = {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            pending.drain().collect()
+        };
+        for key in keys {
+            self.invalidate(key).await;
+        }
     }
 }
 

@@ -9,10 +9,10 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, str::FromStr, ti
 
 use anyhow::{Context, bail};
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::ratelimit::RatePolicy;
+use crate::ratelimit::{RatePolicy, RedisFailureMode};
 
 /// The prefix of every environment variable that configures Outgrow.
 pub const ENV_PREFIX: &str = "OUTGROW_";
@@ -37,6 +37,38 @@ pub struct Settings {
     pub database_acquire_timeout: Duration,
     /// Apply pending migrations when `serve` starts.
     pub auto_migrate: bool,
+    /// PostgreSQL read replicas; reads go to a healthy one round robin. May hold passwords.
+    pub database_replica_urls: Vec<SecretString>,
+    /// Idle pooled connections are closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub database_idle_timeout: Duration,
+    /// PostgreSQL `statement_timeout` for every connection (0s = none).
+    #[serde(with = "humantime_serde")]
+    pub database_statement_timeout: Duration,
+    /// After a write to a user's data, that user's data is read from the primary for this long
+    /// (read-your-writes across replicas and instances). Must exceed `replica_max_lag`.
+    #[serde(with = "humantime_serde")]
+    pub read_your_writes_window: Duration,
+    /// A replica further behind than this is skipped until it catches up.
+    #[serde(with = "humantime_serde")]
+    pub replica_max_lag: Duration,
+    /// How often replicas are probed for health and lag.
+    #[serde(with = "humantime_serde")]
+    pub replica_probe_interval: Duration,
+    /// Redis for the shared cache tier, sessions, rate limits and read-your-writes markers;
+    /// unset = everything in-process. May hold a password.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key and channel (several deployments can share one Redis).
+    pub redis_key_prefix: String,
+    /// A Redis command slower than this counts as failed (and the caller falls back).
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// What rate limiting does while Redis is unreachable: `local`, `allow` or `deny`.
+    pub rate_limit_on_redis_failure: RedisFailureMode,
+    /// What a bearer token is worth while the session store (Redis) is unreachable:
+    /// `token-only` accepts a validly signed, unexpired token without the revocation check;
+    /// `deny` answers 503.
+    pub auth_on_session_store_failure: SessionStoreFailureMode,
     /// `kid:secret,kid:secret`: the first signs, all verify (key rotation). Unset means a key
     /// generated once and kept in the data dir.
     pub jwt_keys: Option<SecretString>,
@@ -87,6 +119,10 @@ pub struct Settings {
     /// How long a user record stays cached.
     #[serde(with = "humantime_serde")]
     pub cache_user_ttl: Duration,
+    /// With Redis: the longest an entry lives in an instance's own memory (L1). Bounds how long
+    /// another instance's write can go unseen if an invalidation message is lost.
+    #[serde(with = "humantime_serde")]
+    pub cache_local_ttl: Duration,
     /// Serve `/metrics` (Prometheus text format).
     pub metrics_enabled: bool,
 }
@@ -100,6 +136,17 @@ impl Default for Settings {
             database_max_connections: 20,
             database_acquire_timeout: Duration::from_secs(2),
             auto_migrate: true,
+            database_replica_urls: Vec::new(),
+            database_idle_timeout: Duration::from_secs(30),
+            database_statement_timeout: Duration::from_secs(10),
+            read_your_writes_window: Duration::from_secs(5),
+            replica_max_lag: Duration::from_secs(1),
+            replica_probe_interval: Duration::from_secs(1),
+            redis_url: None,
+            redis_key_prefix: "outgrow:".into(),
+            redis_timeout: Duration::from_millis(250),
+            rate_limit_on_redis_failure: RedisFailureMode::Local,
+            auth_on_session_store_failure: SessionStoreFailureMode::TokenOnly,
             jwt_keys: None,
             access_token_ttl: Duration::from_secs(15 * 60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -120,9 +167,21 @@ impl Default for Settings {
             rate_limit_auth: RatePolicySetting::new(20, Duration::from_secs(60)),
             cache_capacity: 100_000,
             cache_user_ttl: Duration::from_secs(60),
+            cache_local_ttl: Duration::from_secs(5),
             metrics_enabled: true,
         }
     }
+}
+
+/// What authentication does while the session store is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionStoreFailureMode {
+    /// Accept validly signed, unexpired access tokens without the revocation check (a
+    /// revoked session's tokens work until they expire, at most `access_token_ttl`).
+    TokenOnly,
+    /// Answer 503 to every authenticated request.
+    Deny,
 }
 
 /// The two log formats.
@@ -188,7 +247,7 @@ impl<'de> Deserialize<'de> for RatePolicySetting {
 }
 
 /// Keys whose environment form is a comma-separated list.
-const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins"];
+const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins", "database_replica_urls"];
 
 impl Settings {
     /// Loads the layers: defaults, then `file` (required when given explicitly, else
@@ -265,6 +324,30 @@ impl Settings {
                     key.to_uppercase()
                 );
             }
+        }
+        let postgres = self.database_url.as_ref().is_some_and(|url| {
+            let url = url.expose_secret();
+            url.starts_with("postgres://") || url.starts_with("postgresql://")
+        });
+        if postgres && self.jwt_keys.is_none() {
+            bail!(
+                "invalid configuration: jwt_keys (OUTGROW_JWT_KEYS) must be set with a PostgreSQL database: every instance must sign with the same keys"
+            );
+        }
+        if !self.database_replica_urls.is_empty() && !postgres {
+            bail!(
+                "invalid configuration: database_replica_urls (OUTGROW_DATABASE_REPLICA_URLS) needs a postgres:// database_url"
+            );
+        }
+        if self.read_your_writes_window <= self.replica_max_lag {
+            bail!(
+                "invalid configuration: read_your_writes_window (OUTGROW_READ_YOUR_WRITES_WINDOW) must be longer than replica_max_lag (OUTGROW_REPLICA_MAX_LAG)"
+            );
+        }
+        if self.redis_key_prefix.is_empty() || self.redis_key_prefix.contains(['{', '}']) {
+            bail!(
+                "invalid configuration: redis_key_prefix (OUTGROW_REDIS_KEY_PREFIX) must be non-empty and without braces (they are hash tags)"
+            );
         }
         if let Some(origin) = self.cors_origins.iter().find(|origin| !is_origin(origin)) {
             bail!(
@@ -462,6 +545,44 @@ mod tests {
         )
         .expect("valid");
         assert!(!format!("{settings:?}").contains("topsecretvalue"));
+    }
+
+    #[test]
+    fn postgres_requires_shared_jwt_keys_and_replicas_require_postgres() {
+        let pg = ("OUTGROW_DATABASE_URL", "postgres://u:p@db/outgrow");
+        let error = Settings::load_from(None, env(&[pg])).expect_err("keys required");
+        assert!(error.to_string().contains("OUTGROW_JWT_KEYS"), "{error}");
+        let keys = ("OUTGROW_JWT_KEYS", "k1:0123456789abcdef0123456789abcdef");
+        let replicas = (
+            "OUTGROW_DATABASE_REPLICA_URLS",
+            "postgres://u:p@r1/outgrow,postgres://u:p@r2/outgrow",
+        );
+        let settings = Settings::load_from(None, env(&[pg, keys, replicas])).expect("valid");
+        assert_eq!(settings.database_replica_urls.len(), 2);
+        let error = Settings::load_from(None, env(&[keys, replicas])).expect_err("replicas need postgres");
+        assert!(error.to_string().contains("database_replica_urls"), "{error}");
+        assert!(
+            !format!("{settings:?}").contains("u:p@"),
+            "URLs with passwords are secrets"
+        );
+    }
+
+    #[test]
+    fn failure_modes_parse() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("OUTGROW_RATE_LIMIT_ON_REDIS_FAILURE", "deny"),
+                ("OUTGROW_AUTH_ON_SESSION_STORE_FAILURE", "deny"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(settings.rate_limit_on_redis_failure, RedisFailureMode::Deny);
+        assert_eq!(
+            settings.auth_on_session_store_failure,
+            SessionStoreFailureMode::Deny
+        );
+        assert!(Settings::load_from(None, env(&[("OUTGROW_RATE_LIMIT_ON_REDIS_FAILURE", "maybe")])).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The scale building blocks of Outgrow, generic and free of store logic.
 //!
 //! Each module is one concern that a second instance of the service must agree on:
-//! configuration ([`config`]), caching ([`cache`]), rate limiting ([`ratelimit`]), logs and
-//! metrics ([`telemetry`]) and the shutdown sequence ([`shutdown`]). Each stateful concern is a
+//! configuration ([`config`]), caching ([`cache`]), rate limiting ([`ratelimit`]), the shared
+//! Redis connection ([`redis_client`]), logs and metrics ([`telemetry`]) and the shutdown
+//! sequence ([`shutdown`]). Each stateful concern is a
 //! trait or an enum whose embedded implementation lives here beside the distributed one, so
 //! the application chooses between them from configuration and its handlers never know which
 //! one runs.
@@ -10,5 +11,6 @@
 pub mod cache;
 pub mod config;
 pub mod ratelimit;
+pub mod redis_client;
 pub mod shutdown;
 pub mod telemetry;

@@ -221,3 +221,140 @@ mod tests {
         assert_eq!(decision.header_value(&POLICY), "\"test\";r=2;t=21");
     }
 }
+
+/// What the shared limiter does when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailureMode {
+    /// Limit with this instance's in-process limiter (per instance, so N instances allow up
+    /// to N times the limit) — the default: keeps protection without a single point of failure.
+    Local,
+    /// Let every request through (fail open).
+    Allow,
+    /// Refuse every limited request with 429 (fail closed).
+    Deny,
+}
+
+impl RedisFailureMode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// GCRA in one Lua script, so the check-and-update is atomic and every instance shares one
+/// budget per client. The clock is Redis's own (`TIME`), so instances with skewed clocks still
+/// agree. One key per client and policy: safe on Redis Cluster.
+///
+/// Returns {allowed, remaining, reset_after_us, retry_after_us}.
+const GCRA_SCRIPT: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local tolerance = interval * limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if allow_at > now then
+  return {0, 0, math.ceil(tat - now), math.ceil(allow_at - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+local remaining = math.floor((tolerance - (new_tat - now)) / interval)
+return {1, remaining, math.ceil(new_tat - now), 0}
+"#;
+
+/// GCRA shared by every instance through Redis, with a configurable fallback.
+pub struct RedisRateLimiter {
+    redis: crate::redis_client::RedisClient,
+    script: redis::Script,
+    fallback: LocalRateLimiter,
+    on_failure: RedisFailureMode,
+}
+
+impl std::fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("on_failure", &self.on_failure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRateLimiter {
+    /// A shared limiter for `policies`, falling back as `on_failure` says.
+    pub fn new(
+        redis: crate::redis_client::RedisClient,
+        policies: &[RatePolicy],
+        on_failure: RedisFailureMode,
+    ) -> Self {
+        Self {
+            redis,
+            script: redis::Script::new(GCRA_SCRIPT),
+            fallback: LocalRateLimiter::new(policies),
+            on_failure,
+        }
+    }
+
+    /// The in-process limiter used while Redis is unreachable (for its periodic clean-up).
+    pub fn fallback(&self) -> &LocalRateLimiter {
+        &self.fallback
+    }
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, policy: &RatePolicy, key: &str) -> Decision {
+        let redis_key = self.redis.key(&format!("rl:{{{}:{key}}}", policy.name));
+        let interval_us = policy.window.as_secs_f64() * 1_000_000.0 / f64::from(policy.limit);
+        let script = &self.script;
+        let outcome = self
+            .redis
+            .run("rate_limit", |mut connection| async move {
+                script
+                    .key(&redis_key)
+                    .arg(interval_us)
+                    .arg(policy.limit)
+                    .invoke_async::<(i64, i64, i64, i64)>(&mut connection)
+                    .await
+            })
+            .await;
+        match outcome {
+            Ok((allowed, remaining, reset_us, retry_us)) => {
+                let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
+                Decision {
+                    allowed: allowed == 1,
+                    remaining: u32::try_from(remaining).unwrap_or(0),
+                    reset_after: micros(reset_us),
+                    retry_after: (allowed != 1).then(|| micros(retry_us)),
+                }
+            }
+            Err(_) => {
+                metrics::counter!("rate_limit_fallback_total", "mode" => self.on_failure.label())
+                    .increment(1);
+                match self.on_failure {
+                    RedisFailureMode::Local => self.fallback.check(policy, key).await,
+                    RedisFailureMode::Allow => Decision {
+                        allowed: true,
+                        remaining: policy.limit,
+                        reset_after: Duration::ZERO,
+                        retry_after: None,
+                    },
+                    RedisFailureMode::Deny => Decision {
+                        allowed: false,
+                        remaining: 0,
+                        reset_after: policy.window,
+                        retry_after: Some(Duration::from_secs(1)),
+                    },
+                }
+            }
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis (GCRA script)"
+    }
+}

@@ -110,4 +110,58 @@ fn describe_metrics() {
         "auth_refresh_reuse_total",
         "Rotated refresh tokens presented again; each revokes its whole session."
     );
+    describe_counter!(
+        "auth_session_check_fallback_total",
+        "Bearer tokens accepted on their signature alone because the session store was unreachable."
+    );
+    describe_counter!(
+        "db_queries_total",
+        "Queries and transactions by the pool that served them."
+    );
+    describe_gauge!(
+        "db_pool_connections",
+        "Pooled connections by pool and state (idle, in_use)."
+    );
+    describe_gauge!(
+        "db_pool_waiting",
+        "Requests waiting for a pooled connection, by pool."
+    );
+    describe_histogram!(
+        "db_pool_acquire_seconds",
+        Unit::Seconds,
+        "Time to get a pooled connection, by pool."
+    );
+    describe_gauge!(
+        "db_replica_lag_seconds",
+        "Replay lag of each replica, as last probed."
+    );
+    describe_gauge!(
+        "db_replica_healthy",
+        "1 when a replica is in the read rotation, 0 when skipped."
+    );
+    describe_counter!(
+        "db_replica_failovers_total",
+        "Reads retried on the primary after failing on a replica."
+    );
+    describe_counter!(
+        "db_read_your_writes_total",
+        "Reads sent to the primary because the data was written within the read-your-writes window."
+    );
+    describe_counter!("redis_errors_total", "Failed Redis calls by operation and kind.");
+    describe_counter!(
+        "rate_limit_fallback_total",
+        "Rate-limit checks decided without Redis, by fallback mode."
+    );
+    describe_counter!(
+        "cache_shared_hits_total",
+        "Cache reads served by the shared (Redis) tier."
+    );
+    describe_counter!(
+        "cache_bus_connects_total",
+        "(Re)connections of the cache invalidation listener; each clears the local tier."
+    );
+    describe_counter!(
+        "cache_invalidations_dropped_total",
+        "Invalidations that could not be queued while Redis was down (queue full)."
+    );
 }

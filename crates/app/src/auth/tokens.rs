@@ -139,10 +139,19 @@ impl TokenSigner {
     }
 }
 
-/// A fresh opaque secret (refresh token or cookie value): 256 random bits, base64url.
-pub fn new_opaque_secret() -> String {
+/// A fresh opaque secret (refresh token or cookie value) for session `sid`:
+/// `<session id>.<256 random bits, base64url>`. Naming the session lets a store find the
+/// session's keys directly (one Redis hash slot per session).
+pub fn new_session_secret(sid: Uuid) -> String {
     let bytes: [u8; 32] = rand::random();
-    URL_SAFE_NO_PAD.encode(bytes)
+    format!("{}.{}", sid.simple(), URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The session a secret names, or `None` for a malformed secret.
+pub fn session_of(secret: &str) -> Option<Uuid> {
+    let (sid, random) = secret.split_once('.')?;
+    (random.len() == 43).then_some(())?;
+    Uuid::try_parse(sid).ok()
 }
 
 /// What is stored for an opaque secret.
@@ -218,10 +227,13 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_random_and_hash_to_32_bytes() {
-        let (a, b) = (new_opaque_secret(), new_opaque_secret());
+    fn secrets_name_their_session_are_random_and_hash_to_32_bytes() {
+        let sid = Uuid::new_v4();
+        let (a, b) = (new_session_secret(sid), new_session_secret(sid));
         assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
+        assert_eq!(session_of(&a), Some(sid));
+        assert_eq!(session_of("nonsense"), None);
+        assert_eq!(session_of(&format!("{}.short", sid.simple())), None);
         assert_eq!(hash_secret(&a), hash_secret(&a));
         assert_ne!(hash_secret(&a), hash_secret(&b));
     }

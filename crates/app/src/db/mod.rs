@@ -4,8 +4,13 @@
 //! time; a dedicated single-connection writer pool queues writers in the application (fair,
 //! bounded by the acquire timeout) instead of letting them collide on `SQLITE_BUSY`, while
 //! readers proceed in parallel under WAL. The same read/write split is what the PostgreSQL
-//! backend routes to the primary and the replicas.
+//! backend routes to the primary and the replicas ([`postgres`]). [`markers`] holds the
+//! read-your-writes markers and [`redis_sessions`] the Redis session store of the scaled mode.
 
+pub mod markers;
+pub mod postgres;
+mod postgres_repos;
+pub mod redis_sessions;
 mod sqlite;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -17,6 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use self::{markers::WriteMarkers, postgres::PgDatabase};
 use crate::repo::{SessionStore, UserRepository};
 
 /// The configured database, with one variant per backend.
@@ -24,6 +30,8 @@ use crate::repo::{SessionStore, UserRepository};
 pub enum Database {
     /// The embedded default: one SQLite file in WAL mode.
     Sqlite(SqliteDatabase),
+    /// PostgreSQL: a primary and its read replicas.
+    Postgres(PgDatabase),
 }
 
 /// SQLite's writer and reader pools over one file.
@@ -37,16 +45,15 @@ pub struct SqliteDatabase {
 impl Database {
     /// Opens the database named by the settings (creating the SQLite file and its directory
     /// if needed). Connections are opened lazily, so this succeeds even when a server is down;
-    /// [`Database::ping`] tells whether it is reachable.
-    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+    /// [`Database::ping`] tells whether it is reachable. `markers` record writes for
+    /// read-your-writes routing (PostgreSQL with replicas).
+    pub async fn connect(settings: &Settings, markers: Arc<dyn WriteMarkers>) -> anyhow::Result<Self> {
         let url = match &settings.database_url {
             Some(url) => url.expose_secret().to_owned(),
             None => format!("sqlite://{}", settings.sqlite_path().display()),
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!(
-                "database_url (OUTGROW_DATABASE_URL): the PostgreSQL backend is not available in this build yet; use a sqlite:// URL or leave it unset"
-            );
+            return Ok(Self::Postgres(PgDatabase::new(&url, settings, markers)?));
         }
         let Some(path) = url.strip_prefix("sqlite://") else {
             bail!("database_url (OUTGROW_DATABASE_URL) must start with sqlite:// or postgres://");
@@ -96,7 +103,40 @@ impl Database {
                     .context("applying SQLite migrations")?;
                 Ok(migrator.iter().count().saturating_sub(applied_before))
             }
+            Self::Postgres(db) => {
+                let migrator = sqlx::migrate!("./migrations/postgres");
+                let applied_before =
+                    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(db.primary())
+                        .await
+                        .map_or(0, |count| usize::try_from(count).unwrap_or(0));
+                // sqlx holds an advisory lock while migrating: instances starting together
+                // migrate once.
+                migrator
+                    .run(db.primary())
+                    .await
+                    .context("applying PostgreSQL migrations to the primary")?;
+                Ok(migrator.iter().count().saturating_sub(applied_before))
+            }
         }
+    }
+
+    /// [`Database::connect`] for one-off commands (CLI): read-your-writes markers go to Redis
+    /// when it is configured, so a write made here is routed correctly by the servers too.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let markers: Arc<dyn WriteMarkers> = match &settings.redis_url {
+            Some(url) => Arc::new(markers::RedisMarkers::new(
+                outgrow_platform::redis_client::RedisClient::new(
+                    url.expose_secret(),
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout,
+                )
+                .context("redis_url (OUTGROW_REDIS_URL)")?,
+                settings.read_your_writes_window,
+            )),
+            None => Arc::new(markers::LocalMarkers::new(settings.read_your_writes_window)),
+        };
+        Self::connect(settings, markers).await
     }
 
     /// One round trip on each pool, within `timeout`.
@@ -111,6 +151,16 @@ impl Database {
                 }
                 Ok(())
             }
+            Self::Postgres(db) => db.ping(timeout).await,
+        }
+    }
+
+    /// Whether the database can serve: for PostgreSQL the primary alone (replicas are skipped
+    /// when down), for SQLite both pools.
+    pub async fn ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(_) => self.ping(timeout).await,
+            Self::Postgres(db) => db.ping_primary(timeout).await,
         }
     }
 
@@ -118,6 +168,7 @@ impl Database {
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(db) => format!("sqlite ({})", db.path),
+            Self::Postgres(db) => db.describe(),
         }
     }
 
@@ -125,6 +176,7 @@ impl Database {
     pub fn users(&self) -> Arc<dyn UserRepository> {
         match self {
             Self::Sqlite(db) => Arc::new(sqlite::SqliteUsers::new(db.writer.clone(), db.reader.clone())),
+            Self::Postgres(db) => Arc::new(postgres_repos::PgUsers::new(db.clone())),
         }
     }
 
@@ -132,6 +184,7 @@ impl Database {
     pub fn sessions(&self) -> Arc<dyn SessionStore> {
         match self {
             Self::Sqlite(db) => Arc::new(sqlite::SqliteSessions::new(db.writer.clone(), db.reader.clone())),
+            Self::Postgres(db) => Arc::new(postgres_repos::PgSessions::new(db.clone())),
         }
     }
 
@@ -142,6 +195,7 @@ impl Database {
                 db.reader.close().await;
                 db.writer.close().await;
             }
+            Self::Postgres(db) => db.close().await,
         }
     }
 }

@@ -229,6 +229,7 @@ impl SessionStore for SqliteSessions {
 
     async fn rotate(
         &self,
+        session_id: Uuid,
         presented: [u8; 32],
         replacement: [u8; 32],
         now: DateTime<Utc>,
@@ -239,9 +240,10 @@ impl SessionStore for SqliteSessions {
         let found = sqlx::query(
             "SELECT s.id, s.user_id, s.role, s.expires_at, s.revoked_at, t.rotated_at
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-             WHERE t.token_hash = ?",
+             WHERE t.token_hash = ? AND t.session_id = ?",
         )
         .bind(presented.to_vec())
+        .bind(session_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = found else {
@@ -298,14 +300,16 @@ impl SessionStore for SqliteSessions {
 
     async fn by_cookie(
         &self,
+        session_id: Uuid,
         cookie_hash: [u8; 32],
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         sqlx::query(
             "SELECT id, user_id, role, expires_at FROM sessions
-             WHERE cookie_hash = ? AND revoked_at IS NULL AND expires_at > ?",
+             WHERE cookie_hash = ? AND id = ? AND revoked_at IS NULL AND expires_at > ?",
         )
         .bind(cookie_hash.to_vec())
+        .bind(session_id)
         .bind(now)
         .fetch_optional(&self.reader)
         .await?

@@ -22,7 +22,7 @@ use super::{
     users::UserResponse,
 };
 use crate::{
-    auth::tokens::{hash_secret, new_opaque_secret},
+    auth::tokens::{hash_secret, new_session_secret, session_of},
     repo::{NewSession, NewUser, Rotation, Session},
     state::AppState,
 };
@@ -184,8 +184,8 @@ pub async fn login(
         expires_at: now
             + chrono::Duration::from_std(state.settings.session_ttl).map_err(anyhow::Error::from)?,
     };
-    let refresh_token = new_opaque_secret();
-    let cookie_secret = request.session_cookie.then(new_opaque_secret);
+    let refresh_token = new_session_secret(session.id);
+    let cookie_secret = request.session_cookie.then(|| new_session_secret(session.id));
     state
         .sessions
         .create(NewSession {
@@ -266,10 +266,16 @@ pub async fn refresh(
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let now = Utc::now();
-    let replacement = new_opaque_secret();
+    let Some(session_id) = session_of(&request.refresh_token) else {
+        return Err(ApiError::Unauthorized(
+            "the refresh token is invalid or its session has ended",
+        ));
+    };
+    let replacement = new_session_secret(session_id);
     match state
         .sessions
         .rotate(
+            session_id,
             hash_secret(&request.refresh_token),
             hash_secret(&replacement),
             now,

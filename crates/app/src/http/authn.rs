@@ -15,9 +15,12 @@ use chrono::Utc;
 use outgrow_domain::{Role, UserId};
 use uuid::Uuid;
 
+use outgrow_platform::config::SessionStoreFailureMode;
+
 use super::error::ApiError;
 use crate::{
-    auth::tokens::{TokenError, hash_secret},
+    auth::tokens::{TokenError, hash_secret, session_of},
+    repo::StoreError,
     state::AppState,
 };
 
@@ -92,7 +95,30 @@ async fn resolve(state: &AppState, method: &Method, headers: &HeaderMap) -> Resu
                 return Ok(Authentication::Rejected("the access token is invalid"));
             }
         };
-        return Ok(match state.sessions.active(claims.sid, now).await? {
+        let session = match state.sessions.active(claims.sid, now).await {
+            Ok(session) => session,
+            Err(StoreError::Unavailable(reason)) => {
+                return Ok(match state.settings.auth_on_session_store_failure {
+                    SessionStoreFailureMode::TokenOnly => {
+                        // The signature and expiry were checked; only revocation cannot be.
+                        metrics::counter!("auth_session_check_fallback_total").increment(1);
+                        tracing::warn!(
+                            reason,
+                            "session store unavailable; accepting the token on its signature"
+                        );
+                        Authentication::Authenticated(Principal {
+                            user_id: claims.sub,
+                            role: claims.role,
+                            session_id: claims.sid,
+                            via: Credential::Bearer,
+                        })
+                    }
+                    SessionStoreFailureMode::Deny => return Err(ApiError::Unavailable(reason)),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        };
+        return Ok(match session {
             Some(session) if session.user_id == claims.sub => Authentication::Authenticated(Principal {
                 user_id: claims.sub,
                 role: claims.role,
@@ -110,15 +136,24 @@ async fn resolve(state: &AppState, method: &Method, headers: &HeaderMap) -> Resu
             "cross-site requests with the session cookie are refused",
         ));
     }
-    Ok(match state.sessions.by_cookie(hash_secret(secret), now).await? {
-        Some(session) => Authentication::Authenticated(Principal {
-            user_id: session.user_id,
-            role: session.role,
-            session_id: session.id,
-            via: Credential::Cookie,
-        }),
-        None => Authentication::Rejected("the session has ended; sign in again"),
-    })
+    let Some(session_id) = session_of(secret) else {
+        return Ok(Authentication::Rejected("the session has ended; sign in again"));
+    };
+    Ok(
+        match state
+            .sessions
+            .by_cookie(session_id, hash_secret(secret), now)
+            .await?
+        {
+            Some(session) => Authentication::Authenticated(Principal {
+                user_id: session.user_id,
+                role: session.role,
+                session_id: session.id,
+                via: Credential::Cookie,
+            }),
+            None => Authentication::Rejected("the session has ended; sign in again"),
+        },
+    )
 }
 
 fn bearer_token(value: &str) -> Option<&str> {

@@ -208,7 +208,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
-            StoreError::Unavailable(cause) => Self::Unavailable(cause.to_string()),
+            StoreError::Unavailable(cause) => Self::Unavailable(cause.clone()),
             other => Self::Internal(other.into()),
         }
     }

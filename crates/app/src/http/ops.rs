@@ -29,20 +29,26 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct ProbeResponse {
     /// `ok` or `ready`.
     pub status: &'static str,
+    /// Optional backends and their state (`ok`, or `unreachable (falling back)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<&'static str>,
 }
 
 /// Liveness: the process is up and serving. Never checks dependencies (a database outage
 /// must not make an orchestrator restart every instance).
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = ProbeResponse)))]
 pub async fn healthz() -> Json<ProbeResponse> {
-    Json(ProbeResponse { status: "ok" })
+    Json(ProbeResponse {
+        status: "ok",
+        redis: None,
+    })
 }
 
 /// How long readiness waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Readiness: the backends answer and the instance is not shutting down; 503 otherwise, so a
-/// load balancer sends traffic elsewhere.
+/// Readiness: the database (the primary) answers and the instance is not shutting down; 503
+/// otherwise, so a load balancer sends traffic elsewhere. Redis is reported but optional.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
@@ -54,13 +60,23 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.shutdown.is_draining() {
         return unavailable("shutting down");
     }
-    match state.db.ping(READY_TIMEOUT).await {
-        Ok(()) => Json(ProbeResponse { status: "ready" }).into_response(),
-        Err(error) => {
-            tracing::warn!(error = format!("{error:#}"), "not ready");
-            unavailable("the database is unreachable")
-        }
+    if let Err(error) = state.db.ready(READY_TIMEOUT).await {
+        tracing::warn!(error = format!("{error:#}"), "not ready");
+        return unavailable("the database is unreachable");
     }
+    // Redis down is not "unready": every Redis use falls back (database, local limiter).
+    let redis = match &state.redis {
+        None => None,
+        Some(redis) => Some(match redis.ping().await {
+            Ok(()) => "ok",
+            Err(_) => "unreachable (falling back)",
+        }),
+    };
+    Json(ProbeResponse {
+        status: "ready",
+        redis,
+    })
+    .into_response()
 }
 
 fn unavailable(detail: &str) -> Response {

@@ -30,8 +30,51 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     pub child: Child,
+    /// The backend settings this server runs with (empty on the embedded backend).
+    pub backend: Vec<(String, String)>,
     logs: Arc<Mutex<Vec<String>>>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// Which backends the suite runs against: `OUTGROW_TEST_BACKEND=scaled` (set by scripts/test
+/// for its second pass) means PostgreSQL with replicas and Redis, from the services that
+/// scripts/services started; anything else means the embedded defaults.
+pub fn scaled() -> bool {
+    std::env::var("OUTGROW_TEST_BACKEND").is_ok_and(|backend| backend == "scaled")
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: start the services with scripts/services up"))
+}
+
+/// `postgres://…/postgres` with the database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    format!("{base}/{database}")
+}
+
+/// A fresh database on the shared primary (replicated to its replicas) and a fresh Redis key
+/// prefix, so tests sharing the services never see each other's data.
+pub async fn isolated_scaled_backend() -> Vec<(String, String)> {
+    use sqlx::Connection;
+    let primary = required_env("OUTGROW_TEST_PG_PRIMARY");
+    let replicas = required_env("OUTGROW_TEST_PG_REPLICAS");
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = sqlx::PgConnection::connect(&primary)
+        .await
+        .expect("connect to the test primary");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut connection)
+        .await
+        .expect("create the test database");
+    let replica_urls: Vec<String> = replicas.split(',').map(|url| with_database(url, &name)).collect();
+    vec![
+        ("OUTGROW_DATABASE_URL".into(), with_database(&primary, &name)),
+        ("OUTGROW_DATABASE_REPLICA_URLS".into(), replica_urls.join(",")),
+        ("OUTGROW_REDIS_URL".into(), required_env("OUTGROW_TEST_REDIS")),
+        ("OUTGROW_REDIS_KEY_PREFIX".into(), format!("{name}:")),
+    ]
 }
 
 /// Environment every spawned process gets: isolated data dir, JSON logs, and nothing
@@ -63,17 +106,33 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
-    spawn(&data_dir, settings, Some(dir)).await
+    let backend = if scaled() {
+        isolated_scaled_backend().await
+    } else {
+        Vec::new()
+    };
+    spawn(&data_dir, &backend, settings, Some(dir)).await
 }
 
-/// Starts a server on an existing data directory (a restart), which the caller keeps.
-pub async fn spawn_app_on(data_dir: &Path, settings: &[(&str, &str)]) -> TestApp {
-    spawn(data_dir, settings, None).await
+/// Starts a server on an existing data directory and backend (a restart, or a second
+/// instance sharing the first one's backends); the caller keeps the directory.
+pub async fn spawn_app_on(
+    data_dir: &Path,
+    backend: &[(String, String)],
+    settings: &[(&str, &str)],
+) -> TestApp {
+    spawn(data_dir, backend, settings, None).await
 }
 
-async fn spawn(data_dir: &Path, settings: &[(&str, &str)], dir: Option<tempfile::TempDir>) -> TestApp {
+async fn spawn(
+    data_dir: &Path,
+    backend: &[(String, String)],
+    settings: &[(&str, &str)],
+    dir: Option<tempfile::TempDir>,
+) -> TestApp {
     let mut command = base_command(data_dir);
     command.args(["serve"]).env("OUTGROW_LISTEN", "127.0.0.1:0");
+    command.envs(backend.iter().map(|(key, value)| (key, value)));
     for (key, value) in settings {
         // An empty value removes a default the tests set (e.g. OUTGROW_JWT_KEYS).
         if value.is_empty() {
@@ -114,6 +173,7 @@ async fn spawn(data_dir: &Path, settings: &[(&str, &str)], dir: Option<tempfile:
         address,
         client,
         data_dir: data_dir.to_owned(),
+        backend: backend.to_vec(),
         child,
         logs,
         _dir: dir,
@@ -136,6 +196,13 @@ pub struct SignedIn {
 }
 
 impl TestApp {
+    /// The `outgrow` command with this server's data dir and backend (for CLI calls).
+    pub fn command(&self) -> Command {
+        let mut command = base_command(&self.data_dir);
+        command.envs(self.backend.iter().map(|(key, value)| (key, value)));
+        command
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -216,7 +283,8 @@ impl TestApp {
 
     /// Creates an admin through the CLI (the only way) and signs them in.
     pub async fn admin(&self, email: &str) -> SignedIn {
-        let output = base_command(&self.data_dir)
+        let output = self
+            .command()
             .args(["admin", "create", "--email", email])
             .env("OUTGROW_ADMIN_PASSWORD", PASSWORD)
             .output()

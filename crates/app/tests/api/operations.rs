@@ -30,17 +30,29 @@ async fn liveness_and_readiness_answer_200_when_healthy() {
 #[tokio::test]
 async fn the_first_start_creates_the_data_dir_database_and_key() {
     let app = spawn_app().await;
-    assert!(app.data_dir.join("outgrow.sqlite3").exists());
-    // Tests configure OUTGROW_JWT_KEYS, so no key is generated (see cli.rs for generation).
+    // Tests configure OUTGROW_JWT_KEYS, so no key is generated (see below for generation).
     assert!(!app.data_dir.join("jwt-keys").exists());
     let started = app
         .wait_for_log(|event| event["message"] == "Outgrow listening")
         .await;
     let backends = started["backends"].as_str().expect("backends");
-    assert!(
-        backends.contains("sqlite") && backends.contains("cache=in-process"),
-        "{backends}"
-    );
+    if scaled() {
+        for part in [
+            "postgres (primary",
+            "replicas [",
+            "redis L2",
+            "rate_limiter=redis",
+            "sessions=redis",
+        ] {
+            assert!(backends.contains(part), "{part} missing in {backends}");
+        }
+    } else {
+        assert!(app.data_dir.join("outgrow.sqlite3").exists());
+        assert!(
+            backends.contains("sqlite") && backends.contains("cache=in-process"),
+            "{backends}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -334,7 +346,19 @@ async fn requests_still_running_at_the_shutdown_deadline_are_abandoned_and_the_p
 async fn without_configured_keys_one_is_generated_privately_and_kept_across_restarts() {
     let dir = tempfile::tempdir().expect("dir");
     let data_dir = dir.path().join("data");
-    let first = spawn_app_on(&data_dir, &[("OUTGROW_JWT_KEYS", "")]).await;
+    if scaled() {
+        // Instances must share their keys: a PostgreSQL deployment without them is refused.
+        let output = base_command(&data_dir)
+            .envs(isolated_scaled_backend().await)
+            .env_remove("OUTGROW_JWT_KEYS")
+            .arg("serve")
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("OUTGROW_JWT_KEYS"));
+        return;
+    }
+    let first = spawn_app_on(&data_dir, &[], &[("OUTGROW_JWT_KEYS", "")]).await;
     let user = first.signed_in("ann@example.org").await;
     let key_file = data_dir.join("jwt-keys");
     let spec = std::fs::read_to_string(&key_file).expect("generated key file");
@@ -355,7 +379,7 @@ async fn without_configured_keys_one_is_generated_privately_and_kept_across_rest
     drop(first);
 
     // A restart on the same data dir keeps the key, so earlier tokens stay valid.
-    let second = spawn_app_on(&data_dir, &[("OUTGROW_JWT_KEYS", "")]).await;
+    let second = spawn_app_on(&data_dir, &[], &[("OUTGROW_JWT_KEYS", "")]).await;
     assert_eq!(
         std::fs::read_to_string(&key_file).expect("file"),
         spec,

@@ -304,7 +304,8 @@ async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
     let app = spawn_app().await;
     app.signed_in("ann@example.org").await;
 
-    let create = base_command(&app.data_dir)
+    let create = app
+        .command()
         .args(["admin", "create", "--email", "ann@example.org"])
         .env("OUTGROW_ADMIN_PASSWORD", PASSWORD)
         .output()
@@ -312,7 +313,8 @@ async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
     assert!(!create.status.success());
     assert!(String::from_utf8_lossy(&create.stderr).contains("admin promote"));
 
-    let promote = base_command(&app.data_dir)
+    let promote = app
+        .command()
         .args(["admin", "promote", "--email", "ann@example.org"])
         .output()
         .expect("run");
@@ -334,7 +336,8 @@ async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
 async fn the_admin_password_can_come_from_standard_input() {
     use std::io::Write;
     let app = spawn_app().await;
-    let mut child = base_command(&app.data_dir)
+    let mut child = app
+        .command()
         .args(["admin", "create", "--email", "root@example.org", "--name", "Root"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
