@@ -224,21 +224,35 @@ impl PgDatabase {
                 _ = tick.tick() => {}
                 _ = &mut stopped => return,
             }
+            // The primary's WAL position tells "behind" from "idle": a replica that has
+            // replayed everything the primary wrote has no lag, however old its last
+            // transaction is.
+            let primary_lsn = tokio::time::timeout(
+                interval.max(Duration::from_millis(500)),
+                sqlx::query_scalar::<_, String>("SELECT pg_current_wal_lsn()::text")
+                    .fetch_one(self.primary()),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok);
             for replica in self.replicas.iter() {
-                self.probe(replica, interval).await;
+                self.probe(replica, primary_lsn.as_deref(), interval).await;
             }
             self.export_pool_gauges();
         }
     }
 
-    async fn probe(&self, replica: &Replica, timeout: Duration) {
+    async fn probe(&self, replica: &Replica, primary_lsn: Option<&str>, timeout: Duration) {
         let name = replica.pool.name.to_string();
-        // Zero when everything received has been replayed (an idle primary is not "lag"),
-        // otherwise the age of the last replayed transaction.
+        // Caught up: nothing to replay → no lag. Behind: the age of the last replayed
+        // transaction (an upper bound, so a lagging replica is never thought current).
         let lag_query = sqlx::query_scalar::<_, f64>(
-            "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-                    ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8",
+            "SELECT CASE
+                 WHEN pg_last_wal_replay_lsn() >= COALESCE($1::pg_lsn, pg_last_wal_receive_lsn()) THEN 0
+                 ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+             END::float8",
         )
+        .bind(primary_lsn)
         .fetch_one(&replica.pool.pool);
         let lag = tokio::time::timeout(timeout.max(Duration::from_millis(500)), lag_query).await;
         let healthy = match lag {

@@ -114,6 +114,14 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     spawn(&data_dir, &backend, settings, Some(dir)).await
 }
 
+/// Starts another instance on `backend` (another instance's, to share its database and
+/// Redis), with a data directory of its own.
+pub async fn spawn_instance(backend: &[(String, String)], settings: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    spawn(&data_dir, backend, settings, Some(dir)).await
+}
+
 /// Starts a server on an existing data directory and backend (a restart, or a second
 /// instance sharing the first one's backends); the caller keeps the directory.
 pub async fn spawn_app_on(
@@ -314,6 +322,15 @@ impl TestApp {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     }
+}
+
+/// The value of the first metric line starting with `series` (name and labels), if any.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }
 
 /// Asserts a problem+json response with `status`, returning its body.

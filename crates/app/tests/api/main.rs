@@ -7,5 +7,7 @@ mod cli;
 mod helpers;
 mod http_stack;
 mod operations;
+mod scaled;
+mod services;
 mod tokens;
 mod users;

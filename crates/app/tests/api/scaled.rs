@@ -1,0 +1,472 @@
+//! Scale-out behaviour that only exists on the scaled backends: several stateless instances
+//! sharing PostgreSQL and Redis, read-your-writes over lagging replicas, and faults (a stopped
+//! replica, a stopped Redis). Ignored on the embedded pass; scripts/test runs them on the
+//! scaled pass with `--run-ignored all`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::*,
+    services::{PgCluster, RedisServer},
+};
+
+const NEEDS_SCALED: &str = "run by scripts/test on the scaled backends (OUTGROW_TEST_BACKEND=scaled)";
+
+fn require_scaled() {
+    assert!(scaled(), "{NEEDS_SCALED}");
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn a_session_made_on_one_instance_works_and_dies_on_another() {
+    require_scaled();
+    let a = spawn_app().await;
+    let b = spawn_instance(&a.backend, &[]).await;
+    assert_eq!(a.register("ann@example.org", PASSWORD, "Ann").await.status(), 201);
+
+    // Log in on B; use the token and the cookie on A.
+    let bearer = b.sign_in("ann@example.org", PASSWORD).await;
+    let login = b
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ann@example.org", "password": PASSWORD, "session_cookie": true}),
+        )
+        .await;
+    let cookie = header(&login, "set-cookie")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    assert_eq!(
+        a.get_with_token("/api/v1/me", &bearer.access_token)
+            .await
+            .status(),
+        200
+    );
+    let with_cookie = a
+        .client
+        .get(a.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(with_cookie.status(), 200);
+    // A refresh token from B is exchanged on A.
+    let refreshed = a
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": bearer.refresh_token}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.expect("json");
+    let token = refreshed["access_token"].as_str().expect("token").to_owned();
+
+    // Log out everywhere on B: the token and the cookie are dead on A at once.
+    let out = b
+        .client
+        .post(b.url("/api/v1/auth/logout-all"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 204);
+    assert_problem(a.get_with_token("/api/v1/me", &token).await, 401).await;
+    let with_cookie = a
+        .client
+        .get(a.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_problem(with_cookie, 401).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
+    require_scaled();
+    let limit = [("OUTGROW_RATE_LIMIT_DEFAULT", "6/1m")];
+    let a = spawn_app_with(&limit).await;
+    let b = spawn_instance(&a.backend, &limit).await;
+    let user = a.signed_in("ann@example.org").await;
+
+    let mut statuses = Vec::new();
+    let mut remaining = Vec::new();
+    for request in 0..7 {
+        let instance = if request % 2 == 0 { &a } else { &b };
+        let response = instance.get_with_token("/api/v1/me", &user.access_token).await;
+        remaining.push(header(&response, "ratelimit").unwrap_or_default());
+        statuses.push(response.status().as_u16());
+    }
+
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429], "{remaining:?}");
+    assert!(remaining[0].starts_with("\"default\";r=5;"), "{remaining:?}");
+    assert!(remaining[5].starts_with("\"default\";r=0;"), "{remaining:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once() {
+    require_scaled();
+    // A long local TTL: only the invalidation bus can make B see the change quickly.
+    let settings = [
+        ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
+        ("OUTGROW_CACHE_USER_TTL", "60s"),
+    ];
+    let a = spawn_app_with(&settings).await;
+    let b = spawn_instance(&a.backend, &settings).await;
+    let user = a.signed_in("ann@example.org").await;
+    let path = format!("/api/v1/users/{}", user.id);
+    for _ in 0..3 {
+        assert_eq!(b.get_with_token(&path, &user.access_token).await.status(), 200);
+    }
+    assert!(
+        metric_value(
+            &b.metrics().await,
+            r#"cache_requests_total{cache="users",result="hit"}"#
+        ) >= Some(2.0)
+    );
+
+    let patched = a
+        .client
+        .patch(a.url("/api/v1/me"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"name": "Renamed on A"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    let written = Instant::now();
+
+    let mut seen = None;
+    while written.elapsed() < Duration::from_secs(2) {
+        let body: Value = b
+            .get_with_token(&path, &user.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if body["name"] == "Renamed on A" {
+            seen = Some(written.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen = seen.expect("instance B kept serving the old name from its cache");
+    assert!(
+        seen < Duration::from_millis(500),
+        "B saw the write after {seen:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
+    require_scaled();
+    let cluster = PgCluster::up(2);
+    let (database, backend) = cluster
+        .backend(&std::env::var("OUTGROW_TEST_REDIS").expect("redis"))
+        .await;
+    let app = spawn_instance(
+        &backend,
+        &[
+            ("OUTGROW_READ_YOUR_WRITES_WINDOW", "2s"),
+            ("OUTGROW_REPLICA_MAX_LAG", "1s"),
+            ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
+            // Every read reaches the database, so routing is what is tested.
+            ("OUTGROW_CACHE_USER_TTL", "1ms"),
+        ],
+    )
+    .await;
+    let user = app.signed_in("ann@example.org").await;
+    let admin = app.admin("admin@example.org").await;
+    let path = format!("/api/v1/users/{}", user.id);
+    // Outside the window, reads are served by the replicas.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..6 {
+        assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
+    }
+    let before = app.metrics().await;
+    let replica_reads = |metrics: &str| {
+        metric_value(metrics, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0)
+            + metric_value(metrics, r#"db_queries_total{pool="replica-2"}"#).unwrap_or(0.0)
+    };
+    assert!(
+        replica_reads(&before) >= 6.0,
+        "reads did not go to the replicas:\n{before}"
+    );
+
+    for replica in 1..=2 {
+        cluster
+            .execute(replica, &database, "SELECT pg_wal_replay_pause()")
+            .await;
+    }
+    let patched = app
+        .client
+        .patch(app.url("/api/v1/me"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"name": "Ann After"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+
+    // The replicas really are behind…
+    let on_replica = cluster
+        .fetch_text(
+            1,
+            &database,
+            &format!("SELECT name FROM users WHERE id = '{}'", user.id),
+        )
+        .await;
+    assert_eq!(
+        on_replica.as_deref(),
+        Some("Test User"),
+        "replication was not paused"
+    );
+    // …yet the user, and anyone else reading the user, sees the write at once.
+    for token in [&user.access_token, &admin.access_token] {
+        let body: Value = app.get_with_token(&path, token).await.json().await.expect("json");
+        assert_eq!(body["name"], "Ann After");
+    }
+    let me: Value = app
+        .get_with_token("/api/v1/me", &user.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["name"], "Ann After");
+    assert!(metric_value(&app.metrics().await, "db_read_your_writes_total") >= Some(1.0));
+
+    // After the window the lagging replicas are out of rotation: still never stale.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for _ in 0..4 {
+        let body: Value = app
+            .get_with_token(&path, &admin.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["name"], "Ann After");
+    }
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, r#"db_replica_healthy{replica="replica-1"}"#),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(
+        metric_value(&metrics, r#"db_replica_lag_seconds{replica="replica-1"}"#) > Some(1.0),
+        "{metrics}"
+    );
+
+    // Replay resumes: the replicas catch up and return to rotation.
+    for replica in 1..=2 {
+        cluster
+            .execute(replica, &database, "SELECT pg_wal_replay_resume()")
+            .await;
+    }
+    let resumed = Instant::now();
+    while metric_value(&app.metrics().await, r#"db_replica_healthy{replica="replica-1"}"#) != Some(1.0) {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "replica-1 never returned to rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
+    require_scaled();
+    let cluster = PgCluster::up(2);
+    let (_, backend) = cluster
+        .backend(&std::env::var("OUTGROW_TEST_REDIS").expect("redis"))
+        .await;
+    let app = spawn_instance(
+        &backend,
+        &[
+            ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
+            ("OUTGROW_CACHE_USER_TTL", "1ms"),
+            ("OUTGROW_READ_YOUR_WRITES_WINDOW", "1100ms"),
+            ("OUTGROW_REPLICA_MAX_LAG", "1s"),
+        ],
+    )
+    .await;
+    let admin = app.admin("admin@example.org").await;
+    let user = app.signed_in("ann@example.org").await;
+    let path = format!("/api/v1/users/{}", user.id);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    cluster.stop_node("replica1");
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(
+            app.get_with_token(&path, &admin.access_token)
+                .await
+                .status()
+                .as_u16(),
+        );
+        statuses.push(
+            app.get_with_token("/api/v1/users?limit=5", &admin.access_token)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, r#"db_replica_healthy{replica="replica-1"}"#),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"db_replica_healthy{replica="replica-2"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
+    let replica_2_reads = metric_value(&metrics, r#"db_queries_total{pool="replica-2"}"#).unwrap_or(0.0);
+    assert!(
+        replica_2_reads >= 20.0,
+        "the healthy replica took the reads: {replica_2_reads}"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
+        200
+    );
+
+    cluster.start_node("replica1");
+    let restarted = Instant::now();
+    while metric_value(&app.metrics().await, r#"db_replica_healthy{replica="replica-1"}"#) != Some(1.0) {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "replica-1 never returned to rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let served_before =
+        metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
+    for _ in 0..10 {
+        assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
+    }
+    let served_after =
+        metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
+    assert!(served_after > served_before, "replica-1 is back in rotation");
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back() {
+    require_scaled();
+    let redis = RedisServer::up();
+    let mut backend = isolated_scaled_backend().await;
+    for (key, value) in &mut backend {
+        if key == "OUTGROW_REDIS_URL" {
+            *value = redis.url();
+        }
+    }
+    let app = spawn_instance(&backend, &[]).await;
+    let user = app.signed_in("ann@example.org").await;
+    let path = format!("/api/v1/users/{}", user.id);
+    assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+
+    redis.stop();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            app.get_with_token("/api/v1/me", &user.access_token)
+                .await
+                .status()
+                .as_u16(),
+        );
+        statuses.push(
+            app.get_with_token(&path, &user.access_token)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("ready")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["redis"], "unreachable (falling back)");
+    // Sign-in needs the session store: refused clearly, not hung.
+    let started = Instant::now();
+    assert_problem(app.login("ann@example.org", PASSWORD).await, 503).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a dead Redis must fail fast"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metric_value(&metrics, "auth_session_check_fallback_total") >= Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        metric_value(&metrics, r#"rate_limit_fallback_total{mode="local"}"#) >= Some(1.0),
+        "{metrics}"
+    );
+
+    redis.start();
+    let restarted = Instant::now();
+    loop {
+        let login = app.login("ann@example.org", PASSWORD).await;
+        if login.status() == 200 {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "Outgrow never used Redis again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fresh = app.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!(
+        app.get_with_token("/api/v1/me", &fresh.access_token)
+            .await
+            .status(),
+        200
+    );
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("ready")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["redis"], "ok");
+    let fallbacks = metric_value(&app.metrics().await, "auth_session_check_fallback_total");
+    app.get_with_token("/api/v1/me", &fresh.access_token).await;
+    assert_eq!(
+        metric_value(&app.metrics().await, "auth_session_check_fallback_total"),
+        fallbacks,
+        "sessions are checked in Redis again"
+    );
+    while metric_value(&app.metrics().await, "cache_bus_connects_total") < Some(2.0) {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "the invalidation listener never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,174 @@
+//! Private PostgreSQL clusters and Redis servers for the tests that break them on purpose
+//! (pausing replication, stopping a replica, stopping Redis): the shared services of the
+//! scaled pass must stay healthy for every other test. Built on scripts/pg-cluster and
+//! scripts/redis, the same scripts scripts/services uses.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use sqlx::Connection;
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts")).join(name)
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().expect("run a service script");
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `count` consecutive free ports on 127.0.0.1.
+fn free_ports(count: u16) -> u16 {
+    for _ in 0..200 {
+        let base = 40_000 + (rand::random::<u16>() % 20_000);
+        let free = (0..count).all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports found");
+}
+
+/// A PostgreSQL primary with streaming replicas, removed when dropped.
+pub struct PgCluster {
+    dir: PathBuf,
+    pub port: u16,
+    pub replicas: u16,
+}
+
+impl PgCluster {
+    pub fn up(replicas: u16) -> Self {
+        // Under /tmp itself: the postgres OS user must be able to reach the directory.
+        let dir = PathBuf::from(format!("/tmp/outgrow-test-pg-{}", uuid::Uuid::new_v4().simple()));
+        let port = free_ports(replicas + 1);
+        run(Command::new(script("pg-cluster"))
+            .arg("up")
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(replicas.to_string()));
+        Self { dir, port, replicas }
+    }
+
+    pub fn url(&self, node: u16, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port + node)
+    }
+
+    pub fn stop_node(&self, node: &str) {
+        run(Command::new(script("pg-cluster"))
+            .arg("stop-node")
+            .arg(&self.dir)
+            .arg(node));
+    }
+
+    pub fn start_node(&self, node: &str) {
+        run(Command::new(script("pg-cluster"))
+            .arg("start-node")
+            .arg(&self.dir)
+            .arg(node));
+    }
+
+    /// Runs `sql` on node `node` (0 = primary) in `database`.
+    pub async fn execute(&self, node: u16, database: &str, sql: &str) {
+        let mut connection = sqlx::PgConnection::connect(&self.url(node, database))
+            .await
+            .expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut connection)
+            .await
+            .expect("execute");
+    }
+
+    /// A scalar text result of `sql` on node `node`.
+    pub async fn fetch_text(&self, node: u16, database: &str, sql: &str) -> Option<String> {
+        let mut connection = sqlx::PgConnection::connect(&self.url(node, database))
+            .await
+            .expect("connect");
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_optional(&mut connection)
+            .await
+            .expect("query")
+    }
+
+    /// A new database, created on the primary and waited for on every replica; returns the
+    /// backend settings for a server using it (and `redis_url` with a fresh prefix).
+    pub async fn backend(&self, redis_url: &str) -> (String, Vec<(String, String)>) {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        self.execute(0, "postgres", &format!("CREATE DATABASE \"{name}\""))
+            .await;
+        for replica in 1..=self.replicas {
+            for attempt in 0.. {
+                if sqlx::PgConnection::connect(&self.url(replica, &name))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                assert!(attempt < 200, "the database never reached replica {replica}");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        let replicas: Vec<String> = (1..=self.replicas).map(|node| self.url(node, &name)).collect();
+        let settings = vec![
+            ("OUTGROW_DATABASE_URL".to_owned(), self.url(0, &name)),
+            ("OUTGROW_DATABASE_REPLICA_URLS".to_owned(), replicas.join(",")),
+            ("OUTGROW_REDIS_URL".to_owned(), redis_url.to_owned()),
+            ("OUTGROW_REDIS_KEY_PREFIX".to_owned(), format!("{name}:")),
+        ];
+        (name, settings)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script("pg-cluster"))
+            .arg("down")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// A Redis server of the test's own, removed when dropped.
+pub struct RedisServer {
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn up() -> Self {
+        let dir = PathBuf::from(format!(
+            "/tmp/outgrow-test-redis-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let port = free_ports(1);
+        run(Command::new(script("redis"))
+            .arg("up")
+            .arg(&dir)
+            .arg(port.to_string()));
+        Self { dir, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&self) {
+        run(Command::new(script("redis")).arg("stop").arg(&self.dir));
+    }
+
+    pub fn start(&self) {
+        run(Command::new(script("redis"))
+            .arg("start")
+            .arg(&self.dir)
+            .arg(self.port.to_string()));
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = Command::new(script("redis")).arg("down").arg(&self.dir).output();
+    }
+}
