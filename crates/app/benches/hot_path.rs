@@ -1,14 +1,18 @@
-//! Micro-benchmark of the hot path: an authenticated, cache-served `GET /api/v1/users/{id}`.
+//! Benchmarks of the hot paths, on the embedded and the scaled backends.
 //!
-//! Two measurements of the same request through the full middleware stack (request id, span,
-//! metrics, security headers, compression negotiation, CORS, authentication with its session
-//! check, rate limiting, cache-aside):
+//! 1. in-process: an authenticated, cache-served `GET /api/v1/users/{id}` through the router
+//!    called directly, one request at a time — the CPU cost of the whole middleware stack
+//!    (request id, span, metrics, security headers, CORS, authentication with its session
+//!    check, rate limiting, cache-aside), without sockets;
+//! 2. over loopback HTTP against the release `outgrow` binary in its own process, driven by
+//!    `--concurrency` keep-alive connections for `--seconds` per scenario:
+//!    - read: the same cached `GET /api/v1/users/{id}`, each connection as its own user;
+//!    - write: `PATCH /api/v1/me` (a new name: an UPDATE on the primary, a cache invalidation
+//!      and, scaled, a read-your-writes marker and an invalidation message).
 //!
-//! 1. in-process: the router called directly, one request at a time — the CPU cost of the
-//!    stack, without sockets;
-//! 2. over loopback HTTP: the release `outgrow` binary in its own process, driven by
-//!    `--concurrency` keep-alive connections for `--seconds` — throughput and latency
-//!    percentiles as a client sees them. Client and server share this machine's cores.
+//!    First on the embedded backends, then — when the test services are up
+//!    (`. "$(scripts/services up | tail -n1)"`) — on PostgreSQL with two replicas and Redis.
+//!    Client and server share this machine's cores.
 //!
 //! Run: `cargo bench -p outgrow --bench hot_path -- [--seconds 10] [--concurrency 32]`.
 
@@ -67,6 +71,10 @@ fn main() -> anyhow::Result<()> {
 
 /// Latency percentiles of `samples` (microseconds), printed as one table row.
 fn report(label: &str, mut samples: Vec<u64>, elapsed: Duration, errors: usize) {
+    if samples.is_empty() {
+        println!("{label:<12} no successful requests ({errors} errors)");
+        return;
+    }
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
     println!(
@@ -139,7 +147,44 @@ async fn in_process(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The backend settings of the scaled run: a fresh database on the test services' primary
+/// (replicated to both replicas) and a fresh Redis prefix; `None` when the services are not up.
+async fn scaled_backend() -> anyhow::Result<Option<Vec<(String, String)>>> {
+    use sqlx::Connection;
+    let (Ok(primary), Ok(replicas), Ok(redis)) = (
+        std::env::var("OUTGROW_TEST_PG_PRIMARY"),
+        std::env::var("OUTGROW_TEST_PG_REPLICAS"),
+        std::env::var("OUTGROW_TEST_REDIS"),
+    ) else {
+        return Ok(None);
+    };
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = sqlx::PgConnection::connect(&primary).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut connection)
+        .await?;
+    let with_db = |url: &str| format!("{}/{name}", url.rsplit_once('/').map_or(url, |(base, _)| base));
+    let replicas: Vec<String> = replicas.split(',').map(with_db).collect();
+    Ok(Some(vec![
+        ("OUTGROW_DATABASE_URL".into(), with_db(&primary)),
+        ("OUTGROW_DATABASE_REPLICA_URLS".into(), replicas.join(",")),
+        ("OUTGROW_REDIS_URL".into(), redis),
+        ("OUTGROW_REDIS_KEY_PREFIX".into(), format!("{name}:")),
+    ]))
+}
+
 async fn over_http(options: &Options) -> anyhow::Result<()> {
+    run_backend("embedded", &[], options).await?;
+    match scaled_backend().await? {
+        Some(backend) => run_backend("scaled", &backend, options).await,
+        None => {
+            println!("scaled: skipped (start the test services: . \"$(scripts/services up | tail -n1)\")");
+            Ok(())
+        }
+    }
+}
+
+async fn run_backend(label: &str, backend: &[(String, String)], options: &Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut server = Command::new(env!("CARGO_BIN_EXE_outgrow"))
         .arg("serve")
@@ -149,52 +194,106 @@ async fn over_http(options: &Options) -> anyhow::Result<()> {
         .env("OUTGROW_LOG_FORMAT", "json")
         .env("OUTGROW_LOG_LEVEL", "warn,outgrow=info")
         .env("OUTGROW_RATE_LIMIT_DEFAULT", "1000000000/1s")
+        .env("OUTGROW_RATE_LIMIT_AUTH", "1000000/1s")
+        .envs(backend.iter().map(|(key, value)| (key, value)))
         .stdout(Stdio::piped())
         .spawn()
         .context("starting outgrow")?;
     let stdout = server.stdout.take().context("stdout")?;
     let mut address = None;
+    let mut backends = String::new();
     for line in BufReader::new(stdout).lines() {
         let event: Value = serde_json::from_str(&line?).unwrap_or_default();
         if event["message"] == "Outgrow listening" {
             address = event["address"].as_str().map(str::to_owned);
+            backends = event["backends"].as_str().unwrap_or_default().to_owned();
             break;
         }
     }
     let base = format!("http://{}", address.context("the server did not start")?);
+    println!("\n{label}: {backends}");
     let result = drive(&base, options).await;
     server.kill().ok();
     server.wait().ok();
     result
 }
 
-async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.concurrency)
-        .build()?;
+/// A signed-in user of the benchmark.
+struct BenchUser {
+    id: String,
+    token: String,
+}
+
+async fn sign_up(client: &reqwest::Client, base: &str, index: usize) -> anyhow::Result<BenchUser> {
+    let email = format!("bench{index}@example.org");
     client
         .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "bench@example.org", "password": PASSWORD, "name": "Bench"}))
+        .json(&json!({"email": email, "password": PASSWORD, "name": "Bench"}))
         .send()
         .await?
         .error_for_status()?;
     let login: Value = client
         .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "bench@example.org", "password": PASSWORD}))
+        .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await?
+        .error_for_status()?
         .json()
         .await?;
-    let url = Arc::new(format!(
-        "{base}/api/v1/users/{}",
-        login["user"]["id"].as_str().context("id")?
-    ));
-    let token = Arc::new(login["access_token"].as_str().context("token")?.to_owned());
+    Ok(BenchUser {
+        id: login["user"]["id"].as_str().context("id")?.to_owned(),
+        token: login["access_token"].as_str().context("token")?.to_owned(),
+    })
+}
 
-    println!(
-        "over HTTP: release binary on {base}, {} connections for {} s",
-        options.concurrency, options.seconds
+#[derive(Clone, Copy)]
+enum Scenario {
+    Read,
+    Write,
+}
+
+async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency)
+        .build()?;
+    let mut users = Vec::new();
+    for index in 0..options.concurrency {
+        users.push(Arc::new(sign_up(&client, base, index).await?));
+    }
+    for (name, scenario) in [("read", Scenario::Read), ("write", Scenario::Write)] {
+        let (samples, errors, elapsed) = load(&client, base, &users, scenario, options).await?;
+        report(name, samples, elapsed, errors);
+    }
+    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    let counter = |series: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (hits, misses) = (
+        counter(r#"cache_requests_total{cache="users",result="hit"}"#),
+        counter(r#"cache_requests_total{cache="users",result="miss"}"#),
     );
+    println!(
+        "cache: {hits:.0} hits, {misses:.0} misses ({:.2} % hit rate); queries: primary {:.0}, replica-1 {:.0}, replica-2 {:.0}",
+        100.0 * hits / (hits + misses).max(1.0),
+        counter(r#"db_queries_total{pool="primary"}"#),
+        counter(r#"db_queries_total{pool="replica-1"}"#),
+        counter(r#"db_queries_total{pool="replica-2"}"#),
+    );
+    Ok(())
+}
+
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    users: &[Arc<BenchUser>],
+    scenario: Scenario,
+    options: &Options,
+) -> anyhow::Result<(Vec<u64>, usize, Duration)> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.seconds);
     let progress = tokio::spawn({
@@ -207,13 +306,23 @@ async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
             eprintln!();
         }
     });
-    let workers = (0..options.concurrency).map(|_| {
-        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+    let workers = users.iter().map(|user| {
+        let (client, user, base) = (client.clone(), user.clone(), base.to_owned());
         tokio::spawn(async move {
             let (mut samples, mut errors) = (Vec::new(), 0usize);
+            let read_url = format!("{base}/api/v1/users/{}", user.id);
+            let write_url = format!("{base}/api/v1/me");
+            let mut counter = 0u64;
             while Instant::now() < deadline {
+                counter += 1;
                 let sent = Instant::now();
-                match client.get(url.as_str()).bearer_auth(token.as_str()).send().await {
+                let request = match scenario {
+                    Scenario::Read => client.get(&read_url),
+                    Scenario::Write => client
+                        .patch(&write_url)
+                        .json(&json!({"name": format!("Bench {counter}")})),
+                };
+                match request.bearer_auth(&user.token).send().await {
                     Ok(response) if response.status().is_success() => {
                         let _ = response.bytes().await;
                         samples.push(sent.elapsed().as_micros() as u64);
@@ -233,25 +342,5 @@ async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     progress.await?;
-    report("loopback", samples, elapsed, errors);
-
-    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
-    let counter = |result: &str| {
-        metrics
-            .lines()
-            .find(|line| {
-                line.starts_with(&format!(
-                    "cache_requests_total{{cache=\"users\",result=\"{result}\"}}"
-                ))
-            })
-            .and_then(|line| line.rsplit(' ').next())
-            .and_then(|value| value.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let (hits, misses) = (counter("hit"), counter("miss"));
-    println!(
-        "cache: {hits:.0} hits, {misses:.0} misses ({:.2} % hit rate)",
-        100.0 * hits / (hits + misses).max(1.0)
-    );
-    Ok(())
+    Ok((samples, errors, elapsed))
 }
