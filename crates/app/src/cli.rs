@@ -205,6 +205,17 @@ async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<Exi
             let Some(user) = users.set_role(&email, Role::Admin, Utc::now()).await? else {
                 bail!("no account with e-mail {email}");
             };
+            // Running servers cache user records: with Redis, tell them all to drop this one.
+            if let Some(url) = &settings.redis_url {
+                let redis = outgrow_platform::redis_client::RedisClient::new(
+                    secrecy::ExposeSecret::expose_secret(url),
+                    &settings.redis_key_prefix,
+                    settings.redis_timeout,
+                )?;
+                outgrow_platform::cache::Cache::tiered(1, redis, settings.cache_local_ttl)
+                    .invalidate(crate::http::users::USERS_CACHE, &user.id.to_string())
+                    .await;
+            }
             println!(
                 "{} ({}) is now an admin; it takes effect at the next sign-in",
                 user.email, user.id

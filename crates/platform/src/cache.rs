@@ -37,6 +37,12 @@ use crate::{redis_client::RedisClient, shutdown::ShutdownSignal};
 /// by their TTL only.
 const MAX_PENDING_INVALIDATIONS: usize = 10_000;
 
+/// Every invalidation is repeated after this delay. A fill that read the old row just before
+/// the write (a single-flight load in progress, here or on another instance) can store the old
+/// value after the first invalidation; the second removes it, so that race leaves a stale entry
+/// for at most this long.
+pub const REPEAT_INVALIDATION_AFTER: Duration = Duration::from_millis(500);
+
 /// How long entries of one kind live.
 #[derive(Debug, Clone, Copy)]
 pub struct CachePolicy {
@@ -206,11 +212,20 @@ impl Cache {
     /// write path to the underlying record calls this.
     pub async fn invalidate(&self, cache: &'static str, key: &str) {
         let full_key = format!("{cache}:{key}");
-        self.entries.invalidate(&full_key).await;
-        if let Some(shared) = &self.shared {
-            shared.invalidate(full_key).await;
-        }
+        self.invalidate_now(&full_key).await;
         metrics::counter!("cache_invalidations_total", "cache" => cache).increment(1);
+        let cache = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REPEAT_INVALIDATION_AFTER).await;
+            cache.invalidate_now(&full_key).await;
+        });
+    }
+
+    async fn invalidate_now(&self, full_key: &str) {
+        self.entries.invalidate(full_key).await;
+        if let Some(shared) = &self.shared {
+            shared.invalidate(full_key.to_owned()).await;
+        }
     }
 
     /// Listens for other instances' invalidations until `stop`, reconnecting after Redis
@@ -481,6 +496,37 @@ mod tests {
             .await
             .expect("ok");
         assert_eq!(loaded, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_fill_racing_a_write_is_corrected_by_the_repeated_invalidation() {
+        let cache = Cache::in_process(100);
+        // A read starts loading the old value, slowly…
+        let racing = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_load("t", "k", policy(), || async {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<_, std::io::Error>(Some("old".to_owned()))
+                    })
+                    .await
+                    .expect("loads")
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // …the write commits and invalidates while that load is in flight…
+        cache.invalidate("t", "k").await;
+        assert_eq!(racing.await.expect("task").as_deref(), Some("old"));
+        // …so the old value sits in the cache until the repeated invalidation.
+        tokio::time::sleep(REPEAT_INVALIDATION_AFTER + Duration::from_millis(100)).await;
+        let fresh: Option<String> = cache
+            .get_or_load("t", "k", policy(), || async {
+                Ok::<_, std::io::Error>(Some("new".to_owned()))
+            })
+            .await
+            .expect("loads");
+        assert_eq!(fresh.as_deref(), Some("new"));
     }
 
     #[test]

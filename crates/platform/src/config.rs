@@ -19,6 +19,10 @@ pub const ENV_PREFIX: &str = "OUTGROW_";
 
 /// Variables with the prefix that are not settings: they steer the command line itself.
 const NOT_SETTINGS: &[&str] = &["OUTGROW_CONFIG", "OUTGROW_ADMIN_PASSWORD"];
+/// Prefixes reserved for the test harness and its service scripts (`OUTGROW_TEST_PG_PRIMARY`,
+/// `OUTGROW_SERVICES_DIR`, …): a shell that sourced the services' env file can still run
+/// `outgrow`.
+const NOT_SETTINGS_PREFIXES: &[&str] = &["OUTGROW_TEST_", "OUTGROW_SERVICES_"];
 
 /// Every setting, with its embedded default.
 #[derive(Debug, Clone, Deserialize)]
@@ -395,7 +399,11 @@ fn settings_env(env: HashMap<String, String>) -> anyhow::Result<HashMap<String, 
         let Some(key) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if NOT_SETTINGS.contains(&name.as_str()) {
+        if NOT_SETTINGS.contains(&name.as_str())
+            || NOT_SETTINGS_PREFIXES
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        {
             continue;
         }
         let key = key.to_lowercase();
@@ -513,6 +521,18 @@ mod tests {
     fn an_unknown_environment_variable_is_an_error_naming_it() {
         let error = Settings::load_from(None, env(&[("OUTGROW_LISTN", "x")])).expect_err("typo");
         assert!(error.to_string().contains("OUTGROW_LISTN"), "{error}");
+    }
+
+    #[test]
+    fn the_test_harness_variables_are_not_settings() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("OUTGROW_TEST_PG_PRIMARY", "postgres://x"),
+                ("OUTGROW_SERVICES_DIR", "/tmp/x"),
+            ]),
+        );
+        assert!(settings.is_ok());
     }
 
     #[test]

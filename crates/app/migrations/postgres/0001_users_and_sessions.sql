@@ -26,8 +26,9 @@ CREATE TABLE sessions (
     expires_at  timestamptz NOT NULL,
     revoked_at  timestamptz
 );
--- logout-all and password changes revoke the live sessions of one user.
-CREATE INDEX sessions_live_by_user ON sessions (user_id) WHERE revoked_at IS NULL;
+-- logout-all and password changes revoke the sessions of one user, and deleting a user
+-- cascades to their sessions: both find them by user_id.
+CREATE INDEX sessions_by_user ON sessions (user_id);
 -- The periodic clean-up deletes expired sessions.
 CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 

@@ -63,7 +63,7 @@ impl From<User> for UserResponse {
 }
 
 /// The cache holding user records by id.
-const USERS_CACHE: &str = "users";
+pub const USERS_CACHE: &str = "users";
 
 /// A user by id, through the cache.
 async fn cached_user(state: &AppState, id: UserId) -> Result<Option<User>, ApiError> {

@@ -470,3 +470,54 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn a_promotion_from_the_command_line_reaches_the_servers_caches() {
+    require_scaled();
+    let app = spawn_app_with(&[
+        ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
+        ("OUTGROW_CACHE_USER_TTL", "60s"),
+    ])
+    .await;
+    let user = app.signed_in("ann@example.org").await;
+    let path = format!("/api/v1/users/{}", user.id);
+    for _ in 0..2 {
+        let body: Value = app
+            .get_with_token(&path, &user.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["role"], "user");
+    }
+
+    let promote = app
+        .command()
+        .args(["admin", "promote", "--email", "ann@example.org"])
+        .output()
+        .expect("run");
+    assert!(
+        promote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promote.stderr)
+    );
+
+    let promoted = Instant::now();
+    loop {
+        let body: Value = app
+            .get_with_token(&path, &user.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if body["role"] == "admin" {
+            break;
+        }
+        assert!(
+            promoted.elapsed() < Duration::from_secs(1),
+            "the server kept the cached role"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
