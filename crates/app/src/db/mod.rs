@@ -164,6 +164,21 @@ impl Database {
         }
     }
 
+    /// Sets `db_pool_connections{pool,state}` for every pool.
+    pub fn export_pool_gauges(&self) {
+        match self {
+            Self::Sqlite(db) => {
+                for (name, pool) in [("sqlite-writer", &db.writer), ("sqlite-reader", &db.reader)] {
+                    let (size, idle) = (pool.size() as f64, pool.num_idle() as f64);
+                    metrics::gauge!("db_pool_connections", "pool" => name, "state" => "idle").set(idle);
+                    metrics::gauge!("db_pool_connections", "pool" => name, "state" => "in_use")
+                        .set(size - idle);
+                }
+            }
+            Self::Postgres(db) => db.export_pool_gauges(),
+        }
+    }
+
     /// What the start-up log and `outgrow check` show (never credentials).
     pub fn describe(&self) -> String {
         match self {

@@ -94,6 +94,8 @@ fn unavailable(detail: &str) -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Metrics are disabled"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    // Pool occupancy is read at scrape time, so it is current whatever else runs.
+    state.db.export_pool_gauges();
     match &state.metrics {
         Some(handle) => (
             [(

@@ -521,3 +521,92 @@ async fn a_promotion_from_the_command_line_reaches_the_servers_caches() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
+    require_scaled();
+    let backend: Vec<(String, String)> = isolated_scaled_backend()
+        .await
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with("OUTGROW_REDIS"))
+        .collect();
+    let app = spawn_instance(&backend, &[]).await;
+    let started = app
+        .wait_for_log(|event| event["message"] == "Outgrow listening")
+        .await;
+    let backends = started["backends"].as_str().expect("backends");
+    assert!(backends.contains("sessions=sql (postgres primary)"), "{backends}");
+    assert!(
+        backends.contains("cache=in-process") && backends.contains("rate_limiter=in-process"),
+        "{backends}"
+    );
+
+    let user = app.signed_in("ann@example.org").await;
+    // Concurrent refreshes of one token: exactly one wins (row lock), the rest are reuse.
+    let body = json!({"refresh_token": user.refresh_token});
+    let attempts = (0..6).map(|_| app.post_json("/api/v1/auth/refresh", &body));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    // The reuse revoked the session: its access token is dead too.
+    assert_problem(app.get_with_token("/api/v1/me", &user.access_token).await, 401).await;
+
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ann@example.org", "password": PASSWORD, "session_cookie": true}),
+        )
+        .await;
+    let cookie = header(&login, "set-cookie")
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let tokens: Value = login.json().await.expect("json");
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), 200);
+    let rotated = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+
+    let out = app
+        .client
+        .post(app.url("/api/v1/auth/logout-all"))
+        .bearer_auth(tokens["access_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("logout-all");
+    assert_eq!(out.status(), 204);
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_problem(me, 401).await;
+    let metrics = app.metrics().await;
+    assert!(
+        metric_value(&metrics, r#"db_pool_connections{pool="primary",state="idle"}"#).is_some(),
+        "{metrics}"
+    );
+}
