@@ -347,14 +347,7 @@ async fn a_browser_login_sets_a_secure_httponly_samesite_cookie_that_authenticat
 async fn a_cross_site_write_with_the_session_cookie_is_refused() {
     let app = spawn_app().await;
     app.register("ann@example.org", PASSWORD, "Ann").await;
-    let login = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ann@example.org", "password": PASSWORD, "session_cookie": true}),
-        )
-        .await;
-    let set_cookie = header(&login, "set-cookie").expect("cookie");
-    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    let (cookie, _) = app.cookie_login("ann@example.org", PASSWORD).await;
 
     let forged = app
         .client

@@ -305,6 +305,48 @@ impl TestApp {
         self.sign_in(email, PASSWORD).await
     }
 
+    /// `PATCH /api/v1/me` with `body`.
+    pub async fn patch_me(&self, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .patch(self.url("/api/v1/me"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("patch")
+    }
+
+    /// Signs in asking for the browser cookie; returns the `name=value` cookie pair and the
+    /// login response body.
+    pub async fn cookie_login(&self, email: &str, password: &str) -> (String, Value) {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": email, "password": password, "session_cookie": true}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "cookie login {email}");
+        let set_cookie = header(&response, "set-cookie").expect("Set-Cookie");
+        let pair = set_cookie.split(';').next().expect("cookie pair").to_owned();
+        (pair, response.json().await.expect("json"))
+    }
+
+    /// Waits until the metric `series` satisfies `done`, at most `within`.
+    pub async fn wait_for_metric(&self, series: &str, within: Duration, done: impl Fn(Option<f64>) -> bool) {
+        let started = std::time::Instant::now();
+        loop {
+            let value = metric_value(&self.metrics().await, series);
+            if done(value) {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{series} is still {value:?} after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The Prometheus text from `/metrics`.
     pub async fn metrics(&self) -> String {
         self.client

@@ -32,16 +32,6 @@ async fn me_returns_the_signed_in_user() {
     assert_eq!(me["email"], "ann@example.org");
 }
 
-async fn patch_me(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .patch(app.url("/api/v1/me"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("patch")
-}
-
 #[tokio::test]
 async fn a_new_name_is_visible_at_once_through_the_cache() {
     let app = spawn_app().await;
@@ -52,7 +42,9 @@ async fn a_new_name_is_visible_at_once_through_the_cache() {
         assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
     }
 
-    let patched = patch_me(&app, &user.access_token, json!({"name": "Ann Renamed"})).await;
+    let patched = app
+        .patch_me(&user.access_token, json!({"name": "Ann Renamed"}))
+        .await;
 
     assert_eq!(patched.status(), 200);
     for read in [path.as_str(), "/api/v1/me"] {
@@ -77,21 +69,18 @@ async fn changing_the_password_requires_the_current_one() {
     let app = spawn_app().await;
     let user = app.signed_in("ann@example.org").await;
 
-    let missing = patch_me(
-        &app,
-        &user.access_token,
-        json!({"password": "a brand new secret"}),
-    )
-    .await;
+    let missing = app
+        .patch_me(&user.access_token, json!({"password": "a brand new secret"}))
+        .await;
     let problem = assert_problem(missing, 400).await;
     assert_eq!(problem["errors"][0]["field"], "current_password");
 
-    let wrong = patch_me(
-        &app,
-        &user.access_token,
-        json!({"password": "a brand new secret", "current_password": "guess guess"}),
-    )
-    .await;
+    let wrong = app
+        .patch_me(
+            &user.access_token,
+            json!({"password": "a brand new secret", "current_password": "guess guess"}),
+        )
+        .await;
     assert_problem(wrong, 403).await;
     assert_eq!(
         app.login("ann@example.org", PASSWORD).await.status(),
@@ -106,12 +95,12 @@ async fn a_password_change_ends_the_other_sessions_but_keeps_this_one() {
     let here = app.signed_in("ann@example.org").await;
     let elsewhere = app.sign_in("ann@example.org", PASSWORD).await;
 
-    let changed = patch_me(
-        &app,
-        &here.access_token,
-        json!({"password": "a brand new secret", "current_password": PASSWORD}),
-    )
-    .await;
+    let changed = app
+        .patch_me(
+            &here.access_token,
+            json!({"password": "a brand new secret", "current_password": PASSWORD}),
+        )
+        .await;
 
     assert_eq!(changed.status(), 200);
     assert_eq!(
@@ -144,12 +133,12 @@ async fn the_new_password_follows_the_policy() {
     let app = spawn_app().await;
     let user = app.signed_in("ann@example.org").await;
     for bad in ["short", "ann@example.org", "12345678"] {
-        let response = patch_me(
-            &app,
-            &user.access_token,
-            json!({"password": bad, "current_password": PASSWORD}),
-        )
-        .await;
+        let response = app
+            .patch_me(
+                &user.access_token,
+                json!({"password": bad, "current_password": PASSWORD}),
+            )
+            .await;
         let problem = assert_problem(response, 400).await;
         assert_eq!(problem["errors"][0]["field"], "password", "{bad}");
     }
@@ -159,14 +148,15 @@ async fn the_new_password_follows_the_policy() {
 async fn an_empty_or_unknown_patch_is_a_400() {
     let app = spawn_app().await;
     let user = app.signed_in("ann@example.org").await;
-    assert_problem(patch_me(&app, &user.access_token, json!({})).await, 400).await;
+    assert_problem(app.patch_me(&user.access_token, json!({})).await, 400).await;
     assert_problem(
-        patch_me(&app, &user.access_token, json!({"email": "x@example.org"})).await,
+        app.patch_me(&user.access_token, json!({"email": "x@example.org"}))
+            .await,
         400,
     )
     .await;
     assert_problem(
-        patch_me(&app, &user.access_token, json!({"role": "admin"})).await,
+        app.patch_me(&user.access_token, json!({"role": "admin"})).await,
         400,
     )
     .await;
