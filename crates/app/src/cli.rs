@@ -33,11 +33,22 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API (and run the job workers, unless --no-workers).
     Serve {
         /// Override `listen` (OUTGROW_LISTEN).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Do not run job workers in this process (run `outgrow worker` elsewhere).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run job workers only (scale them apart from the API).
+    Worker,
+    /// Inspect and steer the job queue.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        command: JobsCommand,
     },
     /// Validate the configuration and reach every backend; exits non-zero on a problem.
     Check,
@@ -49,6 +60,40 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+/// `outgrow jobs …`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state: ready, running, done, dead, cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one job in full, as JSON.
+    Show {
+        /// Job id.
+        id: uuid::Uuid,
+    },
+    /// Send a dead or cancelled job back to the queue with fresh attempts.
+    Retry {
+        /// Job id.
+        id: uuid::Uuid,
+    },
+    /// Cancel a job that has not started.
+    Cancel {
+        /// Job id.
+        id: uuid::Uuid,
+    },
+    /// Queue depth, running and dead jobs, and the age of the oldest due job, per queue.
+    Stats,
 }
 
 /// `outgrow admin …`.
@@ -76,13 +121,18 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub async fn run(self, mut settings: Settings) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Serve { listen } => {
+            Command::Serve { listen, no_workers } => {
                 if let Some(listen) = listen {
                     settings.listen = listen;
                 }
-                crate::server::serve(settings).await?;
+                crate::server::serve(settings, !no_workers).await?;
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Worker => {
+                crate::server::work(settings).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Jobs { command } => jobs(&settings, command).await,
             Command::Check => check(&settings).await,
             Command::Migrate => {
                 let db = Database::open(&settings).await?;
@@ -159,6 +209,82 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
+async fn jobs(settings: &Settings, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    use outgrow_platform::jobs::{JobFilter, JobState};
+    let db = Database::open(settings).await?;
+    let store = db.jobs();
+    let now = Utc::now();
+    let code = match command {
+        JobsCommand::List { state, queue, limit } => {
+            let state = match state.as_deref() {
+                None => None,
+                Some(text) => Some(JobState::parse(text).ok_or_else(|| {
+                    anyhow::anyhow!("--state must be one of ready, running, done, dead, cancelled")
+                })?),
+            };
+            let jobs = store.list(&JobFilter { state, queue, limit }).await?;
+            println!(
+                "{:<36}  {:<9}  {:<8}  {:<18}  {:>8}  {:<25}  last error",
+                "id", "state", "queue", "name", "attempts", "run at"
+            );
+            for job in &jobs {
+                println!(
+                    "{:<36}  {:<9}  {:<8}  {:<18}  {:>3} of {:<2}  {:<25}  {}",
+                    job.id,
+                    job.state.as_str(),
+                    job.queue,
+                    job.name,
+                    job.attempts,
+                    job.max_attempts,
+                    job.run_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    job.last_error.as_deref().unwrap_or("")
+                );
+            }
+            println!("{} job(s)", jobs.len());
+            ExitCode::SUCCESS
+        }
+        JobsCommand::Show { id } => match store.get(id).await? {
+            Some(job) => {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("no job {id}");
+                ExitCode::FAILURE
+            }
+        },
+        JobsCommand::Retry { id } => {
+            if store.retry(id, now).await? {
+                println!("job {id} is ready again (attempts reset)");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("job {id} is not dead or cancelled (or does not exist)");
+                ExitCode::FAILURE
+            }
+        }
+        JobsCommand::Cancel { id } => {
+            if store.cancel(id, now).await? {
+                println!("job {id} cancelled");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("job {id} is not waiting to run (or does not exist)");
+                ExitCode::FAILURE
+            }
+        }
+        JobsCommand::Stats => {
+            for queue in store.stats(now).await? {
+                println!(
+                    "{}: {} ready, {} running, {} dead, oldest due job waiting {:.1} s",
+                    queue.queue, queue.ready, queue.running, queue.dead, queue.oldest_ready_seconds
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    };
+    db.close().await;
+    Ok(code)
+}
+
 fn writable(dir: &std::path::Path) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let probe = dir.join(".outgrow-check");
@@ -181,14 +307,17 @@ async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<Exi
             let hasher = PasswordHasher::new(1).await?;
             let password_hash = hasher.hash(password).await?;
             let user = users
-                .create(NewUser {
-                    id: UserId::new(),
-                    email,
-                    name,
-                    password_hash,
-                    role: Role::Admin,
-                    now: Utc::now(),
-                })
+                .create(
+                    NewUser {
+                        id: UserId::new(),
+                        email,
+                        name,
+                        password_hash,
+                        role: Role::Admin,
+                        now: Utc::now(),
+                    },
+                    &[],
+                )
                 .await
                 .map_err(|error| match error {
                     crate::repo::StoreError::Conflict(_) => {

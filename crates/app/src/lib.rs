@@ -8,6 +8,8 @@ pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod http;
+pub mod jobs;
+pub mod mail;
 pub mod repo;
 pub mod server;
 pub mod state;

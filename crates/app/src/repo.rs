@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use outgrow_domain::{Email, Role, UserId, UserName};
+use outgrow_platform::jobs::NewJob;
 use uuid::Uuid;
 
 /// A failure of the storage layer.
@@ -82,8 +83,9 @@ pub struct NewUser {
 /// Accounts.
 #[async_trait::async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Inserts a user; a taken e-mail address is [`StoreError::Conflict`].
-    async fn create(&self, new: NewUser) -> Result<User, StoreError>;
+    /// Inserts a user and, in the same transaction, the jobs that follow it (the welcome
+    /// e-mail): both commit or neither. A taken e-mail address is [`StoreError::Conflict`].
+    async fn create(&self, new: NewUser, jobs: &[NewJob]) -> Result<User, StoreError>;
     /// The user with `id`, if any.
     async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// The user with `email` and their hash, if any. Backends with replicas must read this

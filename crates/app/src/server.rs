@@ -4,10 +4,9 @@
 //! balancer to notice) the listener closes and idle keep-alive connections are closed; in-flight
 //! requests get `shutdown_timeout` to finish; then background tasks stop and the pools close.
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use anyhow::Context;
-use chrono::Utc;
 use outgrow_platform::{
     config::Settings,
     shutdown::{Shutdown, termination_requested},
@@ -15,18 +14,16 @@ use outgrow_platform::{
 
 use crate::{http, state::App};
 
-/// How often expired sessions are deleted.
-const SESSION_CLEANUP_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// Runs the HTTP server until a termination signal has been handled.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// Runs the HTTP server (and, with `workers`, the job workers) until a termination signal has
+/// been handled.
+pub async fn serve(settings: Settings, workers: bool) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {} (listen / OUTGROW_LISTEN)", settings.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     let state = App::build(settings, shutdown.clone()).await?;
-    spawn_session_cleanup(&state, &shutdown);
+    let worker = workers.then(|| tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.signal())));
     tracing::info!(
         address = %address,
         url = format!("http://{address}"),
@@ -55,27 +52,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Ok(Err(error)) => tracing::error!(%error, "the server task failed"),
         Err(_) => tracing::warn!("shutdown_timeout reached; abandoning the requests still running"),
     }
+    if let Some(worker) = worker {
+        // The worker drains within the same deadline (it releases what it cannot finish).
+        let _ = worker.await;
+    }
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn spawn_session_cleanup(state: &crate::state::AppState, shutdown: &Shutdown) {
-    let sessions = state.sessions.clone();
-    let stop = shutdown.signal();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SESSION_CLEANUP_INTERVAL);
-        let stopped = stop.stopped();
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => match sessions.delete_expired(Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "deleted expired sessions"),
-                    Err(error) => tracing::warn!(%error, "deleting expired sessions failed"),
-                },
-                _ = &mut stopped => return,
-            }
-        }
-    });
+/// `outgrow worker`: job workers only, until a termination signal.
+pub async fn work(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    let state = App::build(settings, shutdown.clone()).await?;
+    tracing::info!(backends = state.describe_backends(), "Outgrow worker running");
+    let worker = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.signal()));
+    termination_requested().await;
+    shutdown.stop();
+    let _ = worker.await;
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -76,6 +76,8 @@ pub struct App {
     pub shutdown: Shutdown,
     /// The shared Redis, when configured (readiness reports on it).
     pub redis: Option<RedisClient>,
+    /// Where e-mail goes (used by jobs only).
+    pub mailer: crate::mail::Mailer,
 }
 
 impl std::fmt::Debug for App {
@@ -161,7 +163,9 @@ impl App {
         } else {
             None
         };
+        let mailer = crate::mail::Mailer::from_settings(&settings)?;
         let app = App {
+            mailer,
             users: db.users(),
             sessions,
             cache,
@@ -182,11 +186,12 @@ impl App {
     /// One line for the start-up log: which backend serves each concern.
     pub fn describe_backends(&self) -> String {
         format!(
-            "database={} cache={} rate_limiter={} sessions={}",
+            "database={} cache={} rate_limiter={} sessions={} mail={}",
             self.db.describe(),
             self.cache.backend_name(),
             self.rate_limiter.backend_name(),
-            self.sessions.backend_name()
+            self.sessions.backend_name(),
+            self.mailer.describe()
         )
     }
 }

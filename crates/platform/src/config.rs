@@ -129,6 +129,27 @@ pub struct Settings {
     pub cache_local_ttl: Duration,
     /// Serve `/metrics` (Prometheus text format).
     pub metrics_enabled: bool,
+    /// `smtp://host:port` (or `smtps://`, with credentials if needed); unset = `.eml` files in
+    /// `<data_dir>/mail`. May hold a password.
+    pub smtp_url: Option<SecretString>,
+    /// The sender of every e-mail.
+    pub mail_from: String,
+    /// Jobs a worker runs at once.
+    pub worker_concurrency: usize,
+    /// Queues a worker serves.
+    pub worker_queues: Vec<String>,
+    /// A claimed job returns to the queue if its worker stops renewing the claim for this long.
+    #[serde(with = "humantime_serde")]
+    pub job_lease: Duration,
+    /// Workers look for due jobs at least this often (PostgreSQL also wakes them on enqueue).
+    #[serde(with = "humantime_serde")]
+    pub job_poll_interval: Duration,
+    /// First retry delay of a failed job; doubles per attempt (±20 % jitter).
+    #[serde(with = "humantime_serde")]
+    pub job_backoff_base: Duration,
+    /// Longest retry delay.
+    #[serde(with = "humantime_serde")]
+    pub job_backoff_max: Duration,
 }
 
 impl Default for Settings {
@@ -173,6 +194,14 @@ impl Default for Settings {
             cache_user_ttl: Duration::from_secs(60),
             cache_local_ttl: Duration::from_secs(5),
             metrics_enabled: true,
+            smtp_url: None,
+            mail_from: "Outgrow <no-reply@outgrow.localhost>".into(),
+            worker_concurrency: 4,
+            worker_queues: vec!["default".into(), "mail".into()],
+            job_lease: Duration::from_secs(30),
+            job_poll_interval: Duration::from_secs(1),
+            job_backoff_base: Duration::from_secs(10),
+            job_backoff_max: Duration::from_secs(3600),
         }
     }
 }
@@ -251,7 +280,12 @@ impl<'de> Deserialize<'de> for RatePolicySetting {
 }
 
 /// Keys whose environment form is a comma-separated list.
-const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins", "database_replica_urls"];
+const LIST_KEYS: &[&str] = &[
+    "trusted_proxies",
+    "cors_origins",
+    "database_replica_urls",
+    "worker_queues",
+];
 
 impl Settings {
     /// Loads the layers: defaults, then `file` (required when given explicitly, else
@@ -352,6 +386,14 @@ impl Settings {
             bail!(
                 "invalid configuration: redis_key_prefix (OUTGROW_REDIS_KEY_PREFIX) must be non-empty and without braces (they are hash tags)"
             );
+        }
+        if self.worker_concurrency == 0 || self.worker_queues.is_empty() {
+            bail!(
+                "invalid configuration: worker_concurrency (OUTGROW_WORKER_CONCURRENCY) must be at least 1 and worker_queues (OUTGROW_WORKER_QUEUES) not empty"
+            );
+        }
+        if self.job_lease < Duration::from_secs(1) {
+            bail!("invalid configuration: job_lease (OUTGROW_JOB_LEASE) must be at least 1s");
         }
         if let Some(origin) = self.cors_origins.iter().find(|origin| !is_origin(origin)) {
             bail!(

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod jobs;
 pub mod ratelimit;
 pub mod redis_client;
 pub mod shutdown;

@@ -119,6 +119,28 @@ fn describe_metrics() {
         "Queries and transactions by the pool that served them."
     );
     describe_gauge!(
+        "jobs_queue_depth",
+        "Jobs per queue and state (ready, running, dead)."
+    );
+    describe_gauge!(
+        "jobs_oldest_ready_seconds",
+        "How long the oldest due job of each queue has waited."
+    );
+    describe_histogram!(
+        "jobs_run_duration_seconds",
+        Unit::Seconds,
+        "Time to run one job, by kind and outcome (success, failure)."
+    );
+    describe_counter!("jobs_failures_total", "Failed job runs, by kind.");
+    describe_counter!(
+        "jobs_dead_total",
+        "Jobs that failed their last allowed run, by kind."
+    );
+    describe_counter!(
+        "jobs_interrupted_total",
+        "Runs whose worker vanished (lease expired); the job was returned to the queue."
+    );
+    describe_gauge!(
         "db_pool_connections",
         "Pooled connections by pool and state (idle, in_use)."
     );

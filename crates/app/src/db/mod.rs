@@ -179,6 +179,14 @@ impl Database {
         }
     }
 
+    /// The job queue on this database (SQLite: the writer pool; PostgreSQL: the primary).
+    pub fn jobs(&self) -> outgrow_platform::jobs::JobStore {
+        match self {
+            Self::Sqlite(db) => outgrow_platform::jobs::JobStore::Sqlite(db.writer.clone()),
+            Self::Postgres(db) => outgrow_platform::jobs::JobStore::Postgres(db.primary().clone()),
+        }
+    }
+
     /// What the start-up log and `outgrow check` show (never credentials).
     pub fn describe(&self) -> String {
         match self {

@@ -7,6 +7,8 @@ use outgrow_domain::{Email, Role, UserId, UserName};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 
+use outgrow_platform::jobs::{NewJob, enqueue_postgres};
+
 use super::postgres::PgDatabase;
 use crate::repo::{
     Credentials, NewSession, NewUser, Rotation, Session, SessionStore, StoreError, User, UserRepository,
@@ -61,8 +63,9 @@ impl PgUsers {
 
 #[async_trait::async_trait]
 impl UserRepository for PgUsers {
-    async fn create(&self, new: NewUser) -> Result<User, StoreError> {
-        let mut connection = self.db.write().await?;
+    async fn create(&self, new: NewUser, jobs: &[NewJob]) -> Result<User, StoreError> {
+        let mut tx = self.db.primary().begin().await?;
+        metrics::counter!("db_queries_total", "pool" => "primary").increment(1);
         let row = sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -74,7 +77,7 @@ impl UserRepository for PgUsers {
         .bind(&new.password_hash)
         .bind(new.role.as_str())
         .bind(new.now)
-        .fetch_one(&mut *connection)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
@@ -82,6 +85,10 @@ impl UserRepository for PgUsers {
             }
             _ => StoreError::from(error),
         })?;
+        for job in jobs {
+            enqueue_postgres(&mut tx, job).await?;
+        }
+        tx.commit().await?;
         self.db.wrote(new.id).await;
         user_from_row(&row)
     }

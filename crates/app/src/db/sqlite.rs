@@ -6,6 +6,8 @@ use outgrow_domain::{Email, Role, UserId, UserName};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 use uuid::Uuid;
 
+use outgrow_platform::jobs::{NewJob, enqueue_sqlite};
+
 use crate::repo::{
     Credentials, NewSession, NewUser, Rotation, Session, SessionStore, StoreError, User, UserRepository,
 };
@@ -46,7 +48,8 @@ const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
 
 #[async_trait::async_trait]
 impl UserRepository for SqliteUsers {
-    async fn create(&self, new: NewUser) -> Result<User, StoreError> {
+    async fn create(&self, new: NewUser, jobs: &[NewJob]) -> Result<User, StoreError> {
+        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -59,7 +62,7 @@ impl UserRepository for SqliteUsers {
         .bind(new.role.as_str())
         .bind(new.now)
         .bind(new.now)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(SQLITE_CONSTRAINT_UNIQUE) => {
@@ -67,6 +70,10 @@ impl UserRepository for SqliteUsers {
             }
             _ => StoreError::from(error),
         })?;
+        for job in jobs {
+            enqueue_sqlite(&mut tx, job).await?;
+        }
+        tx.commit().await?;
         user_from_row(&row)
     }
 

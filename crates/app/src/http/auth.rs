@@ -21,8 +21,11 @@ use super::{
     extract::ApiJson,
     users::UserResponse,
 };
+use outgrow_platform::jobs::Job;
+
 use crate::{
     auth::tokens::{hash_secret, new_session_secret, session_of},
+    jobs::{EmailTemplate, SendEmail},
     repo::{NewSession, NewUser, Rotation, Session},
     state::AppState,
 };
@@ -81,18 +84,29 @@ pub async fn register(
         return Err(ApiError::Validation(errors));
     };
     let password_hash = state.passwords.hash(password).await?;
+    let welcome = SendEmail {
+        to: email.as_str().to_owned(),
+        template: EmailTemplate::Welcome {
+            name: name.as_str().to_owned(),
+        },
+    }
+    .to_new_job()
+    .map_err(anyhow::Error::from)?;
     let user = state
         .users
-        .create(NewUser {
-            id: UserId::new(),
-            email,
-            name,
-            password_hash,
-            role: Role::User,
-            now: Utc::now(),
-        })
+        .create(
+            NewUser {
+                id: UserId::new(),
+                email,
+                name,
+                password_hash,
+                role: Role::User,
+                now: Utc::now(),
+            },
+            &[welcome],
+        )
         .await?;
-    tracing::info!(user_id = %user.id, "account registered");
+    tracing::info!(user_id = %user.id, "account registered; welcome e-mail queued");
     let location =
         HeaderValue::from_str(&format!("/api/v1/users/{}", user.id)).map_err(anyhow::Error::from)?;
     Ok((

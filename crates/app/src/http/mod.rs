@@ -6,6 +6,7 @@
 //! catch-panic → timeout (408) → authentication → body limit (413) → per-group rate limit →
 //! handler.
 
+pub mod admin;
 pub mod auth;
 pub mod authn;
 pub mod error;
@@ -49,6 +50,7 @@ use crate::state::AppState;
     tags(
         (name = "auth", description = "Accounts, sign-in and sessions"),
         (name = "users", description = "Own account and users by id"),
+        (name = "admin", description = "Operating the job queue (admins only)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -84,8 +86,10 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
 fn api(state: &AppState) -> OpenApiRouter<AppState> {
     let auth = auth::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_auth));
     let users = users::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_default));
+    let admin = admin::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_default));
     let v1 = OpenApiRouter::new()
         .nest("/auth", auth)
+        .nest("/admin", admin)
         .merge(users)
         // Answers about accounts and tokens must never be stored by a shared cache.
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -88,14 +88,46 @@ fn unavailable(detail: &str) -> Response {
     response
 }
 
+async fn export_queue_gauges(state: &AppState) {
+    let stats = match state.db.jobs().stats(chrono::Utc::now()).await {
+        Ok(stats) => stats,
+        Err(error) => {
+            tracing::warn!(%error, "reading queue statistics failed");
+            return;
+        }
+    };
+    // Queues with nothing pending return no row: report them as empty, not stale.
+    for queue in &state.settings.worker_queues {
+        if !stats.iter().any(|stat| &stat.queue == queue) {
+            for job_state in ["ready", "running", "dead"] {
+                metrics::gauge!("jobs_queue_depth", "queue" => queue.clone(), "state" => job_state).set(0.0);
+            }
+            metrics::gauge!("jobs_oldest_ready_seconds", "queue" => queue.clone()).set(0.0);
+        }
+    }
+    for stat in stats {
+        for (job_state, count) in [
+            ("ready", stat.ready),
+            ("running", stat.running),
+            ("dead", stat.dead),
+        ] {
+            metrics::gauge!("jobs_queue_depth", "queue" => stat.queue.clone(), "state" => job_state)
+                .set(count as f64);
+        }
+        metrics::gauge!("jobs_oldest_ready_seconds", "queue" => stat.queue).set(stat.oldest_ready_seconds);
+    }
+}
+
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Metrics are disabled"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Pool occupancy is read at scrape time, so it is current whatever else runs.
+    // Pool occupancy and queue depth are read at scrape time, so they are current whatever
+    // else runs (a worker may live in another process).
     state.db.export_pool_gauges();
+    export_queue_gauges(&state).await;
     match &state.metrics {
         Some(handle) => (
             [(

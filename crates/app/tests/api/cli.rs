@@ -159,7 +159,7 @@ fn migrate_applies_once_and_then_reports_nothing_to_do() {
         text(&first)
     );
     assert!(
-        text(&first).contains("1 migration(s) applied"),
+        text(&first).contains("2 migration(s) applied"),
         "{}",
         text(&first)
     );

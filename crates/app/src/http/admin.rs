@@ -1,0 +1,303 @@
+//! `/api/v1/admin/*`: operating the job queue over HTTP (admins only).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use chrono::{DateTime, Utc};
+use outgrow_domain::Role;
+use outgrow_platform::jobs::{JobFilter, JobRecord, JobState, QueueStats};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    authn::Principal,
+    error::{ApiError, Problem},
+    extract::ApiQuery,
+};
+use crate::state::AppState;
+
+/// The routes of this feature (nested under `/api/v1/admin`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(list_queues))
+}
+
+fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+    match principal.role {
+        Role::Admin => Ok(()),
+        Role::User => Err(ApiError::Forbidden("operating the job queue is for admins")),
+    }
+}
+
+/// A job as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobResponse {
+    /// Identifier.
+    pub id: Uuid,
+    /// Queue.
+    pub queue: String,
+    /// Kind, e.g. `email.send`.
+    pub name: String,
+    /// The job's data.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// `ready`, `running`, `done`, `dead` or `cancelled`.
+    #[schema(value_type = String)]
+    pub state: JobState,
+    /// Runs started.
+    pub attempts: i32,
+    /// Runs allowed before `dead`.
+    pub max_attempts: i32,
+    /// Runs whose worker vanished before finishing (not failures).
+    pub interruptions: i32,
+    /// Next eligible time.
+    pub run_at: DateTime<Utc>,
+    /// Lease end while running.
+    pub locked_until: Option<DateTime<Utc>>,
+    /// The worker holding the lease.
+    pub locked_by: Option<String>,
+    /// Error of the last failed run, or the interruption notice.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it finished (done, dead, cancelled).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobRecord> for JobResponse {
+    fn from(job: JobRecord) -> Self {
+        Self {
+            id: job.id,
+            queue: job.queue,
+            name: job.name,
+            payload: job.payload,
+            state: job.state,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            interruptions: job.interruptions,
+            run_at: job.run_at,
+            locked_until: job.locked_until,
+            locked_by: job.locked_by,
+            last_error: job.last_error,
+            created_at: job.created_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// Which jobs to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListJobsQuery {
+    /// `ready`, `running`, `done`, `dead` or `cancelled`.
+    pub state: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// At most this many (1 to 200, default 50), newest first.
+    pub limit: Option<u32>,
+}
+
+/// A list of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub items: Vec<JobResponse>,
+}
+
+/// Lists jobs, newest first.
+#[utoipa::path(
+    get, path = "/jobs", tag = "admin",
+    params(ListJobsQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = JobList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListJobsQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    require_admin(&principal)?;
+    let job_state = query
+        .state
+        .as_deref()
+        .map(|text| {
+            JobState::parse(text)
+                .ok_or_else(|| ApiError::invalid("state", "must be ready, running, done, dead or cancelled"))
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 200"));
+    }
+    let jobs = state
+        .db
+        .jobs()
+        .list(&JobFilter {
+            state: job_state,
+            queue: query.queue,
+            limit,
+        })
+        .await
+        .map_err(crate::repo::StoreError::from)?;
+    Ok(Json(JobList {
+        items: jobs.into_iter().map(JobResponse::from).collect(),
+    }))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be a job id (a UUID)"))
+}
+
+/// One job.
+#[utoipa::path(
+    get, path = "/jobs/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Job id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = JobResponse),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobResponse>, ApiError> {
+    require_admin(&principal)?;
+    let job = state
+        .db
+        .jobs()
+        .get(parse_id(&id)?)
+        .await
+        .map_err(crate::repo::StoreError::from)?;
+    job.map(|job| Json(job.into()))
+        .ok_or(ApiError::NotFound("no job with this id"))
+}
+
+/// Sends a dead or cancelled job back to the queue with fresh attempts.
+#[utoipa::path(
+    post, path = "/jobs/{id}/retry", tag = "admin",
+    params(("id" = String, Path, description = "Job id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Ready again", body = JobResponse),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not dead or cancelled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobResponse>, ApiError> {
+    require_admin(&principal)?;
+    let id = parse_id(&id)?;
+    let store = state.db.jobs();
+    let changed = store
+        .retry(id, Utc::now())
+        .await
+        .map_err(crate::repo::StoreError::from)?;
+    changed_job(&store, id, changed, "only a dead or cancelled job can be retried").await
+}
+
+/// Cancels a job that has not started.
+#[utoipa::path(
+    post, path = "/jobs/{id}/cancel", tag = "admin",
+    params(("id" = String, Path, description = "Job id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Cancelled", body = JobResponse),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Running or finished", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobResponse>, ApiError> {
+    require_admin(&principal)?;
+    let id = parse_id(&id)?;
+    let store = state.db.jobs();
+    let changed = store
+        .cancel(id, Utc::now())
+        .await
+        .map_err(crate::repo::StoreError::from)?;
+    changed_job(&store, id, changed, "only a job waiting to run can be cancelled").await
+}
+
+async fn changed_job(
+    store: &outgrow_platform::jobs::JobStore,
+    id: Uuid,
+    changed: bool,
+    conflict: &str,
+) -> Result<Json<JobResponse>, ApiError> {
+    let job = store.get(id).await.map_err(crate::repo::StoreError::from)?;
+    match (job, changed) {
+        (None, _) => Err(ApiError::NotFound("no job with this id")),
+        (Some(job), true) => Ok(Json(job.into())),
+        (Some(job), false) => Err(ApiError::Conflict(format!(
+            "{conflict}; this one is {}",
+            job.state.as_str()
+        ))),
+    }
+}
+
+/// Per-queue statistics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueResponse {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs due or waiting.
+    pub ready: i64,
+    /// Jobs running.
+    pub running: i64,
+    /// Dead jobs.
+    pub dead: i64,
+    /// Seconds the oldest due job has waited.
+    pub oldest_ready_seconds: f64,
+}
+
+impl From<QueueStats> for QueueResponse {
+    fn from(stats: QueueStats) -> Self {
+        Self {
+            queue: stats.queue,
+            ready: stats.ready,
+            running: stats.running,
+            dead: stats.dead,
+            oldest_ready_seconds: stats.oldest_ready_seconds,
+        }
+    }
+}
+
+/// Depth and age of every queue.
+#[utoipa::path(
+    get, path = "/queues", tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = Vec<QueueResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn list_queues(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<QueueResponse>>, ApiError> {
+    require_admin(&principal)?;
+    let stats = state
+        .db
+        .jobs()
+        .stats(Utc::now())
+        .await
+        .map_err(crate::repo::StoreError::from)?;
+    Ok(Json(stats.into_iter().map(QueueResponse::from).collect()))
+}

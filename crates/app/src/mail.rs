@@ -1,0 +1,153 @@
+//! E-mail: composed from templates (plain text + HTML), sent over SMTP in the scaled mode or
+//! written as `.eml` files under `<data_dir>/mail` by default. Sending happens in jobs only,
+//! never on the request path.
+
+use anyhow::Context;
+use lettre::{
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart, header::HeaderName, header::HeaderValue},
+};
+use outgrow_platform::config::Settings;
+use secrecy::ExposeSecret;
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Mailer {
+    /// `.eml` files in a directory (the embedded default; also handy in development).
+    Files(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
+    /// A real SMTP server.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, String),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// A composed e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+impl Mailer {
+    /// The mailer the settings describe.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        match &settings.smtp_url {
+            Some(url) => {
+                let url = url.expose_secret();
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .context("smtp_url (OUTGROW_SMTP_URL) is not a valid smtp:// URL")?
+                    .timeout(Some(std::time::Duration::from_secs(30)))
+                    .build();
+                let shown = url.rsplit_once('@').map_or(url, |(_, host)| host).to_owned();
+                Ok(Self::Smtp(transport, shown))
+            }
+            None => {
+                let dir = settings.data_dir.join("mail");
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                Ok(Self::Files(AsyncFileTransport::new(&dir), dir))
+            }
+        }
+    }
+
+    /// For logs and `outgrow check`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Files(_, dir) => format!("files ({})", dir.display()),
+            Self::Smtp(_, host) => format!("smtp ({host})"),
+        }
+    }
+
+    /// Sends `email` from `from`, tagged with the job that sends it (receivers and tests can
+    /// tell a resend from a duplicate).
+    pub async fn send(&self, from: &str, email: &Email, job_id: uuid::Uuid) -> anyhow::Result<()> {
+        let from: Mailbox = from
+            .parse()
+            .context("mail_from (OUTGROW_MAIL_FROM) is not an address")?;
+        let to: Mailbox = email
+            .to
+            .parse()
+            .with_context(|| format!("bad recipient {:?}", email.to))?;
+        let mut message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(&email.subject)
+            .message_id(Some(format!("<{job_id}@outgrow>")))
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
+            .context("composing the e-mail")?;
+        message.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Outgrow-Job"),
+            job_id.to_string(),
+        ));
+        match self {
+            Self::Files(transport, _) => {
+                transport.send(message).await.context("writing the .eml file")?;
+            }
+            Self::Smtp(transport, host) => {
+                transport
+                    .send(message)
+                    .await
+                    .with_context(|| format!("sending through {host}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Escapes text for HTML bodies: names are user input.
+fn html_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// The welcome e-mail sent after registration.
+pub fn welcome(to: &str, name: &str) -> Email {
+    Email {
+        to: to.to_owned(),
+        subject: "Welcome to Outgrow".to_owned(),
+        text: format!(
+            "Hello {name},\n\nyour Outgrow account is ready. Sign in with this e-mail address.\n\nIf you did not create it, ignore this message.\n\n— Outgrow\n"
+        ),
+        html: format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>your Outgrow account is ready. Sign in with this e-mail address.</p><p>If you did not create it, ignore this message.</p><p>— Outgrow</p></body></html>",
+            html_escape(name)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_in_html_but_kept_in_text() {
+        let email = welcome("ann@example.org", "<script>alert(1)</script> & Co");
+        assert!(
+            email
+                .html
+                .contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co")
+        );
+        assert!(!email.html.contains("<script>"));
+        assert!(email.text.contains("<script>alert(1)</script> & Co"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Recurring jobs: a cron schedule per name, run once per tick however many workers run.
+//!
+//! `recurring_jobs` holds each schedule's next due time. A worker that finds it due advances
+//! it with a compare-and-set (`WHERE next_run_at = <the due time it read>`) and enqueues the
+//! job in the same transaction: only the worker whose update matched enqueues, so a tick runs
+//! exactly once. Ticks missed while no worker ran are not replayed one by one: the next run
+//! catches up once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use sqlx::Row;
+
+use super::{
+    NewJob,
+    store::{JobStore, enqueue_postgres, enqueue_sqlite},
+};
+use crate::shutdown::ShutdownSignal;
+
+/// One recurring job.
+#[derive(Clone)]
+pub struct Recurring {
+    /// Unique name (also the dedup key prefix).
+    pub name: &'static str,
+    /// When it runs (standard 5-field cron, UTC).
+    pub schedule: Cron,
+    /// The job to enqueue at each tick.
+    pub job: Arc<dyn Fn() -> Result<NewJob, serde_json::Error> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Recurring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recurring")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recurring {
+    /// `name` runs `job` on `cron` (e.g. `"5 * * * *"`).
+    pub fn new(
+        name: &'static str,
+        cron: &str,
+        job: impl Fn() -> Result<NewJob, serde_json::Error> + Send + Sync + 'static,
+    ) -> Result<Self, croner::errors::CronError> {
+        Ok(Self {
+            name,
+            schedule: cron.parse()?,
+            job: Arc::new(job),
+        })
+    }
+
+    fn next_after(&self, time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule.find_next_occurrence(&time, false).ok()
+    }
+}
+
+impl JobStore {
+    /// Enqueues `recurring`'s job if its tick is due and no other worker took it; returns
+    /// whether this call enqueued.
+    pub async fn run_due(&self, recurring: &Recurring, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+        let Some(first) = recurring.next_after(now) else {
+            return Ok(false);
+        };
+        match self {
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO recurring_jobs (name, next_run_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(recurring.name)
+                .bind(first)
+                .execute(&mut *tx)
+                .await?;
+                let due: DateTime<Utc> = sqlx::query("SELECT next_run_at FROM recurring_jobs WHERE name = ?")
+                    .bind(recurring.name)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("next_run_at")?;
+                if due > now {
+                    return Ok(false);
+                }
+                let next = recurring.next_after(now).unwrap_or(first);
+                let advanced = sqlx::query(
+                    "UPDATE recurring_jobs SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
+                )
+                .bind(next)
+                .bind(recurring.name)
+                .bind(due)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if advanced == 1 {
+                    let job = job_for(recurring, due)?;
+                    enqueue_sqlite(&mut tx, &job).await?;
+                }
+                tx.commit().await?;
+                Ok(advanced == 1)
+            }
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO recurring_jobs (name, next_run_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(recurring.name)
+                .bind(first)
+                .execute(&mut *tx)
+                .await?;
+                let due: DateTime<Utc> =
+                    sqlx::query("SELECT next_run_at FROM recurring_jobs WHERE name = $1")
+                        .bind(recurring.name)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("next_run_at")?;
+                if due > now {
+                    return Ok(false);
+                }
+                let next = recurring.next_after(now).unwrap_or(first);
+                let advanced = sqlx::query(
+                    "UPDATE recurring_jobs SET next_run_at = $1 WHERE name = $2 AND next_run_at = $3",
+                )
+                .bind(next)
+                .bind(recurring.name)
+                .bind(due)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if advanced == 1 {
+                    let job = job_for(recurring, due)?;
+                    enqueue_postgres(&mut tx, &job).await?;
+                }
+                tx.commit().await?;
+                Ok(advanced == 1)
+            }
+        }
+    }
+
+    /// Checks every schedule each second until `stop`.
+    pub async fn run_scheduler(self, schedules: Vec<Recurring>, stop: ShutdownSignal) {
+        if schedules.is_empty() {
+            return;
+        }
+        let stopped = stop.stopped();
+        tokio::pin!(stopped);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = &mut stopped => return,
+            }
+            for recurring in &schedules {
+                match self.run_due(recurring, Utc::now()).await {
+                    Ok(true) => tracing::info!(schedule = recurring.name, "recurring job enqueued"),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(schedule = recurring.name, %error, "recurring job check failed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn job_for(recurring: &Recurring, due: DateTime<Utc>) -> Result<NewJob, sqlx::Error> {
+    let job = (recurring.job)().map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    Ok(job.dedup(format!("{}@{}", recurring.name, due.to_rfc3339())))
+}
