@@ -111,7 +111,19 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     } else {
         Vec::new()
     };
-    spawn(&data_dir, &backend, settings, Some(dir)).await
+    spawn(&data_dir, &backend, settings, &[], Some(dir)).await
+}
+
+/// Starts a server that runs no job workers (`serve --no-workers`).
+pub async fn spawn_api_only(settings: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let backend = if scaled() {
+        isolated_scaled_backend().await
+    } else {
+        Vec::new()
+    };
+    spawn(&data_dir, &backend, settings, &["--no-workers"], Some(dir)).await
 }
 
 /// Starts another instance on `backend` (another instance's, to share its database and
@@ -119,7 +131,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_instance(backend: &[(String, String)], settings: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
-    spawn(&data_dir, backend, settings, Some(dir)).await
+    spawn(&data_dir, backend, settings, &[], Some(dir)).await
 }
 
 /// Starts a server on an existing data directory and backend (a restart, or a second
@@ -129,17 +141,21 @@ pub async fn spawn_app_on(
     backend: &[(String, String)],
     settings: &[(&str, &str)],
 ) -> TestApp {
-    spawn(data_dir, backend, settings, None).await
+    spawn(data_dir, backend, settings, &[], None).await
 }
 
 async fn spawn(
     data_dir: &Path,
     backend: &[(String, String)],
     settings: &[(&str, &str)],
+    args: &[&str],
     dir: Option<tempfile::TempDir>,
 ) -> TestApp {
     let mut command = base_command(data_dir);
-    command.args(["serve"]).env("OUTGROW_LISTEN", "127.0.0.1:0");
+    command
+        .arg("serve")
+        .args(args)
+        .env("OUTGROW_LISTEN", "127.0.0.1:0");
     command.envs(backend.iter().map(|(key, value)| (key, value)));
     for (key, value) in settings {
         // An empty value removes a default the tests set (e.g. OUTGROW_JWT_KEYS).

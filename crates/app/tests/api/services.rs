@@ -172,3 +172,59 @@ impl Drop for RedisServer {
         let _ = Command::new(script("redis")).arg("down").arg(&self.dir).output();
     }
 }
+
+/// An SMTP server that stores what it receives in a Maildir (scripts/smtp-sink), removed
+/// when dropped. With a delay, it holds each message that long before accepting it.
+pub struct SmtpSink {
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl SmtpSink {
+    pub fn up(delay_seconds: u32) -> Self {
+        Self::up_on(free_ports(1), delay_seconds)
+    }
+
+    /// On a chosen port (a port a server was already told about).
+    pub fn up_on(port: u16, delay_seconds: u32) -> Self {
+        let dir = PathBuf::from(format!(
+            "/tmp/outgrow-test-smtp-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        run(Command::new(script("smtp-sink"))
+            .arg("up")
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(delay_seconds.to_string()));
+        Self { dir, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("maildir/new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = Command::new(script("smtp-sink"))
+            .arg("down")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// A port nothing listens on (for a mail server that is down).
+pub fn closed_port() -> u16 {
+    free_ports(1)
+}

@@ -1,0 +1,420 @@
+//! Background jobs over the real binary: the welcome e-mail enqueued with the account,
+//! retries with backoff until dead and revival, a worker killed mid-job, and two worker
+//! processes sharing one queue.
+
+use std::{
+    collections::HashSet,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    helpers::*,
+    services::{SmtpSink, closed_port},
+};
+
+/// The value of header `name` in a raw message.
+fn header_of<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message
+        .lines()
+        .take_while(|line| !line.is_empty() && *line != "\r")
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+        .map(str::trim)
+}
+
+/// Jobs as the CLI lists them (JSON from `jobs show`).
+fn show_job(app: &TestApp, id: &str) -> Value {
+    let output = app
+        .command()
+        .args(["jobs", "show", id])
+        .output()
+        .expect("jobs show");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("job json")
+}
+
+/// The ids of jobs in `state`, from `jobs list`.
+fn job_ids(app: &TestApp, state: &str) -> Vec<String> {
+    let output = app
+        .command()
+        .args(["jobs", "list", "--state", state, "--limit", "1000"])
+        .output()
+        .expect("jobs list");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn registering_sends_a_welcome_email_through_the_queue() {
+    let sink = SmtpSink::up(0);
+    let app = spawn_app_with(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
+
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann <b>Lee</b>")
+            .await
+            .status(),
+        201
+    );
+
+    wait_until("the welcome e-mail", Duration::from_secs(10), || {
+        !sink.messages().is_empty()
+    })
+    .await;
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert_eq!(header_of(message, "Subject"), Some("Welcome to Outgrow"));
+    assert!(header_of(message, "To").is_some_and(|to| to.contains("ann@example.org")));
+    assert!(
+        message.contains("multipart/alternative") && message.contains("text/html"),
+        "{message}"
+    );
+    // Quoted-printable: join soft line breaks before reading the HTML part.
+    let unfolded = message.replace("=\r\n", "").replace("=\n", "");
+    let html = unfolded.split("text/html").nth(1).expect("an HTML part");
+    assert!(
+        html.contains("Ann &lt;b&gt;Lee&lt;/b&gt;") && !html.contains("<b>Lee"),
+        "the name is escaped in HTML"
+    );
+    let job_id = header_of(message, "X-Outgrow-Job").expect("job header");
+    wait_until("the job to be done", Duration::from_secs(5), || {
+        show_job(&app, job_id)["state"] == "done"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_smtp_mail_is_written_as_eml_files_in_the_data_dir() {
+    let app = spawn_app().await;
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+    let mail_dir = app.data_dir.join("mail");
+    wait_until("the .eml file", Duration::from_secs(10), || {
+        std::fs::read_dir(&mail_dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
+    let port = closed_port();
+    let app = spawn_app_with(&[
+        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
+        ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+    ])
+    .await;
+    let started = Instant::now();
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+
+    wait_until("the e-mail job to die", Duration::from_secs(20), || {
+        job_ids(&app, "dead").len() == 1
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let id = job_ids(&app, "dead").remove(0);
+    let job = show_job(&app, &id);
+    assert_eq!(job["attempts"], 8, "{job}");
+    assert_eq!(job["max_attempts"], 8);
+    assert!(
+        job["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("127.0.0.1")),
+        "{job}"
+    );
+    // Seven waits between eight attempts: 50, 100, then 200 ms capped (±20 %) ≥ 0.92 s.
+    assert!(
+        elapsed >= Duration::from_millis(920),
+        "retried without backing off: {elapsed:?}"
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, r#"jobs_failures_total{name="email.send"}"#),
+        Some(8.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"jobs_dead_total{name="email.send"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"jobs_queue_depth{queue="mail",state="dead"}"#),
+        Some(1.0)
+    );
+
+    // The mail server comes back; an operator revives the job.
+    let sink = SmtpSink::up_on(port, 0);
+    let retried = app
+        .command()
+        .args(["jobs", "retry", &id])
+        .output()
+        .expect("jobs retry");
+    assert!(
+        retried.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    wait_until("the revived job to send", Duration::from_secs(10), || {
+        sink.messages().len() == 1
+    })
+    .await;
+    wait_until("the job to be done", Duration::from_secs(5), || {
+        show_job(&app, &id)["state"] == "done"
+    })
+    .await;
+    let again = app
+        .command()
+        .args(["jobs", "retry", &id])
+        .output()
+        .expect("jobs retry");
+    assert!(!again.status.success(), "a done job cannot be retried");
+}
+
+#[tokio::test]
+async fn admins_operate_the_queue_over_http() {
+    let port = closed_port();
+    let app = spawn_app_with(&[
+        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
+        ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+    ])
+    .await;
+    let admin = app.admin("admin@example.org").await;
+    let user = app.signed_in("ann@example.org").await;
+    assert_problem(
+        app.get_with_token("/api/v1/admin/jobs", &user.access_token).await,
+        403,
+    )
+    .await;
+
+    wait_until("the job to die", Duration::from_secs(20), || {
+        job_ids(&app, "dead").len() == 1
+    })
+    .await;
+    let page: Value = app
+        .get_with_token("/api/v1/admin/jobs?state=dead", &admin.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = page["items"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(page["items"][0]["name"], "email.send");
+    let one: Value = app
+        .get_with_token(&format!("/api/v1/admin/jobs/{id}"), &admin.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(one["state"], "dead");
+    let queues: Value = app
+        .get_with_token("/api/v1/admin/queues", &admin.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        queues
+            .as_array()
+            .expect("queues")
+            .iter()
+            .any(|q| q["queue"] == "mail" && q["dead"] == 1),
+        "{queues}"
+    );
+
+    let cancel = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/jobs/{id}/cancel")))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .expect("cancel");
+    assert_problem(cancel, 409).await;
+    let retry = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/jobs/{id}/retry")))
+        .bearer_auth(&admin.access_token)
+        .send()
+        .await
+        .expect("retry");
+    assert_eq!(retry.status(), 200);
+    assert_problem(
+        app.get_with_token("/api/v1/admin/jobs/not-a-uuid", &admin.access_token)
+            .await,
+        400,
+    )
+    .await;
+    assert_problem(
+        app.get_with_token(
+            &format!("/api/v1/admin/jobs/{}", uuid::Uuid::now_v7()),
+            &admin.access_token,
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_problem(
+        app.get_with_token("/api/v1/admin/jobs?state=lost", &admin.access_token)
+            .await,
+        400,
+    )
+    .await;
+}
+
+/// `outgrow worker` with this app's data dir and backend.
+fn worker(app: &TestApp, settings: &[(&str, &str)]) -> Child {
+    let mut command = app.command();
+    command.arg("worker");
+    for (key, value) in settings {
+        command.env(key, value);
+    }
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn worker")
+}
+
+fn kill_hard(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_takes_effect_once() {
+    // The mail server holds each message 3 s before accepting it: the kill lands mid-delivery.
+    let sink = SmtpSink::up(3);
+    let mail = [
+        ("OUTGROW_SMTP_URL", sink.url()),
+        ("OUTGROW_JOB_LEASE", "2s".to_owned()),
+        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
+    ];
+    let settings: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_api_only(&settings).await;
+    let mut first = worker(&app, &settings);
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+    wait_until("a worker to claim the job", Duration::from_secs(10), || {
+        job_ids(&app, "running").len() == 1
+    })
+    .await;
+    let id = job_ids(&app, "running").remove(0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    kill_hard(&mut first);
+    let killed = Instant::now();
+    let mut second = worker(&app, &settings);
+
+    wait_until("the job to finish", Duration::from_secs(20), || {
+        show_job(&app, &id)["state"] == "done"
+    })
+    .await;
+    let job = show_job(&app, &id);
+    assert!(
+        killed.elapsed() >= Duration::from_millis(1500),
+        "ran again before the lease expired"
+    );
+    assert_eq!(job["interruptions"], 1, "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(sink.messages().len(), 1, "delivered exactly once");
+    kill_hard(&mut second);
+}
+
+/// Enqueues `count` welcome e-mails straight into the app's queue (the public enqueue API).
+async fn enqueue_emails(app: &TestApp, count: usize) {
+    use outgrow_platform::jobs::{Job, JobStore};
+    let store = match app.backend.iter().find(|(key, _)| key == "OUTGROW_DATABASE_URL") {
+        Some((_, url)) => JobStore::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
+        None => {
+            let path = app.data_dir.join("outgrow.sqlite3");
+            JobStore::Sqlite(
+                sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .expect("connect"),
+            )
+        }
+    };
+    for index in 0..count {
+        let job = outgrow::jobs::SendEmail {
+            to: format!("user{index}@example.org"),
+            template: outgrow::jobs::EmailTemplate::Welcome {
+                name: format!("User {index}"),
+            },
+        };
+        assert!(
+            store
+                .enqueue(&job.to_new_job().expect("job"))
+                .await
+                .expect("enqueue")
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_worker_processes_never_run_the_same_job_twice() {
+    let sink = SmtpSink::up(0);
+    let settings = [
+        ("OUTGROW_SMTP_URL", sink.url()),
+        ("OUTGROW_JOB_POLL_INTERVAL", "50ms".to_owned()),
+    ];
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_api_only(&settings).await;
+    enqueue_emails(&app, 1000).await;
+
+    let started = Instant::now();
+    let mut workers = [worker(&app, &settings), worker(&app, &settings)];
+    wait_until("1,000 e-mails", Duration::from_secs(120), || {
+        sink.messages().len() >= 1000
+    })
+    .await;
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for child in &mut workers {
+        kill_hard(child);
+    }
+
+    let messages = sink.messages();
+    let job_ids: HashSet<&str> = messages
+        .iter()
+        .filter_map(|message| header_of(message, "X-Outgrow-Job"))
+        .collect();
+    assert_eq!(messages.len(), 1000, "every job ran once, none twice");
+    assert_eq!(job_ids.len(), 1000);
+    assert_eq!(job_ids_in(&app, "done"), 1000);
+    eprintln!("1,000 jobs through two worker processes in {elapsed:?}");
+}
+
+fn job_ids_in(app: &TestApp, state: &str) -> usize {
+    job_ids(app, state).len()
+}
