@@ -1,6 +1,8 @@
 //! The store's background jobs and the worker that runs them.
 //!
-//! Job kinds: `email.send` (queue `mail`) and the hourly `sessions.cleanup` (recurring). The
+//! Job kinds: `email.send` (queue `mail`), `uploads.variants` (WebP renditions of an upload),
+//! `exports.build` (a user's data to a file, then the e-mail with its link) and the hourly
+//! `sessions.cleanup` (recurring). The
 //! worker runs inside `outgrow serve` unless `--no-workers`, or alone as `outgrow worker`;
 //! either way it stops claiming at SIGTERM and finishes or releases its jobs within
 //! `shutdown_timeout`.
@@ -33,6 +35,13 @@ pub enum EmailTemplate {
         /// The new user's display name.
         name: String,
     },
+    /// A data export is ready.
+    ExportReady {
+        /// The signed download link.
+        link: String,
+        /// When the link stops working.
+        expires_at: chrono::DateTime<Utc>,
+    },
 }
 
 impl Job for SendEmail {
@@ -44,6 +53,7 @@ impl Job for SendEmail {
 async fn send_email(job: SendEmail, context: JobContext<AppState>) -> anyhow::Result<()> {
     let email = match &job.template {
         EmailTemplate::Welcome { name } => mail::welcome(&job.to, name),
+        EmailTemplate::ExportReady { link, expires_at } => mail::export_ready(&job.to, link, *expires_at),
     };
     let state = &context.app;
     state
@@ -69,11 +79,126 @@ async fn clean_up_sessions(_job: CleanUpSessions, context: JobContext<AppState>)
     Ok(())
 }
 
+/// Renders the WebP variants of an upload. Idempotent: variants are written under fixed keys
+/// and a finished upload is left alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MakeImageVariants {
+    /// The upload.
+    pub upload_id: uuid::Uuid,
+}
+
+impl Job for MakeImageVariants {
+    const NAME: &'static str = "uploads.variants";
+    const MAX_ATTEMPTS: i32 = 5;
+}
+
+async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppState>) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
+    let state = &context.app;
+    let Some(upload) = state.media.upload(job.upload_id).await? else {
+        tracing::warn!(upload_id = %job.upload_id, "the upload is gone; nothing to do");
+        return Ok(());
+    };
+    if upload.status != "processing" {
+        return Ok(());
+    }
+    let key = crate::http::uploads::original_key(upload.id);
+    let object = state
+        .storage
+        .get(&key)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the original {key} is missing"))?;
+    let chunks: Vec<bytes::Bytes> = object.into_stream().try_collect().await?;
+    let original = chunks.concat();
+    let max_pixels = state.settings.upload_max_pixels;
+    // Decoding and resizing are CPU work: off the reactor.
+    let rendered =
+        tokio::task::spawn_blocking(move || crate::images::render_variants(&original, max_pixels)).await?;
+    match rendered {
+        Ok(variants) => {
+            let mut made = Vec::with_capacity(variants.len());
+            for (variant, bytes) in variants {
+                let key = crate::http::uploads::variant_key(upload.id, variant.width);
+                state.storage.put(&key, bytes::Bytes::from(bytes)).await?;
+                made.push(variant);
+            }
+            state
+                .media
+                .finish_upload(upload.id, &made, None, Utc::now())
+                .await?;
+            tracing::info!(upload_id = %upload.id, variants = made.len(), "image variants ready");
+        }
+        Err(error) => {
+            // A file that does not decode never will: record it instead of retrying.
+            let message = format!("{error:#}");
+            state
+                .media
+                .finish_upload(upload.id, &[], Some(&message), Utc::now())
+                .await?;
+            tracing::warn!(upload_id = %upload.id, error = message, "image could not be processed");
+        }
+    }
+    Ok(())
+}
+
+/// Builds a user's data export, stores it, and queues the e-mail with its link in the same
+/// transaction that marks it ready (so a rerun after a crash neither loses nor repeats it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BuildExport {
+    /// The export.
+    pub export_id: uuid::Uuid,
+}
+
+impl Job for BuildExport {
+    const NAME: &'static str = "exports.build";
+    const MAX_ATTEMPTS: i32 = 5;
+}
+
+async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow::Result<()> {
+    let state = &context.app;
+    let Some(export) = state.media.export(job.export_id).await? else {
+        return Ok(());
+    };
+    if export.status != "pending" {
+        return Ok(());
+    }
+    let user_id = outgrow_domain::UserId(export.user_id);
+    let Some(user) = state.users.by_id(user_id).await? else {
+        state
+            .media
+            .finish_export(export.id, Err("the account no longer exists"), &[], Utc::now())
+            .await?;
+        return Ok(());
+    };
+    let uploads = state.media.uploads_of(export.user_id).await?;
+    let file = crate::exports::render(&export.format, &user, &uploads)?;
+    let size = file.len() as i64;
+    // Same key on every attempt: a rerun overwrites, never duplicates.
+    state
+        .storage
+        .put(&crate::links::export_key(&export), bytes::Bytes::from(file))
+        .await?;
+    let (link, expires_at) = crate::links::export_link(state, export.id, Utc::now());
+    let email = SendEmail {
+        to: user.email.clone(),
+        template: EmailTemplate::ExportReady { link, expires_at },
+    }
+    .to_new_job()?;
+    state
+        .media
+        .finish_export(export.id, Ok(size), &[email], Utc::now())
+        .await?;
+    tracing::info!(export_id = %export.id, size, "export ready; e-mail queued");
+    Ok(())
+}
+
 /// Every job kind this build runs.
 pub fn registry() -> Registry<AppState> {
     Registry::default()
         .register(send_email)
         .register(clean_up_sessions)
+        .register(make_image_variants)
+        .register(build_export)
 }
 
 /// The recurring schedules.

@@ -7,8 +7,11 @@
 pub mod auth;
 pub mod cli;
 pub mod db;
+pub mod exports;
 pub mod http;
+pub mod images;
 pub mod jobs;
+pub mod links;
 pub mod mail;
 pub mod repo;
 pub mod server;

@@ -135,6 +135,22 @@ pub fn welcome(to: &str, name: &str) -> Email {
     }
 }
 
+/// The e-mail with the link to a finished data export.
+pub fn export_ready(to: &str, link: &str, expires_at: chrono::DateTime<chrono::Utc>) -> Email {
+    let expires = expires_at.format("%Y-%m-%d %H:%M UTC");
+    Email {
+        to: to.to_owned(),
+        subject: "Your Outgrow data export is ready".to_owned(),
+        text: format!(
+            "Hello,\n\nyour data export is ready. Download it before {expires}:\n\n{link}\n\n— Outgrow\n"
+        ),
+        html: format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello,</p><p>your data export is ready. Download it before {expires}:</p><p><a href=\"{0}\">{0}</a></p><p>— Outgrow</p></body></html>",
+            html_escape(link)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

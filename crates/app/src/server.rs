@@ -16,12 +16,16 @@ use crate::{http, state::App};
 
 /// Runs the HTTP server (and, with `workers`, the job workers) until a termination signal has
 /// been handled.
-pub async fn serve(settings: Settings, workers: bool) -> anyhow::Result<()> {
+pub async fn serve(mut settings: Settings, workers: bool) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {} (listen / OUTGROW_LISTEN)", settings.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
+    // Links in e-mails need the real port when the configured one was 0.
+    if settings.public_url.is_none() {
+        settings.public_url = Some(format!("http://{address}"));
+    }
     let state = App::build(settings, shutdown.clone()).await?;
     let worker = workers.then(|| tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.signal())));
     tracing::info!(

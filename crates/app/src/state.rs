@@ -44,6 +44,8 @@ impl Deref for AppState {
 pub struct Policies {
     /// Most routes, per client (user id, else address).
     pub default: RatePolicy,
+    /// Creating data exports, per user.
+    pub export: RatePolicy,
     /// `/api/v1/auth/*`, per client address.
     pub auth: RatePolicy,
 }
@@ -78,6 +80,12 @@ pub struct App {
     pub redis: Option<RedisClient>,
     /// Where e-mail goes (used by jobs only).
     pub mailer: crate::mail::Mailer,
+    /// Uploads and exports.
+    pub storage: outgrow_platform::storage::ObjectStorage,
+    /// Upload and export rows.
+    pub media: crate::db::media::MediaStore,
+    /// Signs time-limited links; derived from the JWT signing key, so every instance agrees.
+    pub link_key: [u8; 32],
 }
 
 impl std::fmt::Debug for App {
@@ -126,8 +134,9 @@ impl App {
         let policies = Policies {
             default: settings.rate_limit_default.policy("default"),
             auth: settings.rate_limit_auth.policy("auth"),
+            export: settings.rate_limit_export.policy("export"),
         };
-        let all_policies = [policies.default, policies.auth];
+        let all_policies = [policies.default, policies.auth, policies.export];
         let (rate_limiter, local_limiter): (Arc<dyn RateLimiter>, _) = match &redis {
             Some(redis) => {
                 let limiter = Arc::new(RedisRateLimiter::new(
@@ -164,8 +173,19 @@ impl App {
             None
         };
         let mailer = crate::mail::Mailer::from_settings(&settings)?;
+        let storage = outgrow_platform::storage::ObjectStorage::from_settings(&settings)?;
+        let link_key = {
+            use sha2::Digest;
+            let mut hasher = sha2::Sha256::new();
+            hasher.update(b"outgrow signed links v1:");
+            hasher.update(keys[0].secret.expose_secret().as_bytes());
+            hasher.finalize().into()
+        };
         let app = App {
             mailer,
+            storage,
+            media: db.media(),
+            link_key,
             users: db.users(),
             sessions,
             cache,
@@ -186,12 +206,13 @@ impl App {
     /// One line for the start-up log: which backend serves each concern.
     pub fn describe_backends(&self) -> String {
         format!(
-            "database={} cache={} rate_limiter={} sessions={} mail={}",
+            "database={} cache={} rate_limiter={} sessions={} mail={} objects={}",
             self.db.describe(),
             self.cache.backend_name(),
             self.rate_limiter.backend_name(),
             self.sessions.backend_name(),
-            self.mailer.describe()
+            self.mailer.describe(),
+            self.storage.describe()
         )
     }
 }

@@ -129,6 +129,24 @@ pub struct Settings {
     pub cache_local_ttl: Duration,
     /// Serve `/metrics` (Prometheus text format).
     pub metrics_enabled: bool,
+    /// Where uploads and exports are kept: `file:///path` or `s3://bucket`; unset = the
+    /// `objects` directory in the data dir.
+    pub object_store_url: Option<String>,
+    /// The S3 endpoint for `s3://` (an `http://` endpoint is accepted for local stores;
+    /// path-style requests). Credentials come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+    /// and `AWS_REGION`.
+    pub s3_endpoint: Option<String>,
+    /// The largest accepted upload, in bytes (413 beyond).
+    pub upload_limit_bytes: usize,
+    /// Images with more pixels than this are refused (decompression bombs).
+    pub upload_max_pixels: u64,
+    /// How long a signed export download link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub export_link_ttl: Duration,
+    /// Data exports per user per window, as `count/window`.
+    pub rate_limit_export: RatePolicySetting,
+    /// The public base URL of the API (links in e-mails); unset = `http://<listen>`.
+    pub public_url: Option<String>,
     /// `smtp://host:port` (or `smtps://`, with credentials if needed); unset = `.eml` files in
     /// `<data_dir>/mail`. May hold a password.
     pub smtp_url: Option<SecretString>,
@@ -194,6 +212,13 @@ impl Default for Settings {
             cache_user_ttl: Duration::from_secs(60),
             cache_local_ttl: Duration::from_secs(5),
             metrics_enabled: true,
+            object_store_url: None,
+            s3_endpoint: None,
+            upload_limit_bytes: 10 * 1024 * 1024,
+            upload_max_pixels: 50_000_000,
+            export_link_ttl: Duration::from_secs(24 * 3600),
+            rate_limit_export: RatePolicySetting::new(10, Duration::from_secs(3600)),
+            public_url: None,
             smtp_url: None,
             mail_from: "Outgrow <no-reply@outgrow.localhost>".into(),
             worker_concurrency: 4,
@@ -401,6 +426,15 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// The base URL for links sent to users.
+    pub fn public_base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// Where the embedded SQLite database lives.

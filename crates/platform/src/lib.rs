@@ -14,4 +14,5 @@ pub mod jobs;
 pub mod ratelimit;
 pub mod redis_client;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;

@@ -8,6 +8,7 @@
 //! read-your-writes markers and [`redis_sessions`] the Redis session store of the scaled mode.
 
 pub mod markers;
+pub mod media;
 pub mod postgres;
 mod postgres_repos;
 pub mod redis_sessions;
@@ -176,6 +177,14 @@ impl Database {
                 }
             }
             Self::Postgres(db) => db.export_pool_gauges(),
+        }
+    }
+
+    /// Upload and export rows on this database.
+    pub fn media(&self) -> media::MediaStore {
+        match self {
+            Self::Sqlite(db) => media::MediaStore::Sqlite(db.writer.clone()),
+            Self::Postgres(db) => media::MediaStore::Postgres(db.primary().clone()),
         }
     }
 

@@ -84,6 +84,10 @@ pub enum ApiError {
     /// The body is not of a supported media type.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Well-formed but impossible to process (an image too large in pixels, an unreadable
+    /// header).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Too many requests; retry after this many seconds.
     #[error("too many requests")]
     RateLimited(u64),
@@ -106,6 +110,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -131,6 +136,7 @@ pub fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
         409 => ("conflict", "Conflict"),
         413 => ("payload-too-large", "Payload too large"),
         415 => ("unsupported-media-type", "Unsupported media type"),
+        422 => ("unprocessable", "Unprocessable content"),
         429 => ("rate-limited", "Too many requests"),
         503 => ("unavailable", "Service unavailable"),
         500..=599 => ("internal", "Internal server error"),

@@ -259,6 +259,15 @@ pub async fn rate_limit_default(State(state): State<AppState>, request: Request,
     enforce(&state, state.policies.default, key, request, next).await
 }
 
+/// Export policy: keyed by the signed-in user (exports are expensive per user).
+pub async fn rate_limit_export(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let key = match request.extensions().get::<Authentication>() {
+        Some(Authentication::Authenticated(principal)) => format!("user:{}", principal.user_id),
+        _ => address_key(&request, &state),
+    };
+    enforce(&state, state.policies.export, key, request, next).await
+}
+
 /// Auth policy: always keyed by client address (these routes are where credential stuffing
 /// happens, and the attacker is not signed in).
 pub async fn rate_limit_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -3,16 +3,18 @@
 //!
 //! Layers, outermost first: observe (request id, span, latency histogram, slow-request log) →
 //! security headers → HTTPS redirect → compression → CORS → problem+json for every error →
-//! catch-panic → timeout (408) → authentication → body limit (413) → per-group rate limit →
+//! catch-panic → timeout (408) → authentication → per-group rate limit and body limit (413) →
 //! handler.
 
 pub mod admin;
 pub mod auth;
 pub mod authn;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
+pub mod uploads;
 pub mod users;
 
 use axum::{
@@ -50,6 +52,8 @@ use crate::state::AppState;
     tags(
         (name = "auth", description = "Accounts, sign-in and sessions"),
         (name = "users", description = "Own account and users by id"),
+        (name = "uploads", description = "Images: upload, WebP variants, downloads"),
+        (name = "exports", description = "Data exports with signed download links"),
         (name = "admin", description = "Operating the job queue (admins only)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -82,14 +86,35 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
     api(state).split_for_parts().1
 }
 
-/// The routes with their OpenAPI descriptions, rate limits applied per group.
+/// The routes with their OpenAPI descriptions; rate limits and body limits are applied per
+/// group (uploads take far larger bodies than anything else).
 fn api(state: &AppState) -> OpenApiRouter<AppState> {
-    let auth = auth::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_auth));
-    let users = users::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_default));
-    let admin = admin::router().layer(from_fn_with_state(state.clone(), middleware::rate_limit_default));
+    let body_limit = state.settings.body_limit_bytes;
+    let limited = |router: OpenApiRouter<AppState>| {
+        router
+            .layer(RequestBodyLimitLayer::new(body_limit))
+            .layer(DefaultBodyLimit::max(body_limit))
+    };
+    let default_policy = || from_fn_with_state(state.clone(), middleware::rate_limit_default);
+    let auth = limited(auth::router()).layer(from_fn_with_state(state.clone(), middleware::rate_limit_auth));
+    let users = limited(users::router()).layer(default_policy());
+    let admin = limited(admin::router()).layer(default_policy());
+    // Multipart overhead (boundaries, part headers) on top of the file itself; the handler
+    // enforces the exact file limit with a 413 of its own.
+    let upload_body = state.settings.upload_limit_bytes + 64 * 1024;
+    let uploads = uploads::router()
+        .layer(RequestBodyLimitLayer::new(upload_body))
+        .layer(DefaultBodyLimit::max(upload_body))
+        .layer(default_policy());
+    let exports = limited(exports::create_router())
+        .layer(from_fn_with_state(state.clone(), middleware::rate_limit_export))
+        .merge(limited(exports::router()).layer(default_policy()))
+        .merge(limited(exports::download_router()).layer(default_policy()));
     let v1 = OpenApiRouter::new()
         .nest("/auth", auth)
         .nest("/admin", admin)
+        .nest("/uploads", uploads)
+        .nest("/exports", exports)
         .merge(users)
         // Answers about accounts and tokens must never be stored by a shared cache.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -98,7 +123,7 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
-        .merge(ops::router())
+        .merge(limited(ops::router()))
 }
 
 /// The whole application: API, docs and the middleware stack.
@@ -119,11 +144,8 @@ pub fn router(state: AppState) -> Router {
 /// Wraps `routes` in the full middleware stack (see the module docs for the order).
 fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let settings = &state.settings;
-    let body_limit = settings.body_limit_bytes;
     routes
         .fallback(|| async { StatusCode::NOT_FOUND })
-        .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -74,6 +74,24 @@ pub async fn isolated_scaled_backend() -> Vec<(String, String)> {
         ("OUTGROW_DATABASE_REPLICA_URLS".into(), replica_urls.join(",")),
         ("OUTGROW_REDIS_URL".into(), required_env("OUTGROW_TEST_REDIS")),
         ("OUTGROW_REDIS_KEY_PREFIX".into(), format!("{name}:")),
+        // Objects in the S3-compatible store (keys are UUIDs: tests never collide).
+        (
+            "OUTGROW_OBJECT_STORE_URL".into(),
+            format!("s3://{}", required_env("OUTGROW_TEST_S3_BUCKET")),
+        ),
+        (
+            "OUTGROW_S3_ENDPOINT".into(),
+            required_env("OUTGROW_TEST_S3_ENDPOINT"),
+        ),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            required_env("OUTGROW_TEST_S3_ACCESS_KEY_ID"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            required_env("OUTGROW_TEST_S3_SECRET_ACCESS_KEY"),
+        ),
+        ("AWS_REGION".into(), "us-east-1".into()),
     ]
 }
 

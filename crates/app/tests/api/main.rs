@@ -7,6 +7,7 @@ mod cli;
 mod helpers;
 mod http_stack;
 mod jobs;
+mod media;
 mod operations;
 mod scaled;
 mod services;

@@ -43,6 +43,7 @@ async fn the_first_start_creates_the_data_dir_database_and_key() {
             "redis L2",
             "rate_limiter=redis",
             "sessions=redis",
+            "objects=s3 (bucket",
         ] {
             assert!(backends.contains(part), "{part} missing in {backends}");
         }

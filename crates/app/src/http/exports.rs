@@ -1,0 +1,216 @@
+//! `/api/v1/exports`: a user's data as CSV or JSON, built by a job and delivered by a
+//! time-limited signed link (e-mailed, and shown here once ready).
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use outgrow_platform::jobs::Job;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    authn::Principal,
+    error::{ApiError, Problem},
+    extract::{ApiJson, ApiQuery},
+};
+use crate::{db::media::ExportRow, jobs::BuildExport, links, state::AppState};
+
+/// The authenticated routes (nested under `/api/v1/exports`, behind the strict export policy
+/// for creation).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_export))
+}
+
+/// Creating an export (its own router: it carries the `export` rate policy).
+pub fn create_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_export))
+}
+
+/// The signed download (no credential: the signature is the capability).
+pub fn download_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(download_export))
+}
+
+/// What to export.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateExportRequest {
+    /// `csv` or `json`.
+    pub format: String,
+}
+
+/// An export's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportResponse {
+    /// Identifier.
+    pub id: Uuid,
+    /// `csv` or `json`.
+    pub format: String,
+    /// `pending`, `ready` or `failed`.
+    pub status: String,
+    /// Size of the file once ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// A signed link, valid until `download_expires_at`, once ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    /// When `download_url` stops working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_expires_at: Option<DateTime<Utc>>,
+    /// When it was requested.
+    pub created_at: DateTime<Utc>,
+}
+
+fn response(state: &AppState, row: ExportRow) -> ExportResponse {
+    let link = (row.status == "ready").then(|| links::export_link(state, row.id, Utc::now()));
+    ExportResponse {
+        id: row.id,
+        format: row.format,
+        status: row.status,
+        size_bytes: row.size_bytes,
+        download_url: link.as_ref().map(|(url, _)| url.clone()),
+        download_expires_at: link.map(|(_, expires)| expires),
+        created_at: row.created_at,
+    }
+}
+
+/// Requests an export of the caller's data; 202 at once, the file is built by a job and a link
+/// is e-mailed when it is ready. Limited to `rate_limit_export` per user.
+#[utoipa::path(
+    post, path = "", tag = "exports",
+    request_body = CreateExportRequest,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 202, description = "Accepted; poll `Location`", body = ExportResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the export rate limit", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_export(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CreateExportRequest>,
+) -> Result<Response, ApiError> {
+    let format = match request.format.as_str() {
+        "csv" | "json" => request.format,
+        _ => return Err(ApiError::invalid("format", "must be csv or json")),
+    };
+    let row = ExportRow {
+        id: Uuid::now_v7(),
+        user_id: principal.user_id.0,
+        format,
+        status: "pending".into(),
+        size_bytes: None,
+        error: None,
+        created_at: Utc::now(),
+        finished_at: None,
+    };
+    let job = BuildExport { export_id: row.id }
+        .to_new_job()
+        .map_err(anyhow::Error::from)?;
+    state.media.insert_export(&row, &[job]).await?;
+    let location =
+        HeaderValue::from_str(&format!("/api/v1/exports/{}", row.id)).map_err(anyhow::Error::from)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(response(&state, row)),
+    )
+        .into_response())
+}
+
+/// An export's status, with a fresh signed link once ready (owner or admin).
+#[utoipa::path(
+    get, path = "/{id}", tag = "exports",
+    params(("id" = String, Path, description = "Export id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = ExportResponse),
+        (status = 404, description = "No such export of the caller's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_export(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ExportResponse>, ApiError> {
+    let id = Uuid::try_parse(&id).map_err(|_| ApiError::invalid("id", "must be an export id (a UUID)"))?;
+    let row = state
+        .media
+        .export(id)
+        .await?
+        .filter(|row| principal.may_access(outgrow_domain::UserId(row.user_id)))
+        .ok_or(ApiError::NotFound("no such export"))?;
+    Ok(Json(response(&state, row)))
+}
+
+/// The signature of a download link.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadQuery {
+    /// Unix time the link stops working.
+    pub expires: i64,
+    /// HMAC-SHA256 of the export id and `expires`, hex.
+    pub signature: String,
+}
+
+/// Downloads an export through its signed link.
+#[utoipa::path(
+    get, path = "/{id}/download", tag = "exports",
+    params(("id" = String, Path, description = "Export id"), DownloadQuery),
+    responses(
+        (status = 200, description = "The file (attachment)"),
+        (status = 403, description = "Bad or expired signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn download_export(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let id = Uuid::try_parse(&id).map_err(|_| ApiError::invalid("id", "must be an export id (a UUID)"))?;
+    links::verify_export_link(&state, id, query.expires, &query.signature, Utc::now())?;
+    let row = state
+        .media
+        .export(id)
+        .await?
+        .filter(|row| row.status == "ready")
+        .ok_or(ApiError::NotFound("no such export"))?;
+    let object = state
+        .storage
+        .get(&links::export_key(&row))
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("object storage: {error}")))?
+        .ok_or(ApiError::NotFound("the export file is gone"))?;
+    let (content_type, extension) = if row.format == "csv" {
+        ("text/csv; charset=utf-8", "csv")
+    } else {
+        ("application/json", "json")
+    };
+    let size = object.meta.size;
+    let mut response = Response::new(Body::from_stream(
+        object.into_stream().map_err(std::io::Error::other),
+    ));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    let disposition = format!("attachment; filename=\"outgrow-export-{}.{extension}\"", row.id);
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).map_err(anyhow::Error::from)?,
+    );
+    Ok(response)
+}

@@ -1,0 +1,453 @@
+//! `/api/v1/uploads`: images streamed to object storage, WebP variants made by a job, and
+//! authorised downloads with `ETag` and cache headers.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{FromRequest, Multipart, Path, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use futures::TryStreamExt;
+use outgrow_platform::jobs::Job;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    authn::{Authentication, Principal},
+    error::{ApiError, Problem},
+};
+use crate::{db::media::UploadRow, images, jobs::MakeImageVariants, repo::StoreError, state::AppState};
+
+/// The routes of this feature (nested under `/api/v1/uploads`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_upload))
+        .routes(routes!(get_upload))
+        .routes(routes!(download_upload))
+        .routes(routes!(download_variant))
+}
+
+/// Bytes kept from the start of a file to sniff its type and read its dimensions (a JPEG's
+/// size can follow a large EXIF block).
+const HEAD_BYTES: usize = 256 * 1024;
+
+/// An upload as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    /// Identifier.
+    pub id: Uuid,
+    /// `processing` (variants being made), `ready` or `failed`.
+    pub status: String,
+    /// Sniffed from the bytes: image/png, image/jpeg, image/gif or image/webp.
+    pub content_type: String,
+    /// Size of the original.
+    pub size_bytes: i64,
+    /// Pixels.
+    pub width: Option<i64>,
+    /// Pixels.
+    pub height: Option<i64>,
+    /// Readable by anyone.
+    pub public: bool,
+    /// The original.
+    pub url: String,
+    /// WebP renditions, narrowest first.
+    pub variants: Vec<VariantResponse>,
+    /// `url 400w, url 800w, …`, ready for an `<img srcset>`.
+    pub srcset: String,
+    /// Why processing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One WebP rendition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantResponse {
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// Encoded size.
+    pub bytes: u64,
+    /// Where to get it.
+    pub url: String,
+}
+
+impl From<UploadRow> for UploadResponse {
+    fn from(row: UploadRow) -> Self {
+        let base = format!("/api/v1/uploads/{}", row.id);
+        let variants: Vec<VariantResponse> = row
+            .variants
+            .0
+            .iter()
+            .map(|variant| VariantResponse {
+                width: variant.width,
+                height: variant.height,
+                bytes: variant.bytes,
+                url: format!("{base}/variants/{}", variant.width),
+            })
+            .collect();
+        let srcset = variants
+            .iter()
+            .map(|v| format!("{} {}w", v.url, v.width))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self {
+            id: row.id,
+            status: row.status,
+            content_type: row.content_type,
+            size_bytes: row.size_bytes,
+            width: row.width,
+            height: row.height,
+            public: row.public,
+            url: format!("{base}/content"),
+            variants,
+            srcset,
+            error: row.error,
+        }
+    }
+}
+
+/// The storage key of an upload's original.
+pub fn original_key(id: Uuid) -> String {
+    format!("uploads/{id}/original")
+}
+
+/// The storage key of a variant.
+pub fn variant_key(id: Uuid, width: u32) -> String {
+    format!("uploads/{id}/w{width}.webp")
+}
+
+/// Uploads an image (multipart/form-data: a `file` part, and optionally `public=true`).
+/// The body is streamed to storage as it arrives; its type is decided by its bytes.
+#[utoipa::path(
+    post, path = "", tag = "uploads",
+    security(("bearer" = []), ("cookie" = [])),
+    request_body(content_type = "multipart/form-data", description = "`file`: the image; `public`: `true` to let anyone read it"),
+    responses(
+        (status = 201, description = "Stored; variants are being made", body = UploadResponse),
+        (status = 400, description = "Not a multipart body, or no `file` part", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over `upload_limit_bytes`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a PNG, JPEG, GIF or WebP image", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Dimensions over the pixel limit (decompression bomb), or an unreadable header", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|rejection| {
+            ApiError::BadRequest(format!(
+                "expected a multipart/form-data body: {}",
+                rejection.body_text()
+            ))
+        })?;
+    let mut public = false;
+    let mut stored: Option<(Uuid, String, i64, (u32, u32))> = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("public") => {
+                let text = field.text().await.map_err(multipart_error)?;
+                public = match text.trim() {
+                    "true" | "1" | "on" => true,
+                    "false" | "0" | "off" | "" => false,
+                    _ => return Err(ApiError::invalid("public", "must be true or false")),
+                };
+            }
+            Some("file") if stored.is_none() => stored = Some(store_file(&state, field).await?),
+            Some("file") => return Err(ApiError::invalid("file", "send one file per upload")),
+            other => {
+                return Err(ApiError::invalid(
+                    other.unwrap_or("(unnamed)"),
+                    "unknown part; send `file` and optionally `public`",
+                ));
+            }
+        }
+    }
+    let Some((id, content_type, size, (width, height))) = stored else {
+        return Err(ApiError::invalid("file", "a `file` part is required"));
+    };
+    let now = Utc::now();
+    let row = UploadRow {
+        id,
+        owner_id: principal.user_id.0,
+        content_type,
+        size_bytes: size,
+        width: Some(i64::from(width)),
+        height: Some(i64::from(height)),
+        public,
+        status: "processing".into(),
+        variants: sqlx::types::Json(Vec::new()),
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let job = MakeImageVariants { upload_id: id }
+        .to_new_job()
+        .map_err(anyhow::Error::from)?;
+    state.media.insert_upload(&row, &[job]).await?;
+    tracing::info!(upload_id = %id, size, width, height, "upload stored; variants queued");
+    let location = HeaderValue::from_str(&format!("/api/v1/uploads/{id}")).map_err(anyhow::Error::from)?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(UploadResponse::from(row)),
+    )
+        .into_response())
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", error.body_text()))
+    }
+}
+
+/// Streams one `file` part to storage under a fresh key; returns (id, type, size, dimensions).
+async fn store_file(
+    state: &AppState,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<(Uuid, String, i64, (u32, u32)), ApiError> {
+    let id = Uuid::now_v7();
+    let limit = state.settings.upload_limit_bytes;
+    let mut writer = state
+        .storage
+        .writer(&original_key(id))
+        .await
+        .map_err(storage_error)?;
+    let mut head: Vec<u8> = Vec::new();
+    let mut size = 0usize;
+    let mut content_type = None;
+    let outcome = async {
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            size += chunk.len();
+            if size > limit {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if head.len() < HEAD_BYTES {
+                let take = chunk.len().min(HEAD_BYTES - head.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            if content_type.is_none() && head.len() >= 16 {
+                content_type = Some(images::sniff(&head).ok_or_else(unsupported)?);
+            }
+            writer.put(chunk);
+        }
+        let content_type = match content_type {
+            Some(found) => found,
+            None => images::sniff(&head).ok_or_else(unsupported)?,
+        };
+        let (width, height) = images::dimensions(&head)
+            .ok_or_else(|| ApiError::Unprocessable("the image header cannot be read".into()))?;
+        if u64::from(width) * u64::from(height) > state.settings.upload_max_pixels {
+            return Err(ApiError::Unprocessable(format!(
+                "{width}×{height} pixels is over the limit of {} pixels",
+                state.settings.upload_max_pixels
+            )));
+        }
+        Ok((content_type, (width, height)))
+    }
+    .await;
+    match outcome {
+        Ok((content_type, dimensions)) => {
+            writer.finish().await.map_err(storage_error)?;
+            Ok((id, content_type.to_owned(), size as i64, dimensions))
+        }
+        Err(error) => {
+            // Nothing of a refused upload is kept.
+            let _ = writer.abort().await;
+            Err(error)
+        }
+    }
+}
+
+fn unsupported() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "only PNG, JPEG, GIF and WebP images are accepted (judged by the file's bytes)".into(),
+    )
+}
+
+fn storage_error(error: object_store::Error) -> ApiError {
+    ApiError::Unavailable(format!("object storage: {error}"))
+}
+
+/// The caller from the authentication middleware: `None` when anonymous; a refused
+/// credential is a 401 even where anonymous access would be allowed.
+fn caller(request_auth: Option<&Authentication>) -> Result<Option<&Principal>, ApiError> {
+    match request_auth {
+        Some(Authentication::Authenticated(principal)) => Ok(Some(principal)),
+        Some(Authentication::Rejected(reason)) => Err(ApiError::Unauthorized(reason)),
+        Some(Authentication::Anonymous) | None => Ok(None),
+    }
+}
+
+/// The upload if the caller may read it: public, its owner, or an admin. Otherwise 404, so
+/// private uploads cannot be probed.
+async fn readable(
+    state: &AppState,
+    id: &str,
+    headers_auth: Option<&Authentication>,
+) -> Result<UploadRow, ApiError> {
+    let caller = caller(headers_auth)?;
+    let id = Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be an upload id (a UUID)"))?;
+    let row = state
+        .media
+        .upload(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such upload"))?;
+    let allowed = row.public
+        || caller.is_some_and(|principal| principal.may_access(outgrow_domain::UserId(row.owner_id)));
+    if allowed {
+        Ok(row)
+    } else {
+        Err(ApiError::NotFound("no such upload"))
+    }
+}
+
+/// An upload's status and the URLs of its variants.
+#[utoipa::path(
+    get, path = "/{id}", tag = "uploads",
+    params(("id" = String, Path, description = "Upload id")),
+    responses(
+        (status = 200, body = UploadResponse),
+        (status = 404, description = "No such upload, or not readable by the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Json<UploadResponse>, ApiError> {
+    let row = readable(&state, &id, request.extensions().get::<Authentication>()).await?;
+    Ok(Json(row.into()))
+}
+
+/// The original file.
+#[utoipa::path(
+    get, path = "/{id}/content", tag = "uploads",
+    params(("id" = String, Path, description = "Upload id")),
+    responses(
+        (status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn download_upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let row = readable(&state, &id, request.extensions().get::<Authentication>()).await?;
+    let etag = format!("\"{}\"", row.id.simple());
+    serve_object(
+        &state,
+        &original_key(row.id),
+        &row.content_type.clone(),
+        &etag,
+        row.public,
+        request.headers(),
+    )
+    .await
+}
+
+/// One WebP variant.
+#[utoipa::path(
+    get, path = "/{id}/variants/{width}", tag = "uploads",
+    params(("id" = String, Path, description = "Upload id"), ("width" = u32, Path, description = "Variant width")),
+    responses(
+        (status = 200, description = "image/webp, with ETag and Cache-Control"),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn download_variant(
+    State(state): State<AppState>,
+    Path((id, width)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let row = readable(&state, &id, request.extensions().get::<Authentication>()).await?;
+    let width: u32 = width
+        .parse()
+        .map_err(|_| ApiError::invalid("width", "must be a whole number"))?;
+    if !row.variants.0.iter().any(|variant| variant.width == width) {
+        return Err(ApiError::NotFound("no variant of this width (yet)"));
+    }
+    let etag = format!("\"{}-w{width}\"", row.id.simple());
+    serve_object(
+        &state,
+        &variant_key(row.id, width),
+        "image/webp",
+        &etag,
+        row.public,
+        request.headers(),
+    )
+    .await
+}
+
+/// Streams an object with its validators. Objects never change under their key, so the ETag
+/// is derived from the key and a public one may be cached for a year.
+async fn serve_object(
+    state: &AppState,
+    key: &str,
+    content_type: &str,
+    etag: &str,
+    public: bool,
+    request_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let cache_control = if public {
+        "public, max-age=31536000, immutable"
+    } else {
+        "private, max-age=3600"
+    };
+    let matches = request_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let etag_value = HeaderValue::from_str(etag).map_err(anyhow::Error::from)?;
+    if matches {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag_value),
+                (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+            ],
+        )
+            .into_response());
+    }
+    let object = state
+        .storage
+        .get(key)
+        .await
+        .map_err(storage_error)?
+        .ok_or(ApiError::NotFound("the file is missing from storage"))?;
+    let size = object.meta.size;
+    let stream = object.into_stream().map_err(std::io::Error::other);
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).map_err(anyhow::Error::from)?,
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::ETAG, etag_value);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    Ok(response)
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
+    }
+}

@@ -1,0 +1,56 @@
+//! Time-limited signed links (export downloads): `?expires=<unix>&signature=<hex>`, where the
+//! signature is HMAC-SHA256 over the resource id and the expiry, keyed by a key derived from
+//! the JWT signing key. Any instance can verify a link any other made; nothing is stored.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::{db::media::ExportRow, http::error::ApiError, state::AppState};
+
+/// The storage key of an export's file.
+pub fn export_key(row: &ExportRow) -> String {
+    format!("exports/{}.{}", row.id, row.format)
+}
+
+fn mac(key: &[u8; 32], id: Uuid, expires: i64) -> Hmac<Sha256> {
+    // A 32-byte key is always valid for HMAC.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    mac.update(format!("export:{id}:{expires}").as_bytes());
+    mac
+}
+
+/// A download link for export `id`, valid for `export_link_ttl` from `now`.
+pub fn export_link(state: &AppState, id: Uuid, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    let expires_at = now
+        + chrono::Duration::from_std(state.settings.export_link_ttl).unwrap_or(chrono::Duration::hours(24));
+    let expires = expires_at.timestamp();
+    let signature = hex::encode(mac(&state.link_key, id, expires).finalize().into_bytes());
+    let url = format!(
+        "{}/api/v1/exports/{id}/download?expires={expires}&signature={signature}",
+        state.settings.public_base_url()
+    );
+    (url, expires_at)
+}
+
+/// Checks a link's signature (in constant time) and expiry.
+pub fn verify_export_link(
+    state: &AppState,
+    id: Uuid,
+    expires: i64,
+    signature: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let signature =
+        hex::decode(signature).map_err(|_| ApiError::Forbidden("the link's signature is not valid"))?;
+    mac(&state.link_key, id, expires)
+        .verify_slice(&signature)
+        .map_err(|_| ApiError::Forbidden("the link's signature is not valid"))?;
+    if now.timestamp() > expires {
+        return Err(ApiError::Forbidden("the link has expired; request a new export"));
+    }
+    Ok(())
+}

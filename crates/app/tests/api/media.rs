@@ -1,0 +1,580 @@
+//! Uploads (sniffed types, limits, WebP variants, authorised downloads with validators) and
+//! data exports (a job, an e-mailed signed link, downloads, the strict rate limit).
+
+use std::{
+    io::Cursor,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::{helpers::*, services::SmtpSink};
+
+fn encode(format: image::ImageFormat, width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut Cursor::new(&mut bytes), format)
+        .expect("encode");
+    bytes
+}
+
+/// A PNG whose header claims `width`×`height` but whose data is a few bytes: a decompression
+/// bomb's calling card.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc_input = kind.to_vec();
+        crc_input.extend_from_slice(data);
+        out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+        out
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for byte in bytes {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&height.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &header));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    bytes: Vec<u8>,
+    file_name: &str,
+    declared: &str,
+    public: bool,
+) -> reqwest::Response {
+    let boundary = "outgrow-test-boundary";
+    let mut body = Vec::new();
+    if public {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {declared}\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    app.client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload")
+}
+
+async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let upload: Value = app
+            .get_with_token(&format!("/api/v1/uploads/{id}"), token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if upload["status"] != "processing" {
+            return upload;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "variants never finished: {upload}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    let original = encode(image::ImageFormat::Png, 1000, 500);
+
+    let created = upload(
+        &app,
+        &user.access_token,
+        original.clone(),
+        "../../etc/passwd.png",
+        "image/png",
+        false,
+    )
+    .await;
+
+    assert_eq!(created.status(), 201);
+    let location = header(&created, "location").expect("Location");
+    let body: Value = created.json().await.expect("json");
+    assert_eq!(body["content_type"], "image/png");
+    assert_eq!(
+        (body["width"].as_i64(), body["height"].as_i64()),
+        (Some(1000), Some(500))
+    );
+    let id = body["id"].as_str().expect("id").to_owned();
+    assert_eq!(location, format!("/api/v1/uploads/{id}"));
+    let ready = wait_ready(&app, &user.access_token, &id).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let widths: Vec<i64> = ready["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .map(|v| v["width"].as_i64().expect("w"))
+        .collect();
+    assert_eq!(widths, [400, 800], "never upscaled to 1200");
+    assert_eq!(ready["variants"][0]["height"], 200);
+    let srcset = ready["srcset"].as_str().expect("srcset");
+    assert!(
+        srcset.contains(&format!("/api/v1/uploads/{id}/variants/400 400w")) && srcset.ends_with("800w"),
+        "{srcset}"
+    );
+
+    let variant = app
+        .get_with_token(&format!("/api/v1/uploads/{id}/variants/400"), &user.access_token)
+        .await;
+    assert_eq!(variant.status(), 200);
+    assert_eq!(header(&variant, "content-type").as_deref(), Some("image/webp"));
+    assert_eq!(
+        header(&variant, "cache-control").as_deref(),
+        Some("private, max-age=3600")
+    );
+    let etag = header(&variant, "etag").expect("ETag");
+    let bytes = variant.bytes().await.expect("bytes");
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WEBP");
+    let again = app
+        .client
+        .get(app.url(&format!("/api/v1/uploads/{id}/variants/400")))
+        .bearer_auth(&user.access_token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("conditional get");
+    assert_eq!(again.status(), 304);
+
+    let content = app
+        .get_with_token(&format!("/api/v1/uploads/{id}/content"), &user.access_token)
+        .await;
+    assert_eq!(header(&content, "content-type").as_deref(), Some("image/png"));
+    assert_eq!(
+        content.bytes().await.expect("bytes").as_ref(),
+        original.as_slice(),
+        "the original, byte for byte"
+    );
+    assert_problem(
+        app.get_with_token(&format!("/api/v1/uploads/{id}/variants/1200"), &user.access_token)
+            .await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn jpeg_gif_and_webp_are_accepted_and_small_images_are_not_upscaled() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    for (format, content_type) in [
+        (image::ImageFormat::Jpeg, "image/jpeg"),
+        (image::ImageFormat::Gif, "image/gif"),
+        (image::ImageFormat::WebP, "image/webp"),
+    ] {
+        // The declared type and name are lies; the bytes decide.
+        let response = upload(
+            &app,
+            &user.access_token,
+            encode(format, 300, 200),
+            "photo.txt",
+            "text/plain",
+            false,
+        )
+        .await;
+        assert_eq!(response.status(), 201, "{content_type}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["content_type"], content_type);
+        let ready = wait_ready(&app, &user.access_token, body["id"].as_str().expect("id")).await;
+        assert_eq!(ready["variants"][0]["width"], 300, "{ready}");
+        assert_eq!(ready["variants"].as_array().map(Vec::len), Some(1));
+    }
+}
+
+#[tokio::test]
+async fn files_that_are_not_images_are_refused_with_415() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    for bytes in [
+        b"%PDF-1.7 not an image at all".to_vec(),
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".to_vec(),
+        b"MZ\x90\x00 an executable".to_vec(),
+    ] {
+        let response = upload(&app, &user.access_token, bytes, "cat.png", "image/png", false).await;
+        assert_problem(response, 415).await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_uploads_get_413_and_leave_nothing_behind() {
+    let app = spawn_app_with(&[("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")]).await;
+    let user = app.signed_in("ann@example.org").await;
+    let mut big = encode(image::ImageFormat::Png, 10, 10);
+    big.resize(300_000, 0);
+
+    assert_problem(
+        upload(&app, &user.access_token, big, "big.png", "image/png", false).await,
+        413,
+    )
+    .await;
+
+    let stored = std::fs::read_dir(app.data_dir.join("objects/uploads"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert!(
+        scaled() || stored == 0,
+        "a refused upload left {stored} object(s)"
+    );
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_is_refused_before_decoding() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    let bomb = png_claiming(50_000, 50_000);
+    assert!(bomb.len() < 100, "a tiny file…");
+    let problem = assert_problem(
+        upload(&app, &user.access_token, bomb, "bomb.png", "image/png", false).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("50000×50000"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_upload_requests_are_400() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    let json_body = app
+        .client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"file": "x"}))
+        .send()
+        .await
+        .expect("post");
+    assert_problem(json_body, 400).await;
+    let no_file = app
+        .client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&user.access_token)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body("--b\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n--b--\r\n")
+        .send()
+        .await
+        .expect("post");
+    assert_problem(no_file, 400).await;
+    let anonymous = app
+        .client
+        .post(app.url("/api/v1/uploads"))
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_problem(anonymous, 401).await;
+}
+
+#[tokio::test]
+async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
+    let app = spawn_app().await;
+    let ann = app.signed_in("ann@example.org").await;
+    let bob = app.signed_in("bob@example.org").await;
+    let admin = app.admin("admin@example.org").await;
+    let private: Value = upload(
+        &app,
+        &ann.access_token,
+        encode(image::ImageFormat::Png, 20, 20),
+        "a.png",
+        "image/png",
+        false,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let public: Value = upload(
+        &app,
+        &ann.access_token,
+        encode(image::ImageFormat::Png, 20, 20),
+        "b.png",
+        "image/png",
+        true,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let private_path = format!("/api/v1/uploads/{}/content", private["id"].as_str().expect("id"));
+    let public_path = format!("/api/v1/uploads/{}/content", public["id"].as_str().expect("id"));
+
+    assert_eq!(
+        app.get_with_token(&private_path, &ann.access_token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_with_token(&private_path, &admin.access_token)
+            .await
+            .status(),
+        200
+    );
+    assert_problem(app.get_with_token(&private_path, &bob.access_token).await, 404).await;
+    assert_problem(
+        app.client.get(app.url(&private_path)).send().await.expect("get"),
+        404,
+    )
+    .await;
+    let anonymous = app.client.get(app.url(&public_path)).send().await.expect("get");
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(
+        header(&anonymous, "cache-control").as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_problem(
+        app.get_with_token("/api/v1/uploads/not-an-id", &ann.access_token)
+            .await,
+        400,
+    )
+    .await;
+}
+
+/// The export link from the e-mail (quoted-printable decoded).
+fn link_in(message: &str) -> String {
+    let unfolded = message
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = unfolded.find("http://").expect("a link");
+    unfolded[start..]
+        .split_whitespace()
+        .next()
+        .expect("link")
+        .trim_end_matches(['"', '<'])
+        .split('"')
+        .next()
+        .expect("link")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_once_signed() {
+    let sink = SmtpSink::up(0);
+    let app = spawn_app_with(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
+    let user = app.signed_in("ann@example.org").await;
+    let bob = app.signed_in("bob@example.org").await;
+    upload(
+        &app,
+        &user.access_token,
+        encode(image::ImageFormat::Png, 20, 20),
+        "a.png",
+        "image/png",
+        false,
+    )
+    .await;
+
+    let accepted = app
+        .client
+        .post(app.url("/api/v1/exports"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"format": "csv"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(accepted.status(), 202);
+    let location = header(&accepted, "location").expect("Location");
+    let export: Value = accepted.json().await.expect("json");
+    assert_eq!(export["status"], "pending");
+
+    let started = Instant::now();
+    let ready = loop {
+        let status: Value = app
+            .get_with_token(&location, &user.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if status["status"] == "ready" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never ready: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_problem(app.get_with_token(&location, &bob.access_token).await, 404).await;
+    while !sink.messages().iter().any(|m| m.contains("data export is ready")) {
+        assert!(started.elapsed() < Duration::from_secs(15), "no export e-mail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.contains("data export is ready"))
+        .expect("mail");
+    let link = link_in(&message);
+    assert!(link.starts_with(&app.base), "{link}");
+
+    let download = app.client.get(&link).send().await.expect("download");
+    assert_eq!(download.status(), 200);
+    assert!(
+        header(&download, "content-disposition")
+            .expect("disposition")
+            .starts_with("attachment")
+    );
+    let csv = download.text().await.expect("csv");
+    assert!(csv.starts_with("record,id,created_at,field,value"), "{csv}");
+    assert!(
+        csv.contains("\"email\",\"ann@example.org\"") && csv.contains("\"upload\""),
+        "{csv}"
+    );
+    let status_link = ready["download_url"].as_str().expect("link in status");
+    assert_eq!(
+        app.client
+            .get(status_link)
+            .send()
+            .await
+            .expect("download")
+            .status(),
+        200
+    );
+
+    let tampered = link.replace("signature=", "signature=00");
+    assert_problem(app.client.get(&tampered).send().await.expect("get"), 403).await;
+    let other_id = link.replace(
+        export["id"].as_str().expect("id"),
+        &uuid::Uuid::now_v7().to_string(),
+    );
+    assert_problem(app.client.get(&other_id).send().await.expect("get"), 403).await;
+}
+
+#[tokio::test]
+async fn json_exports_hold_the_account_and_expired_links_are_refused() {
+    let app = spawn_app_with(&[("OUTGROW_EXPORT_LINK_TTL", "1s")]).await;
+    let user = app.signed_in("ann@example.org").await;
+    let export: Value = app
+        .client
+        .post(app.url("/api/v1/exports"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"format": "json"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let path = format!("/api/v1/exports/{}", export["id"].as_str().expect("id"));
+    let started = Instant::now();
+    let ready = loop {
+        let status: Value = app
+            .get_with_token(&path, &user.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if status["status"] == "ready" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never ready: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let link = ready["download_url"].as_str().expect("link").to_owned();
+    let document: Value = app
+        .client
+        .get(&link)
+        .send()
+        .await
+        .expect("download")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(document["account"]["email"], "ann@example.org");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let problem = assert_problem(app.client.get(&link).send().await.expect("get"), 403).await;
+    assert!(problem["detail"].as_str().expect("detail").contains("expired"));
+    let bad_format = app
+        .client
+        .post(app.url("/api/v1/exports"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"format": "xml"}))
+        .send()
+        .await
+        .expect("post");
+    assert_problem(bad_format, 400).await;
+}
+
+#[tokio::test]
+async fn exports_have_a_strict_rate_limit_per_user() {
+    let app = spawn_app_with(&[("OUTGROW_RATE_LIMIT_EXPORT", "2/1h")]).await;
+    let ann = app.signed_in("ann@example.org").await;
+    let bob = app.signed_in("bob@example.org").await;
+    let request = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/exports"))
+                .bearer_auth(token)
+                .json(&json!({"format": "csv"}))
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    assert_eq!(request(ann.access_token.clone()).await.status(), 202);
+    let second = request(ann.access_token.clone()).await;
+    assert_eq!(
+        header(&second, "ratelimit-policy").as_deref(),
+        Some("\"export\";q=2;w=3600")
+    );
+    assert_eq!(second.status(), 202);
+    let third = request(ann.access_token.clone()).await;
+    assert!(header(&third, "retry-after").is_some());
+    assert_problem(third, 429).await;
+    assert_eq!(
+        request(bob.access_token.clone()).await.status(),
+        202,
+        "bob has his own budget"
+    );
+}
