@@ -201,14 +201,17 @@ pub fn registry() -> Registry<AppState> {
         .register(build_export)
 }
 
-/// The recurring schedules.
-pub fn schedules() -> Vec<Recurring> {
-    // A fixed, valid pattern: parsing cannot fail.
-    Recurring::new("sessions.cleanup", "17 * * * *", || {
+/// The recurring schedules (patterns were validated with the configuration).
+pub fn schedules(settings: &outgrow_platform::config::Settings) -> Vec<Recurring> {
+    match Recurring::new("sessions.cleanup", &settings.session_cleanup_schedule, || {
         CleanUpSessions {}.to_new_job()
-    })
-    .map(|schedule| vec![schedule])
-    .unwrap_or_default()
+    }) {
+        Ok(schedule) => vec![schedule],
+        Err(error) => {
+            tracing::error!(%error, "session_cleanup_schedule is invalid; expired sessions are not cleaned up");
+            Vec::new()
+        }
+    }
 }
 
 /// Runs the worker and the recurring scheduler until `stop`, then drains.
@@ -224,7 +227,7 @@ pub async fn run_workers(state: AppState, stop: ShutdownSignal) {
         shutdown_timeout: settings.shutdown_timeout,
     };
     let store = state.db.jobs();
-    let scheduler = tokio::spawn(store.clone().run_scheduler(schedules(), stop.clone()));
+    let scheduler = tokio::spawn(store.clone().run_scheduler(schedules(settings), stop.clone()));
     Worker::new(store, registry(), state.clone(), options)
         .run(stop)
         .await;

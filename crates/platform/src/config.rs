@@ -168,6 +168,8 @@ pub struct Settings {
     /// Longest retry delay.
     #[serde(with = "humantime_serde")]
     pub job_backoff_max: Duration,
+    /// When expired sessions are deleted (cron, UTC; a leading sixth field gives seconds).
+    pub session_cleanup_schedule: String,
 }
 
 impl Default for Settings {
@@ -227,6 +229,7 @@ impl Default for Settings {
             job_poll_interval: Duration::from_secs(1),
             job_backoff_base: Duration::from_secs(10),
             job_backoff_max: Duration::from_secs(3600),
+            session_cleanup_schedule: "17 * * * *".into(),
         }
     }
 }
@@ -415,6 +418,11 @@ impl Settings {
         if self.worker_concurrency == 0 || self.worker_queues.is_empty() {
             bail!(
                 "invalid configuration: worker_concurrency (OUTGROW_WORKER_CONCURRENCY) must be at least 1 and worker_queues (OUTGROW_WORKER_QUEUES) not empty"
+            );
+        }
+        if let Err(error) = crate::jobs::parse_schedule(&self.session_cleanup_schedule) {
+            bail!(
+                "invalid configuration: session_cleanup_schedule (OUTGROW_SESSION_CLEANUP_SCHEDULE) is not a cron pattern: {error}"
             );
         }
         if self.job_lease < Duration::from_secs(1) {

@@ -351,10 +351,10 @@ async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_tak
     kill_hard(&mut second);
 }
 
-/// Enqueues `count` welcome e-mails straight into the app's queue (the public enqueue API).
-async fn enqueue_emails(app: &TestApp, count: usize) {
-    use outgrow_platform::jobs::{Job, JobStore};
-    let store = match app.backend.iter().find(|(key, _)| key == "OUTGROW_DATABASE_URL") {
+/// The app's job queue, reached the way the app reaches it.
+async fn queue_of(app: &TestApp) -> outgrow_platform::jobs::JobStore {
+    use outgrow_platform::jobs::JobStore;
+    match app.backend.iter().find(|(key, _)| key == "OUTGROW_DATABASE_URL") {
         Some((_, url)) => JobStore::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
         None => {
             let path = app.data_dir.join("outgrow.sqlite3");
@@ -364,20 +364,26 @@ async fn enqueue_emails(app: &TestApp, count: usize) {
                     .expect("connect"),
             )
         }
-    };
+    }
+}
+
+fn welcome_job(index: usize) -> outgrow_platform::jobs::NewJob {
+    use outgrow_platform::jobs::Job;
+    outgrow::jobs::SendEmail {
+        to: format!("user{index}@example.org"),
+        template: outgrow::jobs::EmailTemplate::Welcome {
+            name: format!("User {index}"),
+        },
+    }
+    .to_new_job()
+    .expect("job")
+}
+
+/// Enqueues `count` welcome e-mails straight into the app's queue (the public enqueue API).
+async fn enqueue_emails(app: &TestApp, count: usize) {
+    let store = queue_of(app).await;
     for index in 0..count {
-        let job = outgrow::jobs::SendEmail {
-            to: format!("user{index}@example.org"),
-            template: outgrow::jobs::EmailTemplate::Welcome {
-                name: format!("User {index}"),
-            },
-        };
-        assert!(
-            store
-                .enqueue(&job.to_new_job().expect("job"))
-                .await
-                .expect("enqueue")
-        );
+        assert!(store.enqueue(&welcome_job(index)).await.expect("enqueue"));
     }
 }
 
@@ -417,4 +423,134 @@ async fn two_worker_processes_never_run_the_same_job_twice() {
 
 fn job_ids_in(app: &TestApp, state: &str) -> usize {
     job_ids(app, state).len()
+}
+
+#[tokio::test]
+async fn a_dedup_key_admits_one_pending_job_and_a_refused_registration_enqueues_nothing() {
+    let app = spawn_api_only(&[]).await;
+    let store = queue_of(&app).await;
+    assert!(
+        store
+            .enqueue(&welcome_job(1).dedup("welcome:ann"))
+            .await
+            .expect("enqueue")
+    );
+    assert!(
+        !store
+            .enqueue(&welcome_job(2).dedup("welcome:ann"))
+            .await
+            .expect("enqueue"),
+        "second with the key"
+    );
+    assert_eq!(job_ids_in(&app, "ready"), 1);
+
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann").await.status(),
+        201
+    );
+    assert_eq!(
+        app.register("ANN@example.org", PASSWORD, "Ann again")
+            .await
+            .status(),
+        409
+    );
+    // One job from the dedup test, one welcome e-mail for the one account created.
+    assert_eq!(job_ids_in(&app, "ready"), 2);
+}
+
+#[tokio::test]
+async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
+    use outgrow_platform::jobs::{JobFilter, JobState};
+    let settings = [
+        ("OUTGROW_SESSION_CLEANUP_SCHEDULE", "*/2 * * * * *"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+    ];
+    let app = spawn_api_only(&settings).await;
+    let mut workers = [worker(&app, &settings), worker(&app, &settings)];
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    for child in &mut workers {
+        kill_hard(child);
+    }
+
+    let store = queue_of(&app).await;
+    let jobs = store
+        .list(&JobFilter {
+            state: None,
+            queue: None,
+            limit: 1000,
+        })
+        .await
+        .expect("list");
+    let cleanups: Vec<_> = jobs.iter().filter(|job| job.name == "sessions.cleanup").collect();
+    let mut ticks: Vec<String> = cleanups
+        .iter()
+        .map(|job| job.dedup_key.clone().expect("tick key"))
+        .collect();
+    ticks.sort();
+    let distinct: HashSet<&String> = ticks.iter().collect();
+    assert!(cleanups.len() >= 3, "{} ticks in 7.5 s", cleanups.len());
+    assert_eq!(distinct.len(), cleanups.len(), "a tick ran twice: {ticks:?}");
+    let times: Vec<chrono::DateTime<chrono::Utc>> = ticks
+        .iter()
+        .map(|key| {
+            key.split_once('@')
+                .expect("name@tick")
+                .1
+                .parse()
+                .expect("rfc3339")
+        })
+        .collect();
+    for pair in times.windows(2) {
+        assert_eq!(
+            (pair[1] - pair[0]).num_seconds(),
+            2,
+            "a tick was skipped: {ticks:?}"
+        );
+    }
+    assert!(cleanups.iter().filter(|job| job.state == JobState::Done).count() >= cleanups.len() - 1);
+}
+
+#[tokio::test]
+async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
+    let sink = SmtpSink::up(3);
+    let settings = [
+        ("OUTGROW_SMTP_URL", sink.url()),
+        ("OUTGROW_SHUTDOWN_TIMEOUT", "1s".to_owned()),
+        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
+    ];
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_api_only(&settings).await;
+    let mut running = worker(&app, &settings);
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+    wait_until("a worker to claim the job", Duration::from_secs(10), || {
+        job_ids(&app, "running").len() == 1
+    })
+    .await;
+    let id = job_ids(&app, "running").remove(0);
+
+    let pid = nix::unistd::Pid::from_raw(running.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let signalled = Instant::now();
+    let status = tokio::task::spawn_blocking(move || running.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "took {:?} to stop",
+        signalled.elapsed()
+    );
+    let job = show_job(&app, &id);
+    assert_eq!(job["state"], "ready", "released, not failed: {job}");
+    assert_eq!(job["attempts"], 0, "a released run does not count: {job}");
+    assert_eq!(job["interruptions"], 0);
+    let mut next = worker(&app, &settings);
+    wait_until("another worker to finish it", Duration::from_secs(15), || {
+        show_job(&app, &id)["state"] == "done"
+    })
+    .await;
+    kill_hard(&mut next);
+    assert_eq!(sink.messages().len(), 1);
 }

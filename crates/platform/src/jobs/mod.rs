@@ -25,7 +25,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 pub use runner::{JobContext, Registry, Worker, WorkerOptions};
-pub use schedule::Recurring;
+pub use schedule::{Recurring, parse_schedule};
 pub use store::{Claimed, JobFilter, JobStore, QueueStats, enqueue_postgres, enqueue_sqlite};
 
 /// A kind of job: its payload is the implementing type itself.

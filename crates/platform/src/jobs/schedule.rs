@@ -38,7 +38,8 @@ impl std::fmt::Debug for Recurring {
 }
 
 impl Recurring {
-    /// `name` runs `job` on `cron` (e.g. `"5 * * * *"`).
+    /// `name` runs `job` on `cron` (e.g. `"5 * * * *"`; an optional sixth, leading field gives
+    /// seconds).
     pub fn new(
         name: &'static str,
         cron: &str,
@@ -46,7 +47,7 @@ impl Recurring {
     ) -> Result<Self, croner::errors::CronError> {
         Ok(Self {
             name,
-            schedule: cron.parse()?,
+            schedule: parse_schedule(cron)?,
             job: Arc::new(job),
         })
     }
@@ -79,6 +80,8 @@ impl JobStore {
                     .await?
                     .try_get("next_run_at")?;
                 if due > now {
+                    // Keep the row inserted above: the schedule's first tick is now known.
+                    tx.commit().await?;
                     return Ok(false);
                 }
                 let next = recurring.next_after(now).unwrap_or(first);
@@ -114,6 +117,8 @@ impl JobStore {
                         .await?
                         .try_get("next_run_at")?;
                 if due > now {
+                    // Keep the row inserted above: the schedule's first tick is now known.
+                    tx.commit().await?;
                     return Ok(false);
                 }
                 let next = recurring.next_after(now).unwrap_or(first);
@@ -162,7 +167,36 @@ impl JobStore {
     }
 }
 
+/// Parses a cron pattern: five fields (minute precision), or six with seconds first.
+pub fn parse_schedule(cron: &str) -> Result<Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(cron)
+}
+
 fn job_for(recurring: &Recurring, due: DateTime<Utc>) -> Result<NewJob, sqlx::Error> {
     let job = (recurring.job)().map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     Ok(job.dedup(format!("{}@{}", recurring.name, due.to_rfc3339())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_and_six_field_patterns_give_the_next_tick() {
+        let now: DateTime<Utc> = "2026-11-30T07:02:51.5Z".parse().expect("time");
+        let hourly = parse_schedule("17 * * * *").expect("pattern");
+        assert_eq!(
+            hourly
+                .find_next_occurrence(&now, false)
+                .expect("next")
+                .to_rfc3339(),
+            "2026-11-30T07:17:00+00:00"
+        );
+        let every_two_seconds = parse_schedule("*/2 * * * * *").expect("pattern");
+        let next = every_two_seconds.find_next_occurrence(&now, false);
+        assert_eq!(next.expect("next").to_rfc3339(), "2026-11-30T07:02:52+00:00");
+    }
 }
