@@ -28,7 +28,10 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?}"),
         }
     }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(jobs))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(jobs))
 }
 
 async fn run(jobs: usize) -> anyhow::Result<()> {
@@ -38,8 +41,15 @@ async fn run(jobs: usize) -> anyhow::Result<()> {
     };
     let name = format!("bench_jobs_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&primary).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
-    let url = format!("{}/{name}", primary.rsplit_once('/').map_or(primary.as_str(), |(base, _)| base));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await?;
+    let url = format!(
+        "{}/{name}",
+        primary
+            .rsplit_once('/')
+            .map_or(primary.as_str(), |(base, _)| base)
+    );
     let dir = tempfile::tempdir()?;
     let command = |args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_outgrow"));
@@ -53,7 +63,11 @@ async fn run(jobs: usize) -> anyhow::Result<()> {
         command
     };
     let migrated = command(&["migrate"]).output()?;
-    anyhow::ensure!(migrated.status.success(), "migrate failed: {}", String::from_utf8_lossy(&migrated.stderr));
+    anyhow::ensure!(
+        migrated.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     let pool = sqlx::PgPool::connect(&url).await?;
     let store = JobStore::Postgres(pool.clone());
 
@@ -83,15 +97,19 @@ async fn run(jobs: usize) -> anyhow::Result<()> {
 
         let done_before = done(&pool).await?;
         let started = Instant::now();
-        let mut children: Vec<Child> =
-            (0..workers).map(|_| command(&["worker"]).stdout(Stdio::null()).spawn()).collect::<Result<_, _>>()?;
+        let mut children: Vec<Child> = (0..workers)
+            .map(|_| command(&["worker"]).stdout(Stdio::null()).spawn())
+            .collect::<Result<_, _>>()?;
         loop {
             let finished = done(&pool).await? - done_before;
             eprint!("\r  {workers} worker(s): {finished}/{jobs} done");
             if finished as usize >= jobs {
                 break;
             }
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "the workers stalled");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(300),
+                "the workers stalled"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!();
@@ -106,11 +124,17 @@ async fn run(jobs: usize) -> anyhow::Result<()> {
             jobs as f64 / elapsed.as_secs_f64()
         );
     }
-    let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE attempts > 1").fetch_one(&pool).await?;
+    let duplicates: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE attempts > 1")
+        .fetch_one(&pool)
+        .await?;
     println!("jobs run more than once: {duplicates}");
     Ok(())
 }
 
 async fn done(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'done'").fetch_one(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'done'")
+            .fetch_one(pool)
+            .await?,
+    )
 }

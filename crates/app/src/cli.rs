@@ -200,6 +200,18 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
             report("redis", redis.await);
         }
     }
+    let objects = async {
+        let storage = outgrow_platform::storage::ObjectStorage::from_settings(settings)?;
+        storage.ping().await?;
+        Ok::<_, anyhow::Error>(storage.describe().to_owned())
+    };
+    report("object storage", objects.await);
+    let mail = async {
+        let mailer = crate::mail::Mailer::from_settings(settings)?;
+        mailer.test_connection().await?;
+        Ok::<_, anyhow::Error>(mailer.describe())
+    };
+    report("mail", mail.await);
     if problems == 0 {
         println!("all checks passed");
         Ok(ExitCode::SUCCESS)

@@ -59,6 +59,28 @@ impl Mailer {
         }
     }
 
+    /// Whether mail can go out: an SMTP `NOOP` round trip, or a writable directory.
+    pub async fn test_connection(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Files(_, dir) => {
+                let probe = dir.join(".outgrow-check");
+                tokio::fs::write(&probe, b"ok")
+                    .await
+                    .with_context(|| format!("writing in {}", dir.display()))?;
+                tokio::fs::remove_file(&probe).await.ok();
+                Ok(())
+            }
+            Self::Smtp(transport, host) => {
+                let reachable = transport
+                    .test_connection()
+                    .await
+                    .with_context(|| format!("connecting to {host}"))?;
+                anyhow::ensure!(reachable, "{host} did not accept a connection");
+                Ok(())
+            }
+        }
+    }
+
     /// For logs and `outgrow check`.
     pub fn describe(&self) -> String {
         match self {

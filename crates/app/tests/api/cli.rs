@@ -32,6 +32,8 @@ fn check_passes_on_a_fresh_machine() {
         "data dir: ok",
         "jwt keys: ok",
         "database: ok",
+        "object storage: ok",
+        "mail: ok",
         "all checks passed",
     ] {
         assert!(report.contains(line), "{line} missing:\n{report}");
@@ -151,6 +153,9 @@ fn a_config_file_is_read_and_the_environment_overrides_it() {
 #[test]
 fn migrate_applies_once_and_then_reports_nothing_to_do() {
     let dir = tempfile::tempdir().expect("dir");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .expect("migrations")
+        .count();
     let first = run(&dir.path().join("data"), &["migrate"], &[]);
     let second = run(&dir.path().join("data"), &["migrate"], &[]);
     assert!(
@@ -159,7 +164,7 @@ fn migrate_applies_once_and_then_reports_nothing_to_do() {
         text(&first)
     );
     assert!(
-        text(&first).contains("2 migration(s) applied"),
+        text(&first).contains(&format!("{migrations} migration(s) applied")),
         "{}",
         text(&first)
     );
@@ -186,4 +191,22 @@ fn check_reports_a_missing_generated_key_without_creating_one() {
         text(&output)
     );
     assert!(!data.join("jwt-keys").exists(), "check only reads");
+}
+
+#[test]
+fn check_fails_when_the_mail_server_is_unreachable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    // The listener is dropped here: nothing answers on that port any more.
+    let output = run(
+        &dir.path().join("data"),
+        &["check"],
+        &[("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{closed}"))],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("mail: FAILED"), "{}", text(&output));
 }
