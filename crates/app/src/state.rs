@@ -176,9 +176,10 @@ impl App {
         let storage = outgrow_platform::storage::ObjectStorage::from_settings(&settings)?;
         let link_key = {
             use sha2::Digest;
+            let signing = keys.first().context("no JWT key configured")?;
             let mut hasher = sha2::Sha256::new();
             hasher.update(b"outgrow signed links v1:");
-            hasher.update(keys[0].secret.expose_secret().as_bytes());
+            hasher.update(signing.secret.expose_secret().as_bytes());
             hasher.finalize().into()
         };
         let app = App {

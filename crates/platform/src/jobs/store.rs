@@ -90,6 +90,20 @@ macro_rules! record_from_row {
 record_from_row!(sqlite_record, sqlx::sqlite::SqliteRow);
 record_from_row!(pg_record, sqlx::postgres::PgRow);
 
+/// One row of the per-queue statistics query (same columns on both backends).
+macro_rules! stats_from_row {
+    ($row:expr, $now:expr) => {{
+        let oldest: Option<DateTime<Utc>> = $row.try_get("oldest")?;
+        Ok(QueueStats {
+            queue: $row.try_get("queue")?,
+            ready: $row.try_get("ready")?,
+            running: $row.try_get("running")?,
+            dead: $row.try_get("dead")?,
+            oldest_ready_seconds: oldest.map_or(0.0, |at| ($now - at).as_seconds_f64().max(0.0)),
+        })
+    }};
+}
+
 macro_rules! claimed_from_row {
     ($name:ident, $row:ty) => {
         fn $name(row: &$row) -> Result<Claimed, sqlx::Error> {
@@ -492,19 +506,7 @@ impl JobStore {
                 .bind(now)
                 .fetch_all(pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
-                        Ok(QueueStats {
-                            queue: row.try_get("queue")?,
-                            ready: row.try_get("ready")?,
-                            running: row.try_get("running")?,
-                            dead: row.try_get("dead")?,
-                            oldest_ready_seconds: oldest
-                                .map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0)),
-                        })
-                    })
-                    .collect()
+                rows.iter().map(|row| stats_from_row!(row, now)).collect()
             }
             Self::Postgres(pool) => {
                 let rows = sqlx::query(
@@ -518,19 +520,7 @@ impl JobStore {
                 .bind(now)
                 .fetch_all(pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
-                        Ok(QueueStats {
-                            queue: row.try_get("queue")?,
-                            ready: row.try_get("ready")?,
-                            running: row.try_get("running")?,
-                            dead: row.try_get("dead")?,
-                            oldest_ready_seconds: oldest
-                                .map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0)),
-                        })
-                    })
-                    .collect()
+                rows.iter().map(|row| stats_from_row!(row, now)).collect()
             }
         }
     }
