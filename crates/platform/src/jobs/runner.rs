@@ -271,7 +271,6 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
         let options = self.options.clone();
         async move {
             let span = tracing::info_span!("job", job_id = %job.id, name = %job.name, attempt = job.attempt);
-            let _entered = span.clone();
             let started = Instant::now();
             let outcome = match registry.handlers.get(job.name.as_str()) {
                 None => Err(anyhow::anyhow!(
@@ -339,13 +338,17 @@ async fn keep_lease(
     job: &Claimed,
     worker: &str,
     lease: Duration,
-    mut run: tokio::task::JoinHandle<anyhow::Result<()>>,
+    run: tokio::task::JoinHandle<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
+    // The handler runs in its own task (so a panic is caught); if this future is dropped —
+    // the worker aborts it at the shutdown deadline and releases the job — the handler must
+    // stop too, or it could finish its effect after another worker took the job.
+    let mut run = AbortOnDrop(run);
     let mut beat = tokio::time::interval(lease / 3);
     beat.tick().await;
     loop {
         tokio::select! {
-            result = &mut run => {
+            result = &mut run.0 => {
                 return match result {
                     Ok(outcome) => outcome,
                     Err(error) if error.is_panic() => Err(anyhow::anyhow!("the handler panicked")),
@@ -357,13 +360,22 @@ async fn keep_lease(
                 match store.heartbeat(job, worker, until).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        run.abort();
+                        run.0.abort();
                         return Err(anyhow::anyhow!("the lease was lost (the job was reclaimed)"));
                     }
                     Err(error) => tracing::warn!(%error, "lease renewal failed; retrying at the next beat"),
                 }
             }
         }
+    }
+}
+
+/// Aborts the task when dropped (a `JoinHandle` alone detaches it).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
