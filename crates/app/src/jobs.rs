@@ -1,8 +1,8 @@
 //! The store's background jobs and the worker that runs them.
 //!
 //! Job kinds: `email.send` (queue `mail`), `uploads.variants` (WebP renditions of an upload),
-//! `exports.build` (a user's data to a file, then the e-mail with its link) and the hourly
-//! `sessions.cleanup` (recurring). The
+//! `exports.build` (a user's data to a file, then the e-mail with its link), and the recurring
+//! `sessions.cleanup` (hourly) and `jobs.cleanup` (daily: finished jobs past `job_retention`). The
 //! worker runs inside `outgrow serve` unless `--no-workers`, or alone as `outgrow worker`;
 //! either way it stops claiming at SIGTERM and finishes or releases its jobs within
 //! `shutdown_timeout`.
@@ -76,6 +76,23 @@ impl Job for CleanUpSessions {
 async fn clean_up_sessions(_job: CleanUpSessions, context: JobContext<AppState>) -> anyhow::Result<()> {
     let deleted = context.app.sessions.delete_expired(Utc::now()).await?;
     tracing::info!(deleted, "expired sessions deleted");
+    Ok(())
+}
+
+/// Deletes finished jobs older than `job_retention`, so the queue table does not grow forever.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CleanUpJobs {}
+
+impl Job for CleanUpJobs {
+    const NAME: &'static str = "jobs.cleanup";
+    const MAX_ATTEMPTS: i32 = 3;
+}
+
+async fn clean_up_jobs(_job: CleanUpJobs, context: JobContext<AppState>) -> anyhow::Result<()> {
+    let state = &context.app;
+    let retention = chrono::Duration::from_std(state.settings.job_retention)?;
+    let deleted = state.db.jobs().delete_finished(Utc::now() - retention).await?;
+    tracing::info!(deleted, "finished jobs past their retention deleted");
     Ok(())
 }
 
@@ -197,21 +214,31 @@ pub fn registry() -> Registry<AppState> {
     Registry::default()
         .register(send_email)
         .register(clean_up_sessions)
+        .register(clean_up_jobs)
         .register(make_image_variants)
         .register(build_export)
 }
 
 /// The recurring schedules (patterns were validated with the configuration).
 pub fn schedules(settings: &outgrow_platform::config::Settings) -> Vec<Recurring> {
-    match Recurring::new("sessions.cleanup", &settings.session_cleanup_schedule, || {
-        CleanUpSessions {}.to_new_job()
-    }) {
-        Ok(schedule) => vec![schedule],
-        Err(error) => {
-            tracing::error!(%error, "session_cleanup_schedule is invalid; expired sessions are not cleaned up");
-            Vec::new()
-        }
-    }
+    let schedules = [
+        Recurring::new("sessions.cleanup", &settings.session_cleanup_schedule, || {
+            CleanUpSessions {}.to_new_job()
+        }),
+        Recurring::new("jobs.cleanup", &settings.job_cleanup_schedule, || {
+            CleanUpJobs {}.to_new_job()
+        }),
+    ];
+    schedules
+        .into_iter()
+        .filter_map(|schedule| match schedule {
+            Ok(schedule) => Some(schedule),
+            Err(error) => {
+                tracing::error!(%error, "a recurring job has an invalid schedule and will not run");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Runs the worker and the recurring scheduler until `stop`, then drains.

@@ -170,6 +170,11 @@ pub struct Settings {
     pub job_backoff_max: Duration,
     /// When expired sessions are deleted (cron, UTC; a leading sixth field gives seconds).
     pub session_cleanup_schedule: String,
+    /// When finished jobs older than `job_retention` are deleted (cron, UTC).
+    pub job_cleanup_schedule: String,
+    /// How long done and cancelled jobs are kept (dead ones stay until handled).
+    #[serde(with = "humantime_serde")]
+    pub job_retention: Duration,
 }
 
 impl Default for Settings {
@@ -230,6 +235,8 @@ impl Default for Settings {
             job_backoff_base: Duration::from_secs(10),
             job_backoff_max: Duration::from_secs(3600),
             session_cleanup_schedule: "17 * * * *".into(),
+            job_cleanup_schedule: "43 3 * * *".into(),
+            job_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -423,6 +430,11 @@ impl Settings {
         if let Err(error) = crate::jobs::parse_schedule(&self.session_cleanup_schedule) {
             bail!(
                 "invalid configuration: session_cleanup_schedule (OUTGROW_SESSION_CLEANUP_SCHEDULE) is not a cron pattern: {error}"
+            );
+        }
+        if let Err(error) = crate::jobs::parse_schedule(&self.job_cleanup_schedule) {
+            bail!(
+                "invalid configuration: job_cleanup_schedule (OUTGROW_JOB_CLEANUP_SCHEDULE) is not a cron pattern: {error}"
             );
         }
         if self.job_lease < Duration::from_secs(1) {

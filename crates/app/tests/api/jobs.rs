@@ -554,3 +554,45 @@ async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
     kill_hard(&mut next);
     assert_eq!(sink.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_up() {
+    let sink = SmtpSink::up(0);
+    let settings = [
+        ("OUTGROW_SMTP_URL", sink.url()),
+        ("OUTGROW_JOB_CLEANUP_SCHEDULE", "* * * * * *".to_owned()),
+        ("OUTGROW_JOB_RETENTION", "1s".to_owned()),
+        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
+    ];
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_api_only(&settings).await;
+    enqueue_emails(&app, 5).await;
+    let mut running = worker(&app, &settings);
+
+    wait_until("five e-mails", Duration::from_secs(15), || {
+        sink.messages().len() == 5
+    })
+    .await;
+    let store = queue_of(&app).await;
+    let started = Instant::now();
+    loop {
+        let jobs = store
+            .list(&outgrow_platform::jobs::JobFilter {
+                state: None,
+                queue: Some("mail".into()),
+                limit: 100,
+            })
+            .await
+            .expect("list");
+        if jobs.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still kept: {} mail jobs",
+            jobs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill_hard(&mut running);
+}

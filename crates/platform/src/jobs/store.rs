@@ -386,6 +386,28 @@ impl JobStore {
         Ok(result == 1)
     }
 
+    /// Deletes done and cancelled jobs that finished before `before` (dead jobs stay until an
+    /// operator retries or cancels them); returns how many.
+    pub async fn delete_finished(&self, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        let result = match self {
+            Self::Sqlite(pool) => {
+                sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < ?")
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Self::Postgres(pool) => {
+                sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < $1")
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(result)
+    }
+
     /// Jobs matching `filter`, newest first.
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, sqlx::Error> {
         let state = filter.state.map(JobState::as_str);
