@@ -237,12 +237,21 @@ impl Cache {
         let channel = shared.channel();
         let mut backoff = Duration::from_millis(100);
         loop {
+            // Bounded as a whole: a Redis that accepts the connection while shutting down (or
+            // a half-open socket) must not leave this listener waiting forever.
             let connected = async {
-                let mut pubsub = shared.redis.subscriber().await?;
-                pubsub.subscribe(&channel).await?;
-                Ok::<_, crate::redis_client::RedisError>(pubsub)
+                let subscribing = async {
+                    let run_id = shared.redis.run_id().await?;
+                    let mut pubsub = shared.redis.subscriber().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, crate::redis_client::RedisError>((pubsub, run_id))
+                };
+                match tokio::time::timeout(Duration::from_secs(2), subscribing).await {
+                    Ok(result) => result,
+                    Err(_) => Err(crate::redis_client::RedisError::CircuitOpen),
+                }
             };
-            let mut pubsub = tokio::select! {
+            let (mut pubsub, run_id) = tokio::select! {
                 result = connected => match result {
                     Ok(pubsub) => pubsub,
                     Err(error) => {
@@ -265,8 +274,19 @@ impl Cache {
             metrics::counter!("cache_bus_connects_total").increment(1);
             tracing::info!(channel, "listening for cache invalidations");
             let mut messages = pubsub.on_message();
+            // A subscriber socket does not always notice that Redis went away (a restart, a
+            // half-open connection): check every second that the same Redis still answers.
+            let mut liveness = tokio::time::interval(Duration::from_secs(1));
+            liveness.tick().await;
             loop {
                 tokio::select! {
+                    _ = liveness.tick() => {
+                        let same = shared.redis.run_id().await.is_ok_and(|current| current == run_id);
+                        if !same {
+                            tracing::warn!("Redis restarted or is unreachable; resubscribing");
+                            break;
+                        }
+                    }
                     message = messages.next() => match message {
                         Some(message) => {
                             if let Ok(key) = message.get_payload::<String>() {

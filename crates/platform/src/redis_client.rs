@@ -142,6 +142,24 @@ impl RedisClient {
         }
     }
 
+    /// The server's `run_id`: a new one means Redis restarted (and every subscription made
+    /// before is gone, even if its socket has not noticed yet).
+    pub async fn run_id(&self) -> Result<String, RedisError> {
+        let info: String = self
+            .run("info", |mut connection| async move {
+                redis::cmd("INFO")
+                    .arg("server")
+                    .query_async::<String>(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default())
+    }
+
     /// A dedicated subscriber connection (pub/sub needs its own).
     pub async fn subscriber(&self) -> Result<redis::aio::PubSub, RedisError> {
         match tokio::time::timeout(self.inner.timeout * 2, self.inner.client.get_async_pubsub()).await {

@@ -373,10 +373,11 @@ impl TestApp {
             if done(value) {
                 return;
             }
-            assert!(
-                started.elapsed() < within,
-                "{series} is still {value:?} after {within:?}"
-            );
+            if started.elapsed() >= within {
+                let logs = self.logs();
+                let tail = logs[logs.len().saturating_sub(40)..].join("\n");
+                panic!("{series} is still {value:?} after {within:?}; last log lines:\n{tail}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
