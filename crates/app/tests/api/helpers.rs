@@ -374,7 +374,12 @@ impl TestApp {
                 return;
             }
             if started.elapsed() >= within {
-                let logs = self.logs();
+                // Request lines drown the rest: show what the server said besides them.
+                let logs: Vec<String> = self
+                    .logs()
+                    .into_iter()
+                    .filter(|line| !line.contains("\"request completed\""))
+                    .collect();
                 let tail = logs[logs.len().saturating_sub(40)..].join("\n");
                 panic!("{series} is still {value:?} after {within:?}; last log lines:\n{tail}");
             }

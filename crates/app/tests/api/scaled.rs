@@ -357,6 +357,12 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+    // The listener subscribes in the background: on a loaded machine it may not have yet, and
+    // its first subscription must not be mistaken below for the one after the restart.
+    app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
+        value == Some(1.0)
+    })
+    .await;
 
     redis.stop();
     let mut statuses = Vec::new();
