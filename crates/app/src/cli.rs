@@ -1,4 +1,4 @@
-//! The `outgrow` command line: serve, check, migrate, admin.
+//! The `outgrow` command line: serve, worker, jobs, check, migrate, seed, shards, admin.
 //!
 //! Every subcommand loads the same layered configuration, so `outgrow check` validates exactly
 //! what `outgrow serve` would run with.
@@ -52,8 +52,29 @@ pub enum Command {
     },
     /// Validate the configuration and reach every backend; exits non-zero on a problem.
     Check,
-    /// Apply pending database migrations.
+    /// Apply pending database migrations (to the primary and every shard).
     Migrate,
+    /// Fill the database with demo data: users, products and orders (with a progress bar).
+    Seed {
+        /// Users to create (all with the password `seeded-password`).
+        #[arg(long, default_value_t = 1_000)]
+        users: u64,
+        /// Products to create.
+        #[arg(long, default_value_t = 100)]
+        products: u64,
+        /// Orders to create, spread over the last 30 days, products Zipf-distributed.
+        #[arg(long, default_value_t = 10_000)]
+        orders: u64,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+    },
+    /// Inspect the shard map and move buckets between shards.
+    Shards {
+        /// What to do.
+        #[command(subcommand)]
+        command: ShardsCommand,
+    },
     /// Manage administrators (never possible over HTTP).
     Admin {
         /// What to do.
@@ -94,6 +115,30 @@ pub enum JobsCommand {
     },
     /// Queue depth, running and dead jobs, and the age of the oldest due job, per queue.
     Stats,
+}
+
+/// `outgrow shards …`.
+#[derive(Debug, Subcommand)]
+pub enum ShardsCommand {
+    /// Buckets per shard, and the bucket and shard of a user.
+    Show {
+        /// Also show where this user's orders live.
+        #[arg(long)]
+        user: Option<uuid::Uuid>,
+    },
+    /// Move a bucket to another shard, online (its writes pause for about twice --settle).
+    Move {
+        /// The bucket (0–1023; `outgrow shards show --user …` tells a user's).
+        #[arg(long)]
+        bucket: u16,
+        /// The shard to move it to (an index into database_shard_urls).
+        #[arg(long)]
+        to: u16,
+        /// How long every instance needs to see a map change and finish the requests it
+        /// started (default: 2 × shard_map_refresh + request_timeout).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        settle: Option<Duration>,
+    },
 }
 
 /// `outgrow admin …`.
@@ -141,8 +186,19 @@ impl Cli {
                     "{}: {applied} migration(s) applied, schema up to date",
                     db.describe()
                 );
+                let shards = crate::db::shards::Shards::new(&db, &settings)?;
+                let applied = shards.migrate().await?;
+                shards.load_map().await?;
+                println!("shards {}: {applied} migration(s) applied", shards.describe());
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Seed {
+                users,
+                products,
+                orders,
+                batch,
+            } => seed(&settings, users, products, orders, batch).await,
+            Command::Shards { command } => shards(&settings, command).await,
             Command::Admin { command } => admin(&settings, command).await,
         }
     }
@@ -179,6 +235,33 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(db.describe())
     };
     report("database", database.await);
+    let sharding = async {
+        let db = Database::open(settings).await?;
+        let shards = crate::db::shards::Shards::new(&db, settings)?;
+        for shard in shards.all() {
+            crate::db::sql::with_pool!(&shard.pool, |pool, text| {
+                tokio::time::timeout(
+                    Duration::from_secs(3),
+                    sqlx::query(text("SELECT 1")).execute(pool),
+                )
+                .await
+                .with_context(|| format!("{} did not answer within 3 s", shard.name))?
+                .with_context(|| format!("{} failed", shard.name))?;
+            });
+        }
+        // Read-only: the map itself is created (and migrated) by the first start.
+        Ok::<_, anyhow::Error>(format!(
+            "{} shard database(s) reachable: {}",
+            shards.all().len(),
+            shards
+                .all()
+                .iter()
+                .map(|shard| format!("{} ({})", shard.name, shard.location))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    };
+    report("shards", sharding.await);
     match &settings.redis_url {
         None => report(
             "redis",
@@ -219,6 +302,107 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
         println!("{problems} check(s) failed");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Opens the database (migrated) and the shards (map read) for a one-off command.
+async fn open_store(settings: &Settings) -> anyhow::Result<(Database, crate::db::shards::Shards)> {
+    let db = Database::open(settings).await?;
+    db.migrate().await?;
+    let shards = crate::db::shards::Shards::new(&db, settings)?;
+    shards.migrate().await?;
+    shards.load_map().await?;
+    Ok((db, shards))
+}
+
+async fn seed(
+    settings: &Settings,
+    users: u64,
+    products: u64,
+    orders: u64,
+    batch: usize,
+) -> anyhow::Result<ExitCode> {
+    use crate::store::seed::{SEED_PASSWORD, SeedPlan};
+    use std::io::IsTerminal;
+    let (db, shards) = open_store(settings).await?;
+    println!(
+        "seeding {users} users, {products} products and {orders} orders into {} (shards: {})",
+        db.describe(),
+        shards.describe()
+    );
+    let hasher = PasswordHasher::new(1).await?;
+    let hash = hasher.hash(Password::parse(SEED_PASSWORD, None)?).await?;
+    let plan = SeedPlan {
+        users,
+        products,
+        orders,
+        batch,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = crate::store::seed::seed(&db.primary_pool(), &shards, &hash, plan).await?;
+    for (what, rows, elapsed) in &report.phases {
+        let rate = if elapsed.as_secs_f64() > 0.0 {
+            *rows as f64 / elapsed.as_secs_f64()
+        } else {
+            0.0
+        };
+        println!(
+            "{what:>8}: {rows} rows in {:.1} s ({rate:.0} rows/s)",
+            elapsed.as_secs_f64()
+        );
+    }
+    println!("total: {:.0} rows/s", report.rate());
+    if let Some(email) = report.first_email {
+        println!("sign in as {email} (or any seed-…@example.test) with the password {SEED_PASSWORD:?}");
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shards(settings: &Settings, command: ShardsCommand) -> anyhow::Result<ExitCode> {
+    let (db, shards) = open_store(settings).await?;
+    match command {
+        ShardsCommand::Show { user } => {
+            let map = shards.map();
+            let counts = map.bucket_counts(shards.all().len() as u16);
+            for (shard, buckets) in shards.all().iter().zip(counts) {
+                println!("{} ({}): {buckets} bucket(s)", shard.name, shard.location);
+            }
+            let moving: Vec<u16> = map
+                .rows()
+                .filter(|(_, _, moving)| *moving)
+                .map(|(bucket, _, _)| bucket)
+                .collect();
+            if !moving.is_empty() {
+                println!("moving: {moving:?}");
+            }
+            if let Some(user) = user {
+                let route = shards.route(UserId(user));
+                println!("user {user}: bucket {} on {}", route.bucket, route.shard.name);
+            }
+        }
+        ShardsCommand::Move { bucket, to, settle } => {
+            if bucket >= outgrow_platform::shard::BUCKETS {
+                bail!("--bucket must be 0 to {}", outgrow_platform::shard::BUCKETS - 1);
+            }
+            let settle = settle.unwrap_or(settings.shard_map_refresh * 2 + settings.request_timeout);
+            let started = std::time::Instant::now();
+            let report =
+                crate::store::rebalance::move_bucket(&shards, bucket, to, settle, |line| println!("{line}"))
+                    .await?;
+            println!(
+                "done in {:.1} s: {} orders, {} items, {} idempotency keys moved from shard {} to shard {}",
+                started.elapsed().as_secs_f64(),
+                report.orders,
+                report.items,
+                report.keys,
+                report.from,
+                report.to
+            );
+        }
+    }
+    shards.close().await;
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn jobs(settings: &Settings, command: JobsCommand) -> anyhow::Result<ExitCode> {

@@ -1,8 +1,12 @@
 //! The store's background jobs and the worker that runs them.
 //!
 //! Job kinds: `email.send` (queue `mail`), `uploads.variants` (WebP renditions of an upload),
-//! `exports.build` (a user's data to a file, then the e-mail with its link), and the recurring
-//! `sessions.cleanup` (hourly) and `jobs.cleanup` (daily: finished jobs past `job_retention`). The
+//! `exports.build` (a user's data to a file, then the e-mail with its link),
+//! `orders.confirmation_email`, `orders.reconcile` (settles a reservation whose request did not:
+//! see [`crate::store::orders`]), `orders.finish_cancellation`, and the recurring
+//! `sessions.cleanup` (hourly), `jobs.cleanup` (daily: finished jobs past `job_retention`),
+//! `analytics.rollup` (every minute) and `store.maintenance` (hourly: event partitions,
+//! expired idempotency keys). The
 //! worker runs inside `outgrow serve` unless `--no-workers`, or alone as `outgrow worker`;
 //! either way it stops claiming at SIGTERM and finishes or releases its jobs within
 //! `shutdown_timeout`.
@@ -144,6 +148,9 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
                 .finish_upload(upload.id, &made, None, Utc::now())
                 .await?;
             tracing::info!(upload_id = %upload.id, variants = made.len(), "image variants ready");
+            // Products showing this image list its variants: their cached copies must go.
+            let products = state.catalog.showing_image(upload.id).await?;
+            crate::http::products::forget_products(state, products).await;
         }
         Err(error) => {
             // A file that does not decode never will: record it instead of retrying.
@@ -209,6 +216,106 @@ async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow
     Ok(())
 }
 
+async fn send_order_confirmation(
+    job: crate::store::orders::SendOrderConfirmation,
+    context: JobContext<AppState>,
+) -> anyhow::Result<()> {
+    let state = &context.app;
+    let user_id = outgrow_domain::UserId(job.user_id);
+    let Some(user) = state.users.by_id(user_id).await? else {
+        tracing::warn!(order_id = %job.order_id, "the buyer's account is gone; no confirmation sent");
+        return Ok(());
+    };
+    let Some(order) = state.orders.get(user_id, job.order_id).await? else {
+        anyhow::bail!("order {} is not on its shard (yet)", job.order_id);
+    };
+    let email = mail::order_confirmation(&user.email, &user.name, &order);
+    state
+        .mailer
+        .send(&state.settings.mail_from, &email, context.job_id)
+        .await?;
+    tracing::info!(order_id = %job.order_id, "order confirmation sent");
+    Ok(())
+}
+
+async fn reconcile_order(
+    job: crate::store::orders::ReconcileOrder,
+    context: JobContext<AppState>,
+) -> anyhow::Result<()> {
+    let state = &context.app;
+    let products = state.orders.products_of(job.order_id).await?;
+    let outcome = state.orders.reconcile(job.order_id).await?;
+    if outcome == crate::store::orders::Reconciled::Released {
+        crate::http::products::forget_products(state, products).await;
+        tracing::warn!(order_id = %job.order_id, "an unfinished order was released and its stock returned");
+    }
+    metrics::counter!("orders_reconciled_total", "outcome" => format!("{outcome:?}").to_lowercase())
+        .increment(1);
+    Ok(())
+}
+
+async fn finish_cancellation(
+    job: crate::store::orders::FinishCancellation,
+    context: JobContext<AppState>,
+) -> anyhow::Result<()> {
+    context
+        .app
+        .orders
+        .finish_cancellation(outgrow_domain::UserId(job.user_id), job.order_id)
+        .await?;
+    Ok(())
+}
+
+/// Recomputes the recent hours of the analytics roll-ups from every shard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RollUpAnalytics {}
+
+impl Job for RollUpAnalytics {
+    const NAME: &'static str = "analytics.rollup";
+    const MAX_ATTEMPTS: i32 = 3;
+}
+
+async fn roll_up_analytics(_job: RollUpAnalytics, context: JobContext<AppState>) -> anyhow::Result<()> {
+    let state = &context.app;
+    let started = std::time::Instant::now();
+    let summary = crate::store::analytics::roll_up(
+        &state.db.primary_pool(),
+        &state.shards,
+        state.settings.analytics_rollup_hours,
+    )
+    .await?;
+    tracing::info!(
+        event_rows = summary.event_rows,
+        sales_rows = summary.sales_rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "analytics rolled up"
+    );
+    Ok(())
+}
+
+/// Store upkeep: event partitions for the coming days (PostgreSQL) and expired idempotency
+/// keys.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MaintainStore {}
+
+impl Job for MaintainStore {
+    const NAME: &'static str = "store.maintenance";
+    const MAX_ATTEMPTS: i32 = 3;
+}
+
+async fn maintain_store(_job: MaintainStore, context: JobContext<AppState>) -> anyhow::Result<()> {
+    let state = &context.app;
+    let created = crate::store::events::create_partitions(&state.shards, Utc::now().date_naive(), 7).await?;
+    let ttl = chrono::Duration::from_std(state.settings.idempotency_key_ttl)?;
+    let deleted = state.orders.delete_keys_before(Utc::now() - ttl).await?;
+    tracing::info!(
+        partitions_created = created,
+        idempotency_keys_deleted = deleted,
+        "store maintained"
+    );
+    Ok(())
+}
+
 /// Every job kind this build runs.
 pub fn registry() -> Registry<AppState> {
     Registry::default()
@@ -217,6 +324,11 @@ pub fn registry() -> Registry<AppState> {
         .register(clean_up_jobs)
         .register(make_image_variants)
         .register(build_export)
+        .register(send_order_confirmation)
+        .register(reconcile_order)
+        .register(finish_cancellation)
+        .register(roll_up_analytics)
+        .register(maintain_store)
 }
 
 /// The recurring schedules (patterns were validated with the configuration).
@@ -227,6 +339,12 @@ pub fn schedules(settings: &outgrow_platform::config::Settings) -> Vec<Recurring
         }),
         Recurring::new("jobs.cleanup", &settings.job_cleanup_schedule, || {
             CleanUpJobs {}.to_new_job()
+        }),
+        Recurring::new("analytics.rollup", &settings.analytics_rollup_schedule, || {
+            RollUpAnalytics {}.to_new_job()
+        }),
+        Recurring::new("store.maintenance", &settings.store_maintenance_schedule, || {
+            MaintainStore {}.to_new_job()
         }),
     ];
     schedules

@@ -16,3 +16,4 @@ pub mod mail;
 pub mod repo;
 pub mod server;
 pub mod state;
+pub mod store;

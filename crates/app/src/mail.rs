@@ -173,6 +173,44 @@ pub fn export_ready(to: &str, link: &str, expires_at: chrono::DateTime<chrono::U
     }
 }
 
+/// The confirmation of a placed order.
+pub fn order_confirmation(to: &str, name: &str, order: &crate::store::orders::Order) -> Email {
+    let money = |minor: i64| format!("{}.{:02} {}", minor / 100, minor % 100, order.order.currency);
+    let lines: Vec<(String, String)> = order
+        .items
+        .iter()
+        .map(|item| {
+            (
+                format!("{} × {}", item.quantity, item.name),
+                money(item.unit_price_minor * i64::from(item.quantity)),
+            )
+        })
+        .collect();
+    let total = money(order.order.total_minor);
+    let text_lines: String = lines
+        .iter()
+        .map(|(what, amount)| format!("  {what}: {amount}\n"))
+        .collect();
+    let html_lines: String = lines
+        .iter()
+        .map(|(what, amount)| format!("<li>{}: {}</li>", html_escape(what), html_escape(amount)))
+        .collect();
+    Email {
+        to: to.to_owned(),
+        subject: format!("Your Outgrow order {}", order.order.id),
+        text: format!(
+            "Hello {name},\n\nthank you for your order {}:\n\n{text_lines}\n  Total: {total}\n\n— Outgrow\n",
+            order.order.id
+        ),
+        html: format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>thank you for your order {}:</p><ul>{html_lines}</ul><p><strong>Total: {}</strong></p><p>— Outgrow</p></body></html>",
+            html_escape(name),
+            order.order.id,
+            html_escape(&total)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ pub async fn serve(mut settings: Settings, workers: bool) -> anyhow::Result<()> 
         // The worker drains within the same deadline (it releases what it cannot finish).
         let _ = worker.await;
     }
-    state.db.close().await;
+    state.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -74,7 +74,7 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
     termination_requested().await;
     shutdown.stop();
     let _ = worker.await;
-    state.db.close().await;
+    state.close().await;
     tracing::info!("stopped");
     Ok(())
 }

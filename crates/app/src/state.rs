@@ -86,6 +86,14 @@ pub struct App {
     pub media: crate::db::media::MediaStore,
     /// Signs time-limited links; derived from the JWT signing key, so every instance agrees.
     pub link_key: [u8; 32],
+    /// The order and event shards, and the map routing users to them.
+    pub shards: crate::db::shards::Shards,
+    /// Products and stock.
+    pub catalog: crate::store::catalog::Catalog,
+    /// Orders across the shards.
+    pub orders: crate::store::orders::Orders,
+    /// The event log (group commit).
+    pub events: crate::store::events::EventSink,
 }
 
 impl std::fmt::Debug for App {
@@ -122,6 +130,26 @@ impl App {
                 tracing::info!(applied, "applied database migrations");
             }
         }
+        let shards = crate::db::shards::Shards::new(&db, &settings)?;
+        if settings.auto_migrate {
+            let applied = shards.migrate().await?;
+            if applied > 0 {
+                tracing::info!(applied, "applied migrations to the shards");
+            }
+        }
+        // Until the stored map is read, writes routed by it wait (503); the refresher keeps
+        // trying, so an instance can start before its database is reachable.
+        if let Err(error) = shards.load_map().await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "could not read the shard map yet; order and event writes wait for it"
+            );
+        }
+        tokio::spawn(
+            shards
+                .clone()
+                .run_refresher(settings.shard_map_refresh, shutdown.signal()),
+        );
         if let Database::Postgres(pg) = &db {
             tokio::spawn(
                 pg.clone()
@@ -182,7 +210,22 @@ impl App {
             hasher.update(signing.secret.expose_secret().as_bytes());
             hasher.finalize().into()
         };
+        let catalog = crate::store::catalog::Catalog::new(&db);
+        let orders = crate::store::orders::Orders::new(
+            db.primary_pool(),
+            shards.clone(),
+            settings.order_reconcile_after,
+        );
+        let events = crate::store::events::EventSink::start(
+            shards.clone(),
+            settings.events_queue_capacity,
+            settings.events_batch_max,
+        );
         let app = App {
+            shards,
+            catalog,
+            orders,
+            events,
             mailer,
             storage,
             media: db.media(),
@@ -204,11 +247,19 @@ impl App {
         Ok(AppState(Arc::new(app)))
     }
 
+    /// The end of a shutdown: queued events are written, then every pool closes.
+    pub async fn close(&self) {
+        self.events.close_and_flush().await;
+        self.shards.close().await;
+        self.db.close().await;
+    }
+
     /// One line for the start-up log: which backend serves each concern.
     pub fn describe_backends(&self) -> String {
         format!(
-            "database={} cache={} rate_limiter={} sessions={} mail={} objects={}",
+            "database={} shards=[{}] cache={} rate_limiter={} sessions={} mail={} objects={}",
             self.db.describe(),
+            self.shards.describe(),
             self.cache.backend_name(),
             self.rate_limiter.backend_name(),
             self.sessions.backend_name(),

@@ -5,10 +5,12 @@
 //! Each parser returns a [`ValidationError`] naming what is wrong in words a user can act on.
 
 mod email;
+mod money;
 mod password;
 mod user;
 
 pub use email::Email;
+pub use money::{Currency, MAX_AMOUNT_MINOR, Money};
 pub use password::Password;
 pub use user::{Role, UserId, UserName};
 

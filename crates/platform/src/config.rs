@@ -175,6 +175,43 @@ pub struct Settings {
     /// How long done and cancelled jobs are kept (dead ones stay until handled).
     #[serde(with = "humantime_serde")]
     pub job_retention: Duration,
+    /// PostgreSQL databases holding orders and events, sharded by user through 1,024 virtual
+    /// buckets; unset = the primary is the only shard. May hold passwords.
+    pub database_shard_urls: Vec<SecretString>,
+    /// How often an instance re-reads the shard map (bucket moves take effect after this).
+    #[serde(with = "humantime_serde")]
+    pub shard_map_refresh: Duration,
+    /// `Cache-Control: public, max-age` of public catalog responses.
+    #[serde(with = "humantime_serde")]
+    pub catalog_max_age: Duration,
+    /// How long a product stays cached (every admin write and stock change invalidates it).
+    #[serde(with = "humantime_serde")]
+    pub cache_product_ttl: Duration,
+    /// How long a catalog listing page stays cached; admin writes retire every page at once,
+    /// stock shown in listings may lag orders by up to this long.
+    #[serde(with = "humantime_serde")]
+    pub cache_catalog_page_ttl: Duration,
+    /// A stock reservation whose order was not confirmed is reconciled (confirmed or released)
+    /// this long after it was made. Must exceed `request_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub order_reconcile_after: Duration,
+    /// How long an `Idempotency-Key` is remembered.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_key_ttl: Duration,
+    /// Events waiting to be written, at most; beyond, `POST /events` answers 503.
+    pub events_queue_capacity: usize,
+    /// Events written per batch (one multi-row insert), at most.
+    pub events_batch_max: usize,
+    /// Events older than this (or more than an hour ahead) are refused with 400.
+    #[serde(with = "humantime_serde")]
+    pub events_max_age: Duration,
+    /// When the analytics roll-up recomputes recent hours (cron, UTC).
+    pub analytics_rollup_schedule: String,
+    /// How many recent hours each roll-up recomputes.
+    pub analytics_rollup_hours: u32,
+    /// When store maintenance runs: future event partitions, expired idempotency keys (cron,
+    /// UTC).
+    pub store_maintenance_schedule: String,
 }
 
 impl Default for Settings {
@@ -237,6 +274,19 @@ impl Default for Settings {
             session_cleanup_schedule: "17 * * * *".into(),
             job_cleanup_schedule: "43 3 * * *".into(),
             job_retention: Duration::from_secs(7 * 24 * 3600),
+            database_shard_urls: Vec::new(),
+            shard_map_refresh: Duration::from_secs(5),
+            catalog_max_age: Duration::from_secs(60),
+            cache_product_ttl: Duration::from_secs(300),
+            cache_catalog_page_ttl: Duration::from_secs(10),
+            order_reconcile_after: Duration::from_secs(120),
+            idempotency_key_ttl: Duration::from_secs(24 * 3600),
+            events_queue_capacity: 100_000,
+            events_batch_max: 5_000,
+            events_max_age: Duration::from_secs(7 * 24 * 3600),
+            analytics_rollup_schedule: "* * * * *".into(),
+            analytics_rollup_hours: 3,
+            store_maintenance_schedule: "23 * * * *".into(),
         }
     }
 }
@@ -319,6 +369,7 @@ const LIST_KEYS: &[&str] = &[
     "trusted_proxies",
     "cors_origins",
     "database_replica_urls",
+    "database_shard_urls",
     "worker_queues",
 ];
 
@@ -436,6 +487,42 @@ impl Settings {
             bail!(
                 "invalid configuration: job_cleanup_schedule (OUTGROW_JOB_CLEANUP_SCHEDULE) is not a cron pattern: {error}"
             );
+        }
+        if !self.database_shard_urls.is_empty() && !postgres {
+            bail!(
+                "invalid configuration: database_shard_urls (OUTGROW_DATABASE_SHARD_URLS) needs a postgres:// database_url"
+            );
+        }
+        if self.database_shard_urls.len() > 256 {
+            bail!(
+                "invalid configuration: database_shard_urls (OUTGROW_DATABASE_SHARD_URLS) lists more than 256 shards"
+            );
+        }
+        if self.order_reconcile_after <= self.request_timeout {
+            bail!(
+                "invalid configuration: order_reconcile_after (OUTGROW_ORDER_RECONCILE_AFTER) must be longer than request_timeout (OUTGROW_REQUEST_TIMEOUT): a reservation is only reconciled once its request is over"
+            );
+        }
+        if self.events_queue_capacity < 500 || self.events_batch_max == 0 {
+            bail!(
+                "invalid configuration: events_queue_capacity (OUTGROW_EVENTS_QUEUE_CAPACITY) must hold one full request (500 events) and events_batch_max (OUTGROW_EVENTS_BATCH_MAX) be at least 1"
+            );
+        }
+        if self.analytics_rollup_hours == 0 || self.analytics_rollup_hours > 24 * 31 {
+            bail!(
+                "invalid configuration: analytics_rollup_hours (OUTGROW_ANALYTICS_ROLLUP_HOURS) must be 1..=744"
+            );
+        }
+        for (key, pattern) in [
+            ("analytics_rollup_schedule", &self.analytics_rollup_schedule),
+            ("store_maintenance_schedule", &self.store_maintenance_schedule),
+        ] {
+            if let Err(error) = crate::jobs::parse_schedule(pattern) {
+                bail!(
+                    "invalid configuration: {key} ({ENV_PREFIX}{}) is not a cron pattern: {error}",
+                    key.to_uppercase()
+                );
+            }
         }
         if self.job_lease < Duration::from_secs(1) {
             bail!("invalid configuration: job_lease (OUTGROW_JOB_LEASE) must be at least 1s");

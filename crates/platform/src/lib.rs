@@ -13,6 +13,7 @@ pub mod config;
 pub mod jobs;
 pub mod ratelimit;
 pub mod redis_client;
+pub mod shard;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -12,6 +12,8 @@ pub mod media;
 pub mod postgres;
 mod postgres_repos;
 pub mod redis_sessions;
+pub mod shards;
+pub mod sql;
 mod sqlite;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -180,6 +182,22 @@ impl Database {
         }
     }
 
+    /// Records a write to `subject` (a user, a product, the catalog) for read-your-writes: its
+    /// reads go to the primary for `read_your_writes_window` (PostgreSQL with replicas).
+    pub async fn wrote(&self, subject: uuid::Uuid) {
+        if let Self::Postgres(db) = self {
+            db.wrote(outgrow_domain::UserId(subject)).await;
+        }
+    }
+
+    /// The pool where writes go: SQLite's writer, PostgreSQL's primary.
+    pub fn primary_pool(&self) -> sql::SqlPool {
+        match self {
+            Self::Sqlite(db) => sql::SqlPool::Sqlite(db.writer.clone()),
+            Self::Postgres(db) => sql::SqlPool::Postgres(db.primary().clone()),
+        }
+    }
+
     /// Upload and export rows on this database.
     pub fn media(&self) -> media::MediaStore {
         match self {
@@ -229,6 +247,13 @@ impl Database {
             }
             Self::Postgres(db) => db.close().await,
         }
+    }
+}
+
+impl SqliteDatabase {
+    /// The read-only pool (many connections under WAL).
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
     }
 }
 

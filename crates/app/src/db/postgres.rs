@@ -77,7 +77,7 @@ fn location(options: &PgConnectOptions) -> String {
     )
 }
 
-fn pool_for(url: &str, settings: &Settings, key: &str) -> anyhow::Result<(PgPool, String)> {
+pub(crate) fn pool_for(url: &str, settings: &Settings, key: &str) -> anyhow::Result<(PgPool, String)> {
     let mut options = PgConnectOptions::from_str(url)
         .with_context(|| format!("{key} is not a valid postgres:// URL"))?
         .application_name("outgrow");

@@ -7,13 +7,17 @@
 //! handler.
 
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod authn;
 pub mod error;
+pub mod events;
 pub mod exports;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
+pub mod orders;
+pub mod products;
 pub mod uploads;
 pub mod users;
 
@@ -54,7 +58,10 @@ use crate::state::AppState;
         (name = "users", description = "Own account and users by id"),
         (name = "uploads", description = "Images: upload, WebP variants, downloads"),
         (name = "exports", description = "Data exports with signed download links"),
-        (name = "admin", description = "Operating the job queue (admins only)"),
+        (name = "products", description = "The catalog: public, cached, with ETags; managed by admins"),
+        (name = "orders", description = "Placing (idempotently), reading and cancelling orders"),
+        (name = "events", description = "Analytics events, in batches"),
+        (name = "admin", description = "Operating the job queue and reading analytics (admins only)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -98,7 +105,10 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
     let default_policy = || from_fn_with_state(state.clone(), middleware::rate_limit_default);
     let auth = limited(auth::router()).layer(from_fn_with_state(state.clone(), middleware::rate_limit_auth));
     let users = limited(users::router()).layer(default_policy());
-    let admin = limited(admin::router()).layer(default_policy());
+    let admin = limited(admin::router().merge(analytics::router())).layer(default_policy());
+    let products = limited(products::router()).layer(default_policy());
+    let orders = limited(orders::router()).layer(default_policy());
+    let events = limited(events::router()).layer(default_policy());
     // Multipart overhead (boundaries, part headers) on top of the file itself; the handler
     // enforces the exact file limit with a 413 of its own.
     let upload_body = state.settings.upload_limit_bytes + 64 * 1024;
@@ -115,6 +125,9 @@ fn api(state: &AppState) -> OpenApiRouter<AppState> {
         .nest("/admin", admin)
         .nest("/uploads", uploads)
         .nest("/exports", exports)
+        .nest("/products", products)
+        .nest("/orders", orders)
+        .nest("/events", events)
         .merge(users)
         // Answers about accounts and tokens must never be stored by a shared cache.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -170,6 +183,8 @@ fn cors(origins: &[String]) -> CorsLayer {
         header::RETRY_AFTER,
         header::LOCATION,
         header::LINK,
+        header::ETAG,
+        HeaderName::from_static("idempotent-replayed"),
         middleware::X_REQUEST_ID.clone(),
     ];
     let base = CorsLayer::new()
@@ -183,6 +198,8 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("idempotency-key"),
             middleware::X_REQUEST_ID.clone(),
         ])
         .expose_headers(exposed)

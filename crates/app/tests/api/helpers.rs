@@ -64,14 +64,24 @@ pub async fn isolated_scaled_backend() -> Vec<(String, String)> {
     let mut connection = sqlx::PgConnection::connect(&primary)
         .await
         .expect("connect to the test primary");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut connection)
-        .await
-        .expect("create the test database");
+    // The primary's database and two shard databases for orders and events: every scaled
+    // test runs sharded.
+    let shards: Vec<String> = (0..2).map(|index| format!("{name}_s{index}")).collect();
+    for database in std::iter::once(&name).chain(&shards) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+            .execute(&mut connection)
+            .await
+            .expect("create a test database");
+    }
     let replica_urls: Vec<String> = replicas.split(',').map(|url| with_database(url, &name)).collect();
+    let shard_urls: Vec<String> = shards
+        .iter()
+        .map(|shard| with_database(&primary, shard))
+        .collect();
     vec![
         ("OUTGROW_DATABASE_URL".into(), with_database(&primary, &name)),
         ("OUTGROW_DATABASE_REPLICA_URLS".into(), replica_urls.join(",")),
+        ("OUTGROW_DATABASE_SHARD_URLS".into(), shard_urls.join(",")),
         ("OUTGROW_REDIS_URL".into(), required_env("OUTGROW_TEST_REDIS")),
         ("OUTGROW_REDIS_KEY_PREFIX".into(), format!("{name}:")),
         // Objects in the S3-compatible store (keys are UUIDs: tests never collide).

@@ -11,5 +11,6 @@ mod media;
 mod operations;
 mod scaled;
 mod services;
+mod store;
 mod tokens;
 mod users;

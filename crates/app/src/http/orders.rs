@@ -1,0 +1,416 @@
+//! `/api/v1/orders`: placing orders (idempotent with `Idempotency-Key`), reading and
+//! cancelling them. Orders live on the shard of their user; see [`crate::store::orders`].
+
+use std::collections::HashSet;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use outgrow_domain::{Role, UserId};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    authn::Principal,
+    error::{ApiError, FieldError, Problem},
+    extract::{ApiJson, ApiQuery},
+    products::forget_products,
+};
+use crate::{
+    state::AppState,
+    store::orders::{CancelError, Claim, ClaimError, IdempotencyKey, Order, OrderLine, PlaceError},
+};
+
+/// Order routes (nested under `/api/v1/orders`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders, create_order))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+}
+
+const MAX_LINES: usize = 50;
+const MAX_QUANTITY: u32 = 1_000;
+const MAX_KEY_CHARS: usize = 255;
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+/// The header marking a replayed answer.
+const REPLAYED: &str = "idempotent-replayed";
+
+/// One line of a new order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    pub product_id: Uuid,
+    /// 1 to 1,000.
+    pub quantity: u32,
+}
+
+/// A new order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrderRequest {
+    /// 1 to 50 lines, each product once.
+    pub items: Vec<OrderLineRequest>,
+}
+
+/// One line of an order, at the price it was sold.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderItemResponse {
+    pub product_id: Uuid,
+    /// The product's name when it was sold.
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price_minor: i64,
+}
+
+/// An order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderResponse {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// `placed` or `cancelled`.
+    pub status: String,
+    /// Computed by the server, in minor units of `currency`.
+    pub total_minor: i64,
+    pub currency: String,
+    pub items: Vec<OrderItemResponse>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Order> for OrderResponse {
+    fn from(order: &Order) -> Self {
+        Self {
+            id: order.order.id,
+            user_id: order.order.user_id,
+            status: order.order.status.clone(),
+            total_minor: order.order.total_minor,
+            currency: order.order.currency.clone(),
+            items: order
+                .items
+                .iter()
+                .map(|item| OrderItemResponse {
+                    product_id: item.product_id,
+                    name: item.name.clone(),
+                    quantity: item.quantity,
+                    unit_price_minor: item.unit_price_minor,
+                })
+                .collect(),
+            created_at: order.order.created_at,
+            cancelled_at: order.order.cancelled_at,
+        }
+    }
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderResponse>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Uuid>,
+}
+
+fn validate(request: &CreateOrderRequest) -> Result<Vec<OrderLine>, ApiError> {
+    let mut errors = Vec::new();
+    if request.items.is_empty() || request.items.len() > MAX_LINES {
+        errors.push(FieldError::new(
+            "items",
+            format!("must hold 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (index, line) in request.items.iter().enumerate() {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            errors.push(FieldError::new(
+                &format!("items[{index}].quantity"),
+                format!("must be 1 to {MAX_QUANTITY}"),
+            ));
+        }
+        if !seen.insert(line.product_id) {
+            errors.push(FieldError::new(
+                &format!("items[{index}].product_id"),
+                "lists a product a second time; order it once with the total quantity",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(request
+        .items
+        .iter()
+        .map(|line| OrderLine {
+            product_id: line.product_id,
+            quantity: line.quantity,
+        })
+        .collect())
+}
+
+/// The `Idempotency-Key` header, checked: 1–255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().filter(|key| {
+        !key.is_empty() && key.len() <= MAX_KEY_CHARS && key.bytes().all(|byte| byte.is_ascii_graphic())
+    });
+    match key {
+        Some(key) => Ok(Some(key.to_owned())),
+        None => Err(ApiError::BadRequest(format!(
+            "the Idempotency-Key header must be 1 to {MAX_KEY_CHARS} visible ASCII characters"
+        ))),
+    }
+}
+
+fn place_error(error: PlaceError) -> ApiError {
+    match error {
+        PlaceError::UnknownProduct(id) => ApiError::Unprocessable(format!("there is no product {id}")),
+        PlaceError::OutOfStock {
+            product_id,
+            requested,
+            available,
+        } => ApiError::Conflict(format!(
+            "not enough stock for product {product_id}: {requested} requested, {available} available"
+        )),
+        PlaceError::Amount(problem) => ApiError::Unprocessable(problem),
+        PlaceError::Moving => {
+            ApiError::Busy("your orders are being moved between databases; retry in a moment")
+        }
+        PlaceError::Store(error) => error.into(),
+    }
+}
+
+fn created(body: &serde_json::Value, replayed: bool) -> Result<Response, ApiError> {
+    let id = body
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let location = HeaderValue::from_str(&format!("/api/v1/orders/{id}")).map_err(anyhow::Error::from)?;
+    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Places an order: stock is checked and reserved atomically, totals are computed here, the
+/// confirmation e-mail is queued with the order. With an `Idempotency-Key`, a retry (even one
+/// racing the first request) gets the first answer and creates nothing.
+#[utoipa::path(
+    post, path = "", tag = "orders",
+    request_body = CreateOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; remembered `idempotency_key_ttl`")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "Placed (or, with `Idempotent-Replayed: true`, placed by an earlier request with this key)", body = OrderResponse),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock, or the key's first request is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown product, mixed currencies, or the key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<CreateOrderRequest>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let lines = validate(&request)?;
+    let user = principal.user_id;
+    let order_id = match &key {
+        None => Uuid::now_v7(),
+        Some(key) => {
+            let canonical = serde_json::to_vec(&request).map_err(anyhow::Error::from)?;
+            let key = IdempotencyKey {
+                key: key.clone(),
+                request_hash: sha2::Sha256::digest(&canonical).to_vec(),
+            };
+            // A claim outlives any request holding it: only a crashed request's claim lapses.
+            let lease = state.settings.request_timeout * 2;
+            let wait = state.settings.request_timeout / 2;
+            match state.orders.claim_key(user, &key, lease, wait).await {
+                Ok(Claim::Fresh { order_id }) => order_id,
+                Ok(Claim::Replay { body, .. }) => return created(&body, true),
+                Err(ClaimError::Reused) => {
+                    return Err(ApiError::Unprocessable(
+                        "this Idempotency-Key was already used with a different request body".into(),
+                    ));
+                }
+                Err(ClaimError::InProgress) => {
+                    return Err(ApiError::Conflict(
+                        "a request with this Idempotency-Key is still being processed; retry later".into(),
+                    ));
+                }
+                Err(ClaimError::Moving) => {
+                    return Err(ApiError::Busy(
+                        "your orders are being moved between databases; retry in a moment",
+                    ));
+                }
+                Err(ClaimError::Store(error)) => return Err(error.into()),
+            }
+        }
+    };
+    let outcome = state
+        .orders
+        .place(user, order_id, &lines, key.as_deref(), |order| {
+            serde_json::to_value(OrderResponse::from(order)).unwrap_or_default()
+        })
+        .await;
+    let products: Vec<Uuid> = lines.iter().map(|line| line.product_id).collect();
+    forget_products(&state, products).await;
+    match outcome {
+        Ok(order) => {
+            metrics::counter!("orders_placed_total").increment(1);
+            let body = serde_json::to_value(OrderResponse::from(&order)).map_err(anyhow::Error::from)?;
+            created(&body, false)
+        }
+        Err(error) => {
+            if let Some(key) = &key {
+                state.orders.release_key(user, key, order_id).await;
+            }
+            metrics::counter!("orders_refused_total").increment(1);
+            Err(place_error(error))
+        }
+    }
+}
+
+/// Paging through one's orders.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersQuery {
+    /// Orders placed before this one (the `next_before` of the previous page).
+    pub before: Option<Uuid>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(
+    get, path = "", tag = "orders",
+    params(ListOrdersQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "A page; `Link: rel=next` points to the next", body = OrderPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<ListOrdersQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    let mut orders = state
+        .orders
+        .list(principal.user_id, query.before, limit + 1)
+        .await?;
+    let more = orders.len() > limit as usize;
+    orders.truncate(limit as usize);
+    let next_before = more.then(|| orders.last().map(|order| order.order.id)).flatten();
+    let mut response = Json(OrderPage {
+        items: orders.iter().map(OrderResponse::from).collect(),
+        next_before,
+    })
+    .into_response();
+    if let Some(next) = next_before {
+        let link = format!("</api/v1/orders?before={next}&limit={limit}>; rel=\"next\"");
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+fn order_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be an order id (a UUID)"))
+}
+
+/// Whose order `id` is, as far as the caller may know: their own, or (for an admin) anyone's.
+/// Everyone else learns nothing, not even that it exists.
+async fn owner_for(state: &AppState, principal: &Principal, id: Uuid) -> Result<UserId, ApiError> {
+    if principal.role == Role::Admin
+        && let Some(owner) = state.orders.owner_of(id).await?
+    {
+        return Ok(owner);
+    }
+    Ok(principal.user_id)
+}
+
+/// One order: its owner's or an admin's to see; anyone else gets 404.
+#[utoipa::path(
+    get, path = "/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, body = OrderResponse),
+        (status = 404, description = "No such order of the caller's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let id = order_id(&id)?;
+    let owner = owner_for(&state, &principal, id).await?;
+    let order = state
+        .orders
+        .get(owner, id)
+        .await?
+        .ok_or(ApiError::NotFound("no such order"))?;
+    Ok(Json(OrderResponse::from(&order)))
+}
+
+/// Cancels an order once and puts its stock back (owner or admin).
+#[utoipa::path(
+    post, path = "/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Cancelled", body = OrderResponse),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already cancelled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    let id = order_id(&id)?;
+    let owner = owner_for(&state, &principal, id).await?;
+    let order = match state.orders.cancel(owner, id).await {
+        Ok(order) => order,
+        Err(CancelError::NotFound) => return Err(ApiError::NotFound("no such order")),
+        Err(CancelError::AlreadyCancelled) => {
+            return Err(ApiError::Conflict("the order is already cancelled".into()));
+        }
+        Err(CancelError::Moving) => {
+            return Err(ApiError::Busy(
+                "your orders are being moved between databases; retry in a moment",
+            ));
+        }
+        Err(CancelError::Store(error)) => return Err(error.into()),
+    };
+    let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
+    forget_products(&state, products).await;
+    metrics::counter!("orders_cancelled_total").increment(1);
+    Ok(Json(OrderResponse::from(&order)))
+}

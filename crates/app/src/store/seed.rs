@@ -1,0 +1,485 @@
+//! `outgrow seed`: realistic demo data in bulk — users, products, and orders placed on the
+//! buyers' shards with Zipf-distributed products — with a progress bar and the rate achieved.
+//!
+//! Rows go in as multi-row `INSERT`s of thousands of rows per statement, in one transaction
+//! per batch: a round trip per batch, not per row. Every seeded user has the same password
+//! (hashed once: Argon2id is deliberately slow), printed at the end.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use outgrow_domain::UserId;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use uuid::Uuid;
+
+use crate::db::{
+    shards::Shards,
+    sql::{SqlPool, for_postgres, for_sqlite},
+};
+
+/// The password of every seeded account.
+pub const SEED_PASSWORD: &str = "seeded-password";
+
+/// How much to seed.
+#[derive(Debug, Clone, Copy)]
+pub struct SeedPlan {
+    pub users: u64,
+    pub products: u64,
+    pub orders: u64,
+    /// Rows per transaction.
+    pub batch: usize,
+    /// Show progress bars (off in tests and when output is not a terminal).
+    pub progress: bool,
+}
+
+/// What was seeded, and how fast.
+#[derive(Debug, Clone, Default)]
+pub struct SeedReport {
+    /// `(what, rows, elapsed)` per phase.
+    pub phases: Vec<(&'static str, u64, Duration)>,
+    /// E-mail of the first seeded user (all share [`SEED_PASSWORD`]).
+    pub first_email: Option<String>,
+}
+
+impl SeedReport {
+    /// Rows per second over all phases.
+    pub fn rate(&self) -> f64 {
+        let rows: u64 = self.phases.iter().map(|(_, rows, _)| rows).sum();
+        let seconds: f64 = self
+            .phases
+            .iter()
+            .map(|(_, _, elapsed)| elapsed.as_secs_f64())
+            .sum();
+        if seconds > 0.0 { rows as f64 / seconds } else { 0.0 }
+    }
+}
+
+/// One value of a seeded row.
+#[derive(Debug, Clone)]
+enum Value {
+    Uuid(Uuid),
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
+}
+
+/// Inserts `rows` into `table` with multi-row `VALUES`, as many rows per statement as the
+/// backend's parameter limit allows, in one transaction.
+async fn insert_rows(
+    pool: &SqlPool,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Value>],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let max_params = match pool {
+        SqlPool::Postgres(_) => 65_535,
+        SqlPool::Sqlite(_) => 32_766,
+    };
+    let per_statement = (max_params / columns.len()).min(5_000);
+    let statement = |count: usize| {
+        let tuples: Vec<String> = (0..count)
+            .map(|row| {
+                let params: Vec<String> = (1..=columns.len())
+                    .map(|column| format!("${}", row * columns.len() + column))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            columns.join(", "),
+            tuples.join(", ")
+        )
+    };
+    macro_rules! run {
+        ($pool:expr, $convert:expr) => {{
+            let mut tx = $pool.begin().await?;
+            for chunk in rows.chunks(per_statement) {
+                let sql = statement(chunk.len());
+                let mut query = sqlx::query($convert(&sql));
+                for row in chunk {
+                    for value in row {
+                        query = match value {
+                            Value::Uuid(value) => query.bind(*value),
+                            Value::Text(value) => query.bind(value.clone()),
+                            Value::Int(value) => query.bind(*value),
+                            Value::Time(value) => query.bind(*value),
+                        };
+                    }
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        }};
+    }
+    match pool {
+        SqlPool::Postgres(pool) => run!(pool, for_postgres),
+        SqlPool::Sqlite(pool) => run!(pool, for_sqlite),
+    }
+    Ok(())
+}
+
+fn bar(plan: &SeedPlan, what: &str, total: u64) -> ProgressBar {
+    if !plan.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what:>8} [{{bar:40}}] {{human_pos}}/{{human_len}} rows, {{per_sec}}, ETA {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+const ADJECTIVES: &[&str] = &[
+    "red", "blue", "green", "oak", "steel", "linen", "woollen", "ceramic", "glass", "copper", "bamboo",
+    "leather", "cotton", "marble", "walnut", "brass", "felt", "stone", "silver", "velvet",
+];
+const NOUNS: &[&str] = &[
+    "mug", "lamp", "chair", "table", "scarf", "bowl", "vase", "notebook", "pen", "bag", "blanket", "teapot",
+    "plate", "shelf", "clock", "cushion", "candle", "basket", "mirror", "rug",
+];
+
+/// Samples 0..n with P(k) ∝ 1/(k+1)^s, by inverting the cumulative weights (binary search).
+struct Zipf {
+    cumulative: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Self {
+        let mut total = 0.0;
+        let cumulative = (0..n)
+            .map(|k| {
+                total += 1.0 / ((k + 1) as f64).powf(s);
+                total
+            })
+            .collect();
+        Self { cumulative }
+    }
+
+    fn sample(&self, rng: &mut impl Rng) -> usize {
+        let total = self.cumulative.last().copied().unwrap_or(1.0);
+        let target = rng.random_range(0.0..total);
+        self.cumulative
+            .partition_point(|weight| *weight < target)
+            .min(self.cumulative.len().saturating_sub(1))
+    }
+}
+
+/// Seeds `plan` into the primary (users, products, order intents) and the shards (orders).
+pub async fn seed(
+    primary: &SqlPool,
+    shards: &Shards,
+    password_hash: &str,
+    plan: SeedPlan,
+) -> anyhow::Result<SeedReport> {
+    let mut rng = StdRng::from_os_rng();
+    let tag: String = format!("{:06x}", rng.random_range(0..0x100_0000u32));
+    let now = Utc::now();
+    let batch = plan.batch.max(1);
+    let mut report = SeedReport::default();
+
+    // Users.
+    let started = Instant::now();
+    let progress = bar(&plan, "users", plan.users);
+    let mut users = Vec::with_capacity(plan.users as usize);
+    let mut index = 0u64;
+    while index < plan.users {
+        let count = (plan.users - index).min(batch as u64);
+        let rows: Vec<Vec<Value>> = (index..index + count)
+            .map(|i| {
+                let id = Uuid::now_v7();
+                users.push(id);
+                vec![
+                    Value::Uuid(id),
+                    Value::Text(format!("seed-{tag}-{i}@example.test")),
+                    Value::Text(format!("Seed User {i}")),
+                    Value::Text(password_hash.to_owned()),
+                    Value::Text("user".into()),
+                    Value::Time(now),
+                    Value::Time(now),
+                ]
+            })
+            .collect();
+        insert_rows(
+            primary,
+            "users",
+            &[
+                "id",
+                "email",
+                "name",
+                "password_hash",
+                "role",
+                "created_at",
+                "updated_at",
+            ],
+            &rows,
+        )
+        .await?;
+        index += count;
+        progress.inc(count);
+    }
+    progress.finish();
+    report.phases.push(("users", plan.users, started.elapsed()));
+    if plan.users > 0 {
+        report.first_email = Some(format!("seed-{tag}-0@example.test"));
+    }
+
+    // Products.
+    let started = Instant::now();
+    let progress = bar(&plan, "products", plan.products);
+    let mut products: Vec<(Uuid, String, i64)> = Vec::with_capacity(plan.products as usize);
+    let mut index = 0u64;
+    while index < plan.products {
+        let count = (plan.products - index).min(batch as u64);
+        let rows: Vec<Vec<Value>> = (index..index + count)
+            .map(|i| {
+                let id = Uuid::now_v7();
+                let name = format!(
+                    "{} {} {}",
+                    ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
+                    NOUNS[rng.random_range(0..NOUNS.len())],
+                    i
+                );
+                let price = rng.random_range(100..20_000i64);
+                products.push((id, name.clone(), price));
+                vec![
+                    Value::Uuid(id),
+                    Value::Text(name.clone()),
+                    Value::Text(format!("A {name}, made to last. Seeded demo product.")),
+                    Value::Int(price),
+                    Value::Text("EUR".into()),
+                    Value::Int(1_000_000_000),
+                    Value::Time(now),
+                    Value::Time(now),
+                ]
+            })
+            .collect();
+        insert_rows(
+            primary,
+            "products",
+            &[
+                "id",
+                "name",
+                "description",
+                "price_minor",
+                "currency",
+                "stock",
+                "created_at",
+                "updated_at",
+            ],
+            &rows,
+        )
+        .await?;
+        index += count;
+        progress.inc(count);
+    }
+    crate::db::sql::with_pool!(primary, |pool, text| {
+        sqlx::query(text("UPDATE catalog_version SET version = version + 1"))
+            .execute(pool)
+            .await?;
+    });
+    progress.finish();
+    report.phases.push(("products", plan.products, started.elapsed()));
+
+    // Orders, on their buyers' shards, with their intents on the primary.
+    if plan.orders > 0 && (users.is_empty() || products.is_empty()) {
+        anyhow::bail!("orders need users and products: seed them in the same run (--users, --products)");
+    }
+    let started = Instant::now();
+    let progress = bar(&plan, "orders", plan.orders);
+    let zipf = Zipf::new(products.len(), 1.1);
+    let mut sold = vec![0i64; products.len()];
+    let mut rows_written = 0u64;
+    let mut index = 0u64;
+    let window_ms = 30 * 24 * 3600 * 1000i64;
+    while index < plan.orders {
+        let count = (plan.orders - index).min(batch as u64);
+        let mut orders: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
+        let mut items: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
+        let mut intents = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let user = users[rng.random_range(0..users.len())];
+            let route = shards.route(UserId(user));
+            // Spread over the last 30 days, with a time-ordered id from that moment.
+            let created = now - chrono::Duration::milliseconds(rng.random_range(0..window_ms));
+            let ts = uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                created.timestamp() as u64,
+                created.timestamp_subsec_nanos(),
+            );
+            let id = Uuid::new_v7(ts);
+            let lines = rng.random_range(1..=3usize);
+            let mut chosen: Vec<usize> = Vec::with_capacity(lines);
+            while chosen.len() < lines.min(products.len()) {
+                let product = zipf.sample(&mut rng);
+                if !chosen.contains(&product) {
+                    chosen.push(product);
+                }
+            }
+            let mut total = 0i64;
+            let mut intent_items = Vec::with_capacity(chosen.len());
+            for product in &chosen {
+                let (product_id, name, price) = &products[*product];
+                let quantity = rng.random_range(1..=3i64);
+                total += price * quantity;
+                sold[*product] += quantity;
+                intent_items.push(serde_json::json!({"product_id": product_id, "quantity": quantity}));
+                items[usize::from(route.shard.index)].push(vec![
+                    Value::Uuid(id),
+                    Value::Uuid(*product_id),
+                    Value::Text(name.clone()),
+                    Value::Int(quantity),
+                    Value::Int(*price),
+                ]);
+            }
+            orders[usize::from(route.shard.index)].push(vec![
+                Value::Uuid(id),
+                Value::Uuid(user),
+                Value::Int(i64::from(route.bucket)),
+                Value::Text("placed".into()),
+                Value::Int(total),
+                Value::Text("EUR".into()),
+                Value::Time(created),
+            ]);
+            intents.push(vec![
+                Value::Uuid(id),
+                Value::Uuid(user),
+                Value::Text(serde_json::Value::Array(intent_items).to_string()),
+                Value::Text("confirmed".into()),
+                Value::Time(created),
+                Value::Time(created),
+            ]);
+        }
+        for (shard, (orders, items)) in shards.all().iter().zip(orders.iter().zip(&items)) {
+            insert_rows(
+                &shard.pool,
+                "orders",
+                &[
+                    "id",
+                    "user_id",
+                    "bucket",
+                    "status",
+                    "total_minor",
+                    "currency",
+                    "created_at",
+                ],
+                orders,
+            )
+            .await?;
+            insert_rows(
+                &shard.pool,
+                "order_items",
+                &["order_id", "product_id", "name", "quantity", "unit_price_minor"],
+                items,
+            )
+            .await?;
+            rows_written += (orders.len() + items.len()) as u64;
+        }
+        insert_intents(primary, &intents).await?;
+        rows_written += intents.len() as u64;
+        index += count;
+        progress.inc(count);
+    }
+    // What was sold leaves the stock, one statement per product that sold.
+    for ((product_id, _, _), units) in products.iter().zip(&sold) {
+        if *units > 0 {
+            crate::db::sql::with_pool!(primary, |pool, text| {
+                sqlx::query(text("UPDATE products SET stock = stock - $2 WHERE id = $1"))
+                    .bind(*product_id)
+                    .bind(*units)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+    }
+    progress.finish();
+    report.phases.push(("orders", rows_written, started.elapsed()));
+    Ok(report)
+}
+
+/// Intents carry their lines as JSON: PostgreSQL needs the text cast to `jsonb`.
+async fn insert_intents(primary: &SqlPool, rows: &[Vec<Value>]) -> Result<(), sqlx::Error> {
+    match primary {
+        SqlPool::Sqlite(_) => {
+            insert_rows(
+                primary,
+                "order_intents",
+                &[
+                    "order_id",
+                    "user_id",
+                    "items",
+                    "state",
+                    "created_at",
+                    "updated_at",
+                ],
+                rows,
+            )
+            .await
+        }
+        SqlPool::Postgres(pool) => {
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut users = Vec::with_capacity(rows.len());
+            let mut items = Vec::with_capacity(rows.len());
+            let mut times = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let [
+                    Value::Uuid(id),
+                    Value::Uuid(user),
+                    Value::Text(lines),
+                    _,
+                    Value::Time(at),
+                    _,
+                ] = row.as_slice()
+                {
+                    ids.push(*id);
+                    users.push(*user);
+                    items.push(lines.clone());
+                    times.push(*at);
+                }
+            }
+            sqlx::query(for_postgres(
+                "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at)
+                 SELECT o, u, i::jsonb, 'confirmed', t, t
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) AS x(o, u, i, t)",
+            ))
+            .bind(ids)
+            .bind(users)
+            .bind(items)
+            .bind(times)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_favours_the_first_items() {
+        let zipf = Zipf::new(1_000, 1.1);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut counts = vec![0u32; 1_000];
+        for _ in 0..100_000 {
+            counts[zipf.sample(&mut rng)] += 1;
+        }
+        assert!(
+            counts[0] > counts[10] && counts[10] > counts[500],
+            "{:?}",
+            &counts[..12]
+        );
+        // The top 10 % of products take well over half the picks.
+        let top: u32 = counts[..100].iter().sum();
+        assert!(top > 60_000, "{top}");
+    }
+}
