@@ -8,7 +8,16 @@
 //!    `--concurrency` keep-alive connections for `--seconds` per scenario:
 //!    - read: the same cached `GET /api/v1/users/{id}`, each connection as its own user;
 //!    - write: `PATCH /api/v1/me` (a new name: an UPDATE on the primary, a cache invalidation
-//!      and, scaled, a read-your-writes marker and an invalidation message).
+//!      and, scaled, a read-your-writes marker and an invalidation message);
+//!    - catalog: `GET /api/v1/products/{id}` anonymously, ids drawn from a Zipf distribution
+//!      (s = 1.0) over the seeded catalog — the product cache's hit rate is reported from
+//!      `/metrics`;
+//!    - order: `POST /api/v1/orders` of one Zipf-drawn product (stock reserved on the primary,
+//!      the order written on the buyer's shard, the e-mail job queued);
+//!    - events: `POST /api/v1/events` with 100 events (group commit).
+//!
+//!    Before the scenarios, `outgrow seed` fills the database (`--seed-users`, `--seed-products`,
+//!    `--seed-orders`; default 100,000 / 10,000 / 1,000,000) and its rates are printed.
 //!
 //!    First on the embedded backends, then — when the test services are up
 //!    (`. "$(scripts/services up | tail -n1)"`) — on PostgreSQL with two replicas and Redis.
@@ -37,6 +46,9 @@ struct Options {
     seconds: u64,
     concurrency: usize,
     in_process_requests: usize,
+    seed_users: u64,
+    seed_products: u64,
+    seed_orders: u64,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -44,6 +56,9 @@ fn options() -> anyhow::Result<Options> {
         seconds: 10,
         concurrency: 32,
         in_process_requests: 20_000,
+        seed_users: 100_000,
+        seed_products: 10_000,
+        seed_orders: 1_000_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,6 +67,9 @@ fn options() -> anyhow::Result<Options> {
             "--seconds" => options.seconds = value()?.parse()?,
             "--concurrency" => options.concurrency = value()?.parse()?,
             "--requests" => options.in_process_requests = value()?.parse()?,
+            "--seed-users" => options.seed_users = value()?.parse()?,
+            "--seed-products" => options.seed_products = value()?.parse()?,
+            "--seed-orders" => options.seed_orders = value()?.parse()?,
             // `cargo bench` passes --bench; nothing else is expected.
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other:?}"),
@@ -160,14 +178,21 @@ async fn scaled_backend() -> anyhow::Result<Option<Vec<(String, String)>>> {
     };
     let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let mut connection = sqlx::PgConnection::connect(&primary).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut connection)
-        .await?;
-    let with_db = |url: &str| format!("{}/{name}", url.rsplit_once('/').map_or(url, |(base, _)| base));
-    let replicas: Vec<String> = replicas.split(',').map(with_db).collect();
+    // The primary's database and two shards for orders and events.
+    let shards: Vec<String> = (0..2).map(|index| format!("{name}_s{index}")).collect();
+    for database in std::iter::once(&name).chain(&shards) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+            .execute(&mut connection)
+            .await?;
+    }
+    let with_db =
+        |url: &str, name: &str| format!("{}/{name}", url.rsplit_once('/').map_or(url, |(base, _)| base));
+    let replicas: Vec<String> = replicas.split(',').map(|url| with_db(url, &name)).collect();
+    let shards: Vec<String> = shards.iter().map(|shard| with_db(&primary, shard)).collect();
     Ok(Some(vec![
-        ("OUTGROW_DATABASE_URL".into(), with_db(&primary)),
+        ("OUTGROW_DATABASE_URL".into(), with_db(&primary, &name)),
         ("OUTGROW_DATABASE_REPLICA_URLS".into(), replicas.join(",")),
+        ("OUTGROW_DATABASE_SHARD_URLS".into(), shards.join(",")),
         ("OUTGROW_REDIS_URL".into(), redis),
         ("OUTGROW_REDIS_KEY_PREFIX".into(), format!("{name}:")),
     ]))
@@ -212,10 +237,87 @@ async fn run_backend(label: &str, backend: &[(String, String)], options: &Option
     }
     let base = format!("http://{}", address.context("the server did not start")?);
     println!("\n{label}: {backends}");
+    seed(dir.path(), backend, options)?;
     let result = drive(&base, options).await;
     server.kill().ok();
     server.wait().ok();
     result
+}
+
+/// `outgrow seed` on the server's database, printing its rates.
+fn seed(data_dir: &std::path::Path, backend: &[(String, String)], options: &Options) -> anyhow::Result<()> {
+    let output = Command::new(env!("CARGO_BIN_EXE_outgrow"))
+        .args([
+            "seed",
+            "--users",
+            &options.seed_users.to_string(),
+            "--products",
+            &options.seed_products.to_string(),
+            "--orders",
+            &options.seed_orders.to_string(),
+        ])
+        .env("OUTGROW_DATA_DIR", data_dir)
+        .env("OUTGROW_JWT_KEYS", JWT_KEYS)
+        .env("OUTGROW_LOG_LEVEL", "warn")
+        .envs(backend.iter().map(|(key, value)| (key, value)))
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running outgrow seed")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "outgrow seed failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("  seed {line}");
+    }
+    Ok(())
+}
+
+/// Every product id, in catalog order (the Zipf ranks).
+async fn product_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!("{base}/api/v1/products?limit=100");
+        if let Some(after) = &after {
+            url.push_str(&format!("&after={after}"));
+        }
+        let page: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
+        for item in page["items"].as_array().context("items")? {
+            ids.push(item["id"].as_str().context("id")?.to_owned());
+        }
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// Zipf(s = 1.0) ranks over `n` items, by inverting the cumulative weights.
+struct Zipf(Vec<f64>);
+
+impl Zipf {
+    fn new(n: usize) -> Self {
+        let mut total = 0.0;
+        Self(
+            (1..=n)
+                .map(|rank| {
+                    total += 1.0 / rank as f64;
+                    total
+                })
+                .collect(),
+        )
+    }
+
+    fn sample(&self) -> usize {
+        use rand::Rng;
+        let total = self.0.last().copied().unwrap_or(1.0);
+        let target = rand::rng().random_range(0.0..total);
+        self.0
+            .partition_point(|weight| *weight < target)
+            .min(self.0.len().saturating_sub(1))
+    }
 }
 
 /// A signed-in user of the benchmark.
@@ -250,6 +352,9 @@ async fn sign_up(client: &reqwest::Client, base: &str, index: usize) -> anyhow::
 enum Scenario {
     Read,
     Write,
+    Catalog,
+    Order,
+    Events,
 }
 
 async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
@@ -260,8 +365,18 @@ async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
     for index in 0..options.concurrency {
         users.push(Arc::new(sign_up(&client, base, index).await?));
     }
-    for (name, scenario) in [("read", Scenario::Read), ("write", Scenario::Write)] {
-        let (samples, errors, elapsed) = load(&client, base, &users, scenario, options).await?;
+    let products = Arc::new(product_ids(&client, base).await?);
+    anyhow::ensure!(!products.is_empty(), "seed some products (--seed-products)");
+    let zipf = Arc::new(Zipf::new(products.len()));
+    let catalog = Catalog { products, zipf };
+    for (name, scenario) in [
+        ("read", Scenario::Read),
+        ("write", Scenario::Write),
+        ("catalog", Scenario::Catalog),
+        ("order", Scenario::Order),
+        ("events", Scenario::Events),
+    ] {
+        let (samples, errors, elapsed) = load(&client, base, &users, &catalog, scenario, options).await?;
         report(name, samples, elapsed, errors);
     }
     let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
@@ -278,19 +393,41 @@ async fn drive(base: &str, options: &Options) -> anyhow::Result<()> {
         counter(r#"cache_requests_total{cache="users",result="miss"}"#),
     );
     println!(
-        "cache: {hits:.0} hits, {misses:.0} misses ({:.2} % hit rate); queries: primary {:.0}, replica-1 {:.0}, replica-2 {:.0}",
+        "users cache: {hits:.0} hits, {misses:.0} misses ({:.2} % hit rate); queries: primary {:.0}, replica-1 {:.0}, replica-2 {:.0}",
         100.0 * hits / (hits + misses).max(1.0),
         counter(r#"db_queries_total{pool="primary"}"#),
         counter(r#"db_queries_total{pool="replica-1"}"#),
         counter(r#"db_queries_total{pool="replica-2"}"#),
     );
+    let (hits, misses) = (
+        counter(r#"cache_requests_total{cache="products",result="hit"}"#),
+        counter(r#"cache_requests_total{cache="products",result="miss"}"#),
+    );
+    println!(
+        "products cache (Zipf over {} products): {hits:.0} hits, {misses:.0} misses ({:.2} % hit rate); events stored: {:.0}; orders placed: {:.0}",
+        catalog.products.len(),
+        100.0 * hits / (hits + misses).max(1.0),
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("events_stored_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>(),
+        counter("orders_placed_total"),
+    );
     Ok(())
+}
+
+/// The seeded catalog and how its products are drawn.
+struct Catalog {
+    products: Arc<Vec<String>>,
+    zipf: Arc<Zipf>,
 }
 
 async fn load(
     client: &reqwest::Client,
     base: &str,
     users: &[Arc<BenchUser>],
+    catalog: &Catalog,
     scenario: Scenario,
     options: &Options,
 ) -> anyhow::Result<(Vec<u64>, usize, Duration)> {
@@ -308,6 +445,7 @@ async fn load(
     });
     let workers = users.iter().map(|user| {
         let (client, user, base) = (client.clone(), user.clone(), base.to_owned());
+        let (products, zipf) = (catalog.products.clone(), catalog.zipf.clone());
         tokio::spawn(async move {
             let (mut samples, mut errors) = (Vec::new(), 0usize);
             let read_url = format!("{base}/api/v1/users/{}", user.id);
@@ -317,12 +455,24 @@ async fn load(
                 counter += 1;
                 let sent = Instant::now();
                 let request = match scenario {
-                    Scenario::Read => client.get(&read_url),
+                    Scenario::Read => client.get(&read_url).bearer_auth(&user.token),
                     Scenario::Write => client
                         .patch(&write_url)
-                        .json(&json!({"name": format!("Bench {counter}")})),
+                        .json(&json!({"name": format!("Bench {counter}")}))
+                        .bearer_auth(&user.token),
+                    Scenario::Catalog => {
+                        client.get(format!("{base}/api/v1/products/{}", products[zipf.sample()]))
+                    }
+                    Scenario::Order => client
+                        .post(format!("{base}/api/v1/orders"))
+                        .json(&json!({"items": [{"product_id": products[zipf.sample()], "quantity": 1}]}))
+                        .bearer_auth(&user.token),
+                    Scenario::Events => client
+                        .post(format!("{base}/api/v1/events"))
+                        .json(&events_batch(counter))
+                        .bearer_auth(&user.token),
                 };
-                match request.bearer_auth(&user.token).send().await {
+                match request.send().await {
                     Ok(response) if response.status().is_success() => {
                         let _ = response.bytes().await;
                         samples.push(sent.elapsed().as_micros() as u64);
@@ -343,4 +493,13 @@ async fn load(
     let elapsed = started.elapsed();
     progress.await?;
     Ok((samples, errors, elapsed))
+}
+
+/// 100 events for the events scenario.
+fn events_batch(counter: u64) -> Value {
+    let now = chrono::Utc::now().to_rfc3339();
+    let events: Vec<Value> = (0..100)
+        .map(|index| json!({"type": "product.viewed", "timestamp": now, "properties": {"n": counter, "i": index}}))
+        .collect();
+    json!({ "events": events })
 }

@@ -508,6 +508,28 @@ async fn orders_are_private_listed_newest_first_and_cancelled_once() {
         ids.push(body["id"].as_str().expect("id").to_owned());
     }
     assert_eq!(product(&app, mug_id).await["stock"], 4);
+    // Each order's confirmation was queued with it and sent.
+    let mail_dir = app.data_dir.join("mail");
+    let started = std::time::Instant::now();
+    loop {
+        let confirmed = std::fs::read_dir(&mail_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+                    .filter(|message| message.contains("Your Outgrow order"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if confirmed == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{confirmed} of 3 confirmations"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let page: Value = app
         .get_with_token("/api/v1/orders?limit=2", &ann.access_token)
@@ -868,6 +890,61 @@ async fn acknowledged_events_survive_a_kill_9_mid_load() {
             .await
             .status(),
         200
+    );
+}
+
+#[tokio::test]
+async fn sigterm_writes_every_queued_event_before_the_pools_close() {
+    let mut app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let batch = std::sync::Arc::new(events(250, "search.performed"));
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/v1/events"),
+            user.access_token.clone(),
+        );
+        let (acknowledged, batch) = (acknowledged.clone(), batch.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let Ok(response) = client.post(&url).bearer_auth(&token).json(&*batch).send().await else {
+                    return;
+                };
+                match response.status().as_u16() {
+                    201 => {
+                        acknowledged.fetch_add(250, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    503 => return,
+                    other => panic!("unexpected status {other} while draining"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.terminate();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = app.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "a clean exit: {status:?}");
+    for sender in senders {
+        sender.await.expect("no unexpected status");
+    }
+    let acknowledged = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(acknowledged > 0);
+    assert_eq!(
+        count_rows(&app, "events", "").await,
+        acknowledged,
+        "stored = acknowledged"
     );
 }
 
