@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
-use crate::{db::media::UploadRow, repo::User};
+use crate::{db::media::UploadRow, repo::User, store::orders::Order};
 
 /// The export file in `format` (`csv` or `json`).
-pub fn render(format: &str, user: &User, uploads: &[UploadRow]) -> anyhow::Result<Vec<u8>> {
+pub fn render(format: &str, user: &User, uploads: &[UploadRow], orders: &[Order]) -> anyhow::Result<Vec<u8>> {
     match format {
         "json" => {
             let document = json!({
@@ -17,6 +17,15 @@ pub fn render(format: &str, user: &User, uploads: &[UploadRow]) -> anyhow::Resul
                     "id": upload.id, "content_type": upload.content_type, "size_bytes": upload.size_bytes,
                     "width": upload.width, "height": upload.height, "public": upload.public,
                     "status": upload.status, "created_at": upload.created_at,
+                })).collect::<Vec<_>>(),
+                "orders": orders.iter().map(|order| json!({
+                    "id": order.order.id, "status": order.order.status,
+                    "total_minor": order.order.total_minor, "currency": order.order.currency,
+                    "created_at": order.order.created_at, "cancelled_at": order.order.cancelled_at,
+                    "items": order.items.iter().map(|item| json!({
+                        "product_id": item.product_id, "name": item.name,
+                        "quantity": item.quantity, "unit_price_minor": item.unit_price_minor,
+                    })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
             });
             Ok(serde_json::to_vec_pretty(&document)?)
@@ -45,6 +54,20 @@ pub fn render(format: &str, user: &User, uploads: &[UploadRow]) -> anyhow::Resul
                     ("dimensions", &dimensions),
                 ] {
                     push_row(&mut out, &["upload", &id, &created, field, value]);
+                }
+            }
+            for order in orders {
+                let created = order.order.created_at.to_rfc3339();
+                let id = order.order.id.to_string();
+                let total = format!("{} {}", order.order.total_minor, order.order.currency);
+                push_row(&mut out, &["order", &id, &created, "status", &order.order.status]);
+                push_row(&mut out, &["order", &id, &created, "total_minor", &total]);
+                for item in &order.items {
+                    let line = format!(
+                        "{} x {} ({}) at {}",
+                        item.quantity, item.name, item.product_id, item.unit_price_minor
+                    );
+                    push_row(&mut out, &["order", &id, &created, "item", &line]);
                 }
             }
             Ok(out.into_bytes())

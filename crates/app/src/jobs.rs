@@ -195,7 +195,15 @@ async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow
         return Ok(());
     };
     let uploads = state.media.uploads_of(export.user_id).await?;
-    let file = crate::exports::render(&export.format, &user, &uploads)?;
+    let mut orders = Vec::new();
+    let mut before = None;
+    loop {
+        let page = state.orders.list(user_id, before, 500).await?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.order.id);
+        orders.extend(page);
+    }
+    let file = crate::exports::render(&export.format, &user, &uploads, &orders)?;
     let size = file.len() as i64;
     // Same key on every attempt: a rerun overwrites, never duplicates.
     state

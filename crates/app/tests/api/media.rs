@@ -530,6 +530,7 @@ async fn json_exports_hold_the_account_and_expired_links_are_refused() {
         .await
         .expect("json");
     assert_eq!(document["account"]["email"], "ann@example.org");
+    assert_eq!(document["orders"], json!([]), "orders are part of the export");
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let problem = assert_problem(app.client.get(&link).send().await.expect("get"), 403).await;

@@ -1220,3 +1220,65 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
     let placed = order(&app, &user, json!([{"product_id": id, "quantity": 4}]), None).await;
     assert_eq!(placed.status(), 201);
 }
+
+#[tokio::test]
+async fn a_data_export_holds_the_users_orders() {
+    let app = spawn_app().await;
+    let admin = app.admin("admin@example.org").await;
+    let created = create_product(
+        &app,
+        &admin,
+        json!({"name": "Vase", "price_minor": 3100, "currency": "EUR", "stock": 2}),
+    )
+    .await;
+    let user = app.signed_in("ann@example.org").await;
+    let placed: Value = order(
+        &app,
+        &user,
+        json!([{"product_id": created["id"], "quantity": 2}]),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    let requested = app
+        .client
+        .post(app.url("/api/v1/exports"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"format": "json"}))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(requested.status(), 202);
+    let location = header(&requested, "location").expect("Location");
+    let started = std::time::Instant::now();
+    let link = loop {
+        let status: Value = app
+            .get_with_token(&location, &user.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if let Some(link) = status["download_url"].as_str() {
+            break link.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never ready: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let document: Value = app
+        .client
+        .get(&link)
+        .send()
+        .await
+        .expect("download")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(document["orders"][0]["id"], placed["id"]);
+    assert_eq!(document["orders"][0]["items"][0]["name"], "Vase");
+    assert_eq!(document["orders"][0]["total_minor"], 6200);
+}
