@@ -163,6 +163,17 @@ pub enum AdminCommand {
 }
 
 impl Cli {
+    /// Whether the command writes in bulk (`seed`, `shards move`).
+    pub fn runs_bulk_statements(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Seed { .. }
+                | Command::Shards {
+                    command: ShardsCommand::Move { .. }
+                }
+        )
+    }
+
     /// Runs the chosen subcommand.
     pub async fn run(self, mut settings: Settings) -> anyhow::Result<ExitCode> {
         match self.command {

@@ -16,7 +16,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = telemetry::init_logging(settings.log_format, &settings.log_level) {
+    // Bulk commands run statements that are slow on purpose (thousands of rows each): sqlx's
+    // slow-statement warnings would only print their SQL text.
+    let filter = if cli.runs_bulk_statements() {
+        format!("{},sqlx::query=error", settings.log_level)
+    } else {
+        settings.log_level.clone()
+    };
+    if let Err(error) = telemetry::init_logging(settings.log_format, &filter) {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }

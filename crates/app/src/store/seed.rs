@@ -305,11 +305,17 @@ pub async fn seed(
         let mut orders: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
         let mut items: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
         let mut intents = Vec::with_capacity(count as usize);
+        let mut placed = 0u64;
         for _ in 0..count {
             let user = users[rng.random_range(0..users.len())];
             let route = shards.route(UserId(user));
-            // Spread over the last 30 days, with a time-ordered id from that moment.
-            let created = now - chrono::Duration::milliseconds(rng.random_range(0..window_ms));
+            // Arriving over the last 30 days in order (as real orders do), with a time-ordered
+            // id from that moment: primary keys and time indexes then grow at their right
+            // edge, and only the per-user indexes take random inserts.
+            let step = window_ms / plan.orders.max(1) as i64;
+            let offset = (index + placed) as i64 * step + rng.random_range(0..step.max(1));
+            let created = now - chrono::Duration::milliseconds(window_ms) + chrono::Duration::milliseconds(offset);
+            placed += 1;
             let ts = uuid::Timestamp::from_unix(
                 uuid::NoContext,
                 created.timestamp() as u64,
@@ -358,6 +364,15 @@ pub async fn seed(
                 Value::Time(created),
             ]);
         }
+        // In key order: each batch then fills neighbouring B-tree pages instead of random ones.
+        let by_key = |row: &Vec<Value>| match row.first() {
+            Some(Value::Uuid(id)) => *id,
+            _ => Uuid::nil(),
+        };
+        for rows in orders.iter_mut().chain(items.iter_mut()) {
+            rows.sort_by_key(by_key);
+        }
+        intents.sort_by_key(by_key);
         for (shard, (orders, items)) in shards.all().iter().zip(orders.iter().zip(&items)) {
             insert_rows(
                 &shard.pool,
