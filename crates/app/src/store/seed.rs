@@ -305,8 +305,7 @@ pub async fn seed(
         let mut orders: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
         let mut items: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
         let mut intents = Vec::with_capacity(count as usize);
-        let mut placed = 0u64;
-        for _ in 0..count {
+        for placed in 0..count {
             let user = users[rng.random_range(0..users.len())];
             let route = shards.route(UserId(user));
             // Arriving over the last 30 days in order (as real orders do), with a time-ordered
@@ -315,7 +314,6 @@ pub async fn seed(
             let step = window_ms / plan.orders.max(1) as i64;
             let offset = (index + placed) as i64 * step + rng.random_range(0..step.max(1));
             let created = now - chrono::Duration::milliseconds(window_ms) + chrono::Duration::milliseconds(offset);
-            placed += 1;
             let ts = uuid::Timestamp::from_unix(
                 uuid::NoContext,
                 created.timestamp() as u64,
