@@ -212,8 +212,9 @@ async fn run_writer(
     }
 }
 
-/// Rows per multi-row INSERT on SQLite (5 parameters each, well under its 32,766 limit).
-const SQLITE_ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row INSERT on SQLite: 5 parameters each, 1,000 per statement (binding costs
+/// grow with the statement's parameter count, see `store::seed`).
+const SQLITE_ROWS_PER_STATEMENT: usize = 200;
 
 async fn write(pool: &SqlPool, batches: &[Batch]) -> Result<(), sqlx::Error> {
     match pool {
