@@ -316,7 +316,8 @@ pub async fn seed(
             // edge, and only the per-user indexes take random inserts.
             let step = window_ms / plan.orders.max(1) as i64;
             let offset = (index + placed) as i64 * step + rng.random_range(0..step.max(1));
-            let created = now - chrono::Duration::milliseconds(window_ms) + chrono::Duration::milliseconds(offset);
+            let created =
+                now - chrono::Duration::milliseconds(window_ms) + chrono::Duration::milliseconds(offset);
             let ts = uuid::Timestamp::from_unix(
                 uuid::NoContext,
                 created.timestamp() as u64,
