@@ -13,6 +13,11 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
+/// Buckets of batch sizes (rows).
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
+];
+
 /// Latency buckets in seconds, from a cached read (~1 ms) to a request at its timeout.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -53,6 +58,8 @@ pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .context("configuring histogram buckets")?
+        .set_buckets_for_metric(Matcher::Full("events_batch_rows".into()), BATCH_BUCKETS)
+        .context("configuring histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     describe_metrics();
@@ -81,6 +88,42 @@ fn describe_metrics() {
         "Time from request received to response headers sent, by method, matched route and status."
     );
     describe_gauge!("http_requests_in_flight", "Requests being handled right now.");
+    describe_gauge!(
+        "events_queue_capacity",
+        "Events that may wait to be written (events_queue_capacity)."
+    );
+    describe_gauge!(
+        "events_queued",
+        "Events waiting to be written or being written now."
+    );
+    describe_counter!("events_stored_total", "Events committed, by shard.");
+    describe_counter!(
+        "events_rejected_total",
+        "Events refused: queue_full (answered 503) or write_failed, by reason."
+    );
+    describe_histogram!(
+        "events_batch_seconds",
+        Unit::Seconds,
+        "Time to write one group-committed batch of events, by shard."
+    );
+    describe_histogram!(
+        "events_batch_rows",
+        Unit::Count,
+        "Events per group-committed batch, by shard."
+    );
+    describe_counter!(
+        "orders_placed_total",
+        "Orders placed (answered 201, replays excluded)."
+    );
+    describe_counter!(
+        "orders_refused_total",
+        "Order requests that failed after validation: stock, unknown products, backends."
+    );
+    describe_counter!("orders_cancelled_total", "Orders cancelled.");
+    describe_counter!(
+        "orders_reconciled_total",
+        "Stock reservations settled by the reconciler, by outcome (settled, confirmed, released)."
+    );
     describe_counter!(
         "http_slow_requests_total",
         "Requests slower than slow_request_threshold, by method and matched route."

@@ -69,8 +69,32 @@ async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
         .send()
         .await
         .expect("get");
+    // The store's series too: an event batch (group commit histograms and counters) and an
+    // order refused for an unknown product.
+    let event = serde_json::json!({"events": [{"type": "page.viewed", "timestamp": chrono::Utc::now().to_rfc3339()}]});
+    let stored = app
+        .client
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&user.access_token)
+        .json(&event)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stored.status(), 201);
+    app.client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&user.access_token)
+        .json(&serde_json::json!({"items": [{"product_id": uuid::Uuid::now_v7(), "quantity": 1}]}))
+        .send()
+        .await
+        .expect("order");
 
     let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("# TYPE events_batch_rows histogram"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("orders_refused_total"), "{metrics}");
 
     assert!(
         metrics.contains("# TYPE http_request_duration_seconds histogram"),
