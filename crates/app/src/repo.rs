@@ -32,6 +32,22 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::Unavailable(error.to_string())
             }
+            // The server refused or dropped the connection (SQLSTATE class 08 connection
+            // exception, 53 insufficient resources such as too many connections, 57P operator
+            // intervention such as a shutdown, 55000 for a database not accepting connections):
+            // the database is unavailable, not broken.
+            sqlx::Error::Database(ref database)
+                if database.code().is_some_and(|code| {
+                    // Five characters: a PostgreSQL SQLSTATE (SQLite's codes are numbers).
+                    code.len() == 5
+                        && (code.starts_with("08")
+                            || code.starts_with("53")
+                            || code.starts_with("57P")
+                            || code == "55000")
+                }) =>
+            {
+                Self::Unavailable(error.to_string())
+            }
             other => Self::Database(other),
         }
     }
