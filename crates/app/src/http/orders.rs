@@ -41,6 +41,8 @@ const MAX_QUANTITY: u32 = 1_000;
 const MAX_KEY_CHARS: usize = 255;
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
+/// The answer while the caller's bucket moves between shards (503 + `Retry-After`).
+const MOVING: &str = "your orders are being moved between databases; retry in a moment";
 /// The header marking a replayed answer.
 const REPLAYED: &str = "idempotent-replayed";
 
@@ -183,9 +185,7 @@ fn place_error(error: PlaceError) -> ApiError {
             "not enough stock for product {product_id}: {requested} requested, {available} available"
         )),
         PlaceError::Amount(problem) => ApiError::Unprocessable(problem),
-        PlaceError::Moving => {
-            ApiError::Busy("your orders are being moved between databases; retry in a moment")
-        }
+        PlaceError::Moving => ApiError::Busy(MOVING),
         PlaceError::Store(error) => error.into(),
     }
 }
@@ -255,9 +255,7 @@ pub async fn create_order(
                     ));
                 }
                 Err(ClaimError::Moving) => {
-                    return Err(ApiError::Busy(
-                        "your orders are being moved between databases; retry in a moment",
-                    ));
+                    return Err(ApiError::Busy(MOVING));
                 }
                 Err(ClaimError::Store(error)) => return Err(error.into()),
             }
@@ -403,9 +401,7 @@ pub async fn cancel_order(
             return Err(ApiError::Conflict("the order is already cancelled".into()));
         }
         Err(CancelError::Moving) => {
-            return Err(ApiError::Busy(
-                "your orders are being moved between databases; retry in a moment",
-            ));
+            return Err(ApiError::Busy(MOVING));
         }
         Err(CancelError::Store(error)) => return Err(error.into()),
     };
