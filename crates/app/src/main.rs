@@ -6,6 +6,12 @@ use clap::Parser;
 use outgrow::cli::Cli;
 use outgrow_platform::{config::Settings, telemetry};
 
+/// mimalloc instead of glibc's allocator: fewer cycles per allocation and no lock contention
+/// between worker threads on the request path (measured in bench/RESULTS.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,10 +29,14 @@ async fn main() -> ExitCode {
     } else {
         settings.log_level.clone()
     };
-    if let Err(error) = telemetry::init_logging(settings.log_format, &filter) {
-        eprintln!("error: {error:#}");
-        return ExitCode::from(2);
-    }
+    // Held until `main` returns: dropping it writes the lines still queued.
+    let _logs = match telemetry::init_logging(settings.log_format, &filter) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.run(settings).await {
         Ok(code) => code,
         Err(error) => {

@@ -197,13 +197,13 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<Session>, StoreError>;
     /// Revokes one session (idempotent).
     async fn revoke(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Revokes every active session of `user_id` except `keep`; returns how many.
+    /// Revokes every active session of `user_id` except `keep`; returns their ids.
     async fn revoke_all(
         &self,
         user_id: UserId,
         keep: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<Uuid>, StoreError>;
     /// Deletes sessions that ended before `before`; returns how many.
     async fn delete_expired(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Which backend stores sessions, for the start-up log.

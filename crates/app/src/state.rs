@@ -24,6 +24,7 @@ use crate::{
         Database,
         markers::{LocalMarkers, RedisMarkers, WriteMarkers},
         redis_sessions::RedisSessions,
+        session_cache::CachedSessions,
     },
     repo::{SessionStore, UserRepository},
 };
@@ -94,6 +95,8 @@ pub struct App {
     pub orders: crate::store::orders::Orders,
     /// The event log (group commit).
     pub events: crate::store::events::EventSink,
+    /// Product views, counted in memory and written behind.
+    pub views: Arc<crate::store::views::ViewCounter>,
 }
 
 impl std::fmt::Debug for App {
@@ -186,10 +189,12 @@ impl App {
             None => Cache::in_process(settings.cache_capacity),
         };
         tokio::spawn(cache.clone().run_invalidation_listener(shutdown.signal()));
-        let sessions: Arc<dyn SessionStore> = match &redis {
+        let store: Arc<dyn SessionStore> = match &redis {
             Some(redis) => Arc::new(RedisSessions::new(redis.clone())),
             None => db.sessions(),
         };
+        let sessions: Arc<dyn SessionStore> =
+            Arc::new(CachedSessions::new(store, &cache, settings.session_cache_ttl));
         let metrics = if settings.metrics_enabled {
             let handle = outgrow_platform::telemetry::init_metrics().context("starting metrics")?;
             tokio::spawn(outgrow_platform::telemetry::run_metrics_upkeep(
@@ -221,7 +226,14 @@ impl App {
             settings.events_queue_capacity,
             settings.events_batch_max,
         );
+        let views = Arc::new(crate::store::views::ViewCounter::new(db.primary_pool()));
+        tokio::spawn(
+            views
+                .clone()
+                .run_flusher(settings.view_count_flush_interval, shutdown.signal()),
+        );
         let app = App {
+            views,
             shards,
             catalog,
             orders,
@@ -247,9 +259,15 @@ impl App {
         Ok(AppState(Arc::new(app)))
     }
 
-    /// The end of a shutdown: queued events are written, then every pool closes.
+    /// The end of a shutdown: queued events and counted views are written, then every pool
+    /// closes.
     pub async fn close(&self) {
         self.events.close_and_flush().await;
+        match self.views.flush().await {
+            Ok(0) => {}
+            Ok(views) => tracing::info!(views, "product views written at shutdown"),
+            Err(error) => tracing::warn!(%error, "product views counted since the last flush are lost"),
+        }
         self.shards.close().await;
         self.db.close().await;
     }

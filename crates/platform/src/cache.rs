@@ -14,12 +14,19 @@
 //! resubscribes, and L1 entries never live longer than `local_ttl` anyway: that is the bound on
 //! staleness from another instance's L1. An invalidation that cannot reach Redis is queued and
 //! replayed when Redis is back.
+//!
+//! [`LocalCache`] is the typed, in-process-only variant for reads so hot that decoding a value
+//! on every hit would cost more than the rest of the request (the session check of every
+//! bearer request): no shared tier, no serialisation, a short TTL — and the same invalidation
+//! bus, so a write on one instance reaches every other instance's copy in milliseconds.
 
 use std::{
     collections::HashSet,
     future::Future,
+    hash::Hash,
+    str::FromStr,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -91,6 +98,20 @@ impl Expiry<String, Entry> for PerEntryTtl {
 pub struct Cache {
     entries: MokaCache<String, Entry>,
     shared: Option<Arc<SharedTier>>,
+    /// Typed caches that hear this cache's invalidations, by cache name.
+    attached: Arc<RwLock<Vec<Attached>>>,
+}
+
+/// A [`LocalTier`] and the cache name whose invalidations it hears.
+type Attached = (&'static str, Arc<dyn LocalTier>);
+
+/// An in-process store of cached values that must be invalidated with the [`Cache`] it is
+/// attached to (see [`Cache::attach`]).
+pub trait LocalTier: Send + Sync {
+    /// Forgets `key`.
+    fn invalidate(&self, key: &str);
+    /// Forgets everything (invalidation messages may have been missed).
+    fn invalidate_all(&self);
 }
 
 /// The Redis tier and the invalidation bus.
@@ -121,6 +142,7 @@ impl Cache {
         Self {
             entries: local_tier(capacity),
             shared: None,
+            attached: Arc::default(),
         }
     }
 
@@ -134,6 +156,7 @@ impl Cache {
                 local_ttl,
                 pending: Mutex::new(HashSet::new()),
             })),
+            attached: Arc::default(),
         }
     }
 
@@ -160,7 +183,41 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        let Some(bytes) = self.get_or_load_json(cache, key, policy, load).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) => {
+                // A format change between releases; drop the entry rather than fail.
+                tracing::warn!(cache, %error, "undecodable cache entry dropped");
+                self.invalidate(cache, key).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Like [`Cache::get_or_load`], but returns the cached JSON itself: a handler whose answer
+    /// *is* the cached value sends these bytes as they are, with no decoding and re-encoding.
+    pub async fn get_or_load_json<T, E, F, Fut>(
+        &self,
+        cache: &'static str,
+        key: &str,
+        policy: CachePolicy,
+        load: F,
+    ) -> Result<Option<Bytes>, LoadError<E>>
+    where
+        T: Serialize,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
         let full_key = format!("{cache}:{key}");
+        // The common case first: a hit costs one lookup, without the single-flight machinery.
+        if let Some(entry) = self.entries.get(&full_key).await {
+            count_request(cache, true);
+            return Ok(entry.value);
+        }
         let from_shared = AtomicBool::new(false);
         let entry = self
             .entries
@@ -189,22 +246,64 @@ impl Cache {
             .await
             .map_err(LoadError)?;
         let loaded = entry.is_fresh() && !from_shared.load(Ordering::Relaxed);
-        let result = if loaded { "miss" } else { "hit" };
-        metrics::counter!("cache_requests_total", "cache" => cache, "result" => result).increment(1);
+        count_request(cache, !loaded);
         if from_shared.load(Ordering::Relaxed) {
             metrics::counter!("cache_shared_hits_total", "cache" => cache).increment(1);
         }
-        match &entry.value().value {
-            None => Ok(None),
-            Some(bytes) => match serde_json::from_slice(bytes) {
-                Ok(value) => Ok(Some(value)),
-                Err(error) => {
-                    // A format change between releases; drop the entry rather than fail.
-                    tracing::warn!(cache, %error, "undecodable cache entry dropped");
-                    self.invalidate(cache, key).await;
-                    Ok(None)
+        Ok(entry.into_value().value)
+    }
+
+    /// Write-through: stores the fresh `value` of `cache`/`key` after a write to its record,
+    /// here and in the shared tier, so the next read is a hit with the new value; every other
+    /// instance drops its own copy (and reads the new one from the shared tier). As with
+    /// [`Cache::invalidate`], the entry is invalidated again 500 ms later, which removes an old
+    /// value that a fill racing the write may have stored meanwhile.
+    pub async fn put<T: Serialize>(&self, cache: &'static str, key: &str, policy: CachePolicy, value: &T) {
+        let full_key = format!("{cache}:{key}");
+        let mut entry = Entry {
+            value: Some(encode(value)),
+            ttl: jittered(policy.ttl),
+        };
+        if let Some(shared) = &self.shared {
+            shared.set_and_announce(&full_key, &entry).await;
+            entry.ttl = entry.ttl.min(shared.local_ttl);
+        }
+        self.entries.insert(full_key.clone(), entry).await;
+        metrics::counter!("cache_writes_total", "cache" => cache).increment(1);
+        let cache = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REPEAT_INVALIDATION_AFTER).await;
+            cache.invalidate_now(&full_key).await;
+        });
+    }
+
+    /// Makes `tier` hear every invalidation of `cache`: those made here, at once, and those of
+    /// other instances, as their messages arrive; it is cleared whenever this instance may have
+    /// missed messages.
+    pub fn attach(&self, cache: &'static str, tier: Arc<dyn LocalTier>) {
+        self.attached
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((cache, tier));
+    }
+
+    fn for_attached(&self, each: impl Fn(&'static str, &dyn LocalTier)) {
+        let attached = self
+            .attached
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (name, tier) in attached.iter() {
+            each(name, tier.as_ref());
+        }
+    }
+
+    fn invalidate_local(&self, full_key: &str) {
+        if let Some((cache, key)) = full_key.split_once(':') {
+            self.for_attached(|name, tier| {
+                if name == cache {
+                    tier.invalidate(key);
                 }
-            },
+            });
         }
     }
 
@@ -223,6 +322,7 @@ impl Cache {
 
     async fn invalidate_now(&self, full_key: &str) {
         self.entries.invalidate(full_key).await;
+        self.invalidate_local(full_key);
         if let Some(shared) = &self.shared {
             shared.invalidate(full_key.to_owned()).await;
         }
@@ -270,6 +370,7 @@ impl Cache {
             // Messages published while this instance was not listening are lost: forget
             // everything local, and send what this instance could not send.
             self.entries.invalidate_all();
+            self.for_attached(|_, tier| tier.invalidate_all());
             shared.replay_pending().await;
             metrics::counter!("cache_bus_connects_total").increment(1);
             tracing::info!(channel, "listening for cache invalidations");
@@ -291,6 +392,7 @@ impl Cache {
                         Some(message) => {
                             if let Ok(key) = message.get_payload::<String>() {
                                 self.entries.invalidate(&key).await;
+                                self.invalidate_local(&key);
                             }
                         }
                         None => {
@@ -301,6 +403,81 @@ impl Cache {
                     _ = &mut stopped => return,
                 }
             }
+        }
+    }
+}
+
+/// `cache_requests_total{cache, result}`.
+fn count_request(cache: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    crate::telemetry::count("cache_requests_total", &[("cache", cache), ("result", result)], 1);
+}
+
+/// A typed cache in this process only, for the hottest reads: values are kept as they are (no
+/// serialisation), live at most `ttl`, and are invalidated through the [`Cache`] it is attached
+/// to — `cache.invalidate(name, key)` on any instance reaches it.
+pub struct LocalCache<K, V> {
+    name: &'static str,
+    entries: Option<moka::sync::Cache<K, V>>,
+}
+
+impl<K, V> std::fmt::Debug for LocalCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCache")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> LocalCache<K, V>
+where
+    K: Hash + Eq + FromStr + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache named `name` (its hit/miss metrics and invalidation messages use the name) of at
+    /// most `capacity` entries living `ttl` each, attached to `bus`. A zero `ttl` caches
+    /// nothing.
+    pub fn attached(name: &'static str, capacity: u64, ttl: Duration, bus: &Cache) -> Arc<Self> {
+        let entries = (!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
+        });
+        let cache = Arc::new(Self { name, entries });
+        bus.attach(name, cache.clone());
+        cache
+    }
+
+    /// The cached value of `key`, counted as a hit or a miss.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let found = self.entries.as_ref().and_then(|entries| entries.get(key));
+        count_request(self.name, found.is_some());
+        found
+    }
+
+    /// Stores `value` under `key`.
+    pub fn insert(&self, key: K, value: V) {
+        if let Some(entries) = &self.entries {
+            entries.insert(key, value);
+        }
+    }
+}
+
+impl<K, V> LocalTier for LocalCache<K, V>
+where
+    K: Hash + Eq + FromStr + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn invalidate(&self, key: &str) {
+        if let (Some(entries), Ok(key)) = (&self.entries, key.parse::<K>()) {
+            entries.invalidate(&key);
+        }
+    }
+
+    fn invalidate_all(&self) {
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
         }
     }
 }
@@ -346,8 +523,8 @@ impl SharedTier {
         })
     }
 
-    async fn set(&self, full_key: &str, entry: &Entry) {
-        let key = self.redis.key(&format!("cache:{full_key}"));
+    /// The shared-tier representation of `entry`.
+    fn stored(entry: &Entry) -> Vec<u8> {
         let mut stored = Vec::with_capacity(entry.value.as_ref().map_or(1, |v| v.len() + 1));
         match &entry.value {
             Some(json) => {
@@ -356,6 +533,12 @@ impl SharedTier {
             }
             None => stored.push(b'-'),
         }
+        stored
+    }
+
+    async fn set(&self, full_key: &str, entry: &Entry) {
+        let key = self.redis.key(&format!("cache:{full_key}"));
+        let stored = Self::stored(entry);
         let ttl_ms = entry.ttl.as_millis().max(1) as u64;
         // Best effort: a failed write only costs a later miss.
         let _ = self
@@ -370,6 +553,34 @@ impl SharedTier {
                     .await
             })
             .await;
+    }
+
+    /// Stores `entry` and tells the other instances to drop their copy, in one round trip.
+    async fn set_and_announce(&self, full_key: &str, entry: &Entry) {
+        let key = self.redis.key(&format!("cache:{full_key}"));
+        let stored = Self::stored(entry);
+        let ttl_ms = entry.ttl.as_millis().max(1) as u64;
+        let channel = self.channel();
+        let message = full_key.to_owned();
+        let sent = self
+            .redis
+            .run("cache_put", |mut connection| async move {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(stored)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .ignore()
+                    .publish(&channel, &message)
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await;
+        if sent.is_err() {
+            // The other instances must still hear of the write: queue the invalidation.
+            self.invalidate(full_key.to_owned()).await;
+        }
     }
 
     async fn invalidate(&self, full_key: String) {
@@ -503,6 +714,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_put_value_is_read_back_without_the_loader_until_its_repeat_invalidation() {
+        let cache = Cache::in_process(100);
+        let loads = AtomicUsize::new(0);
+        let read = || {
+            cache.get_or_load("t", "k", policy(), || async {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(Some("from the database".to_owned()))
+            })
+        };
+        assert_eq!(read().await.expect("ok").as_deref(), Some("from the database"));
+
+        cache.put("t", "k", policy(), &"written through".to_owned()).await;
+
+        assert_eq!(read().await.expect("ok").as_deref(), Some("written through"));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(REPEAT_INVALIDATION_AFTER + Duration::from_millis(100)).await;
+        assert_eq!(read().await.expect("ok").as_deref(), Some("from the database"));
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_json_of_a_cached_value_is_returned_as_stored() {
+        let cache = Cache::in_process(100);
+        let json = cache
+            .get_or_load_json("t", "k", policy(), || async {
+                Ok::<_, std::io::Error>(Some(vec![1, 2]))
+            })
+            .await
+            .expect("ok");
+        assert_eq!(json.as_deref(), Some(&b"[1,2]"[..]));
+    }
+
+    #[tokio::test]
     async fn loader_errors_are_returned_and_not_cached() {
         let cache = Cache::in_process(100);
         let failed: Result<Option<u32>, _> = cache
@@ -547,6 +791,29 @@ mod tests {
             .await
             .expect("loads");
         assert_eq!(fresh.as_deref(), Some("new"));
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_reaches_an_attached_local_cache_at_once() {
+        let bus = Cache::in_process(100);
+        let sessions: Arc<LocalCache<u64, &str>> =
+            LocalCache::attached("sessions", 100, Duration::from_secs(60), &bus);
+        sessions.insert(7, "active");
+        sessions.insert(8, "active");
+
+        bus.invalidate("sessions", "7").await;
+        bus.invalidate("other", "8").await;
+
+        assert_eq!(sessions.get(&7), None);
+        assert_eq!(sessions.get(&8), Some("active"));
+    }
+
+    #[test]
+    fn a_local_cache_with_a_zero_ttl_keeps_nothing() {
+        let bus = Cache::in_process(100);
+        let sessions: Arc<LocalCache<u64, u64>> = LocalCache::attached("s", 100, Duration::ZERO, &bus);
+        sessions.insert(1, 1);
+        assert_eq!(sessions.get(&1), None);
     }
 
     #[test]

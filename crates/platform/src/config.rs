@@ -127,6 +127,16 @@ pub struct Settings {
     /// another instance's write can go unseen if an invalidation message is lost.
     #[serde(with = "humantime_serde")]
     pub cache_local_ttl: Duration,
+    /// How long an instance trusts its own memory that a session is active, so that most
+    /// bearer requests need no session lookup. Revocations reach every instance over the
+    /// invalidation bus in milliseconds; this is the bound when that bus is absent (no Redis)
+    /// or a message is lost. `0s` looks every session up on every request.
+    #[serde(with = "humantime_serde")]
+    pub session_cache_ttl: Duration,
+    /// How often each instance writes the product views it counted (write-behind). A crash
+    /// loses at most this long's views of the instance; a graceful stop loses none.
+    #[serde(with = "humantime_serde")]
+    pub view_count_flush_interval: Duration,
     /// Serve `/metrics` (Prometheus text format).
     pub metrics_enabled: bool,
     /// Where uploads and exports are kept: `file:///path` or `s3://bucket`; unset = the
@@ -255,6 +265,8 @@ impl Default for Settings {
             cache_capacity: 100_000,
             cache_user_ttl: Duration::from_secs(60),
             cache_local_ttl: Duration::from_secs(5),
+            session_cache_ttl: Duration::from_secs(1),
+            view_count_flush_interval: Duration::from_secs(5),
             metrics_enabled: true,
             object_store_url: None,
             s3_endpoint: None,

@@ -210,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn the_scripts_reply_becomes_the_same_decision_as_the_local_limiter_makes() {
+        // 3 per minute: one request every 20 s. A fresh client's first request runs 20 s ahead.
+        let first = decision_from_reply(&POLICY, 20_000_000);
+        assert!(first.allowed);
+        assert_eq!((first.remaining, first.reset_after), (2, Duration::from_secs(20)));
+        // The burst is used up: 60 s ahead, nothing remains.
+        let third = decision_from_reply(&POLICY, 60_000_000);
+        assert_eq!((third.allowed, third.remaining), (true, 0));
+        // Refused: one more request in 19.5 s; the full burst 40 s later.
+        let refused = decision_from_reply(&POLICY, -19_500_000);
+        // A limit so high that its interval is below a microsecond: every request is allowed.
+        assert!(decision_from_reply(&POLICY, 0).allowed);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs(), Some(20));
+        assert_eq!(refused.reset_after, Duration::from_millis(59_500));
+    }
+
+    #[test]
     fn headers_follow_the_draft_syntax() {
         let decision = Decision {
             allowed: true,
@@ -249,24 +267,50 @@ impl RedisFailureMode {
 /// budget per client. The clock is Redis's own (`TIME`), so instances with skewed clocks still
 /// agree. One key per client and policy: safe on Redis Cluster.
 ///
-/// Returns {allowed, remaining, reset_after_us, retry_after_us}.
+/// ARGV: the emission interval (µs per request) and the limit. Returns one integer: when
+/// allowed, how far the stored arrival time now runs ahead of the clock (µs, ≥ 0: 0 when the
+/// interval is below the clock's resolution); when refused, minus the µs until one more
+/// request would be allowed (≤ -1). The caller derives the
+/// headers from it ([`decision_from_reply`]): a lone integer is the cheapest reply for Redis to
+/// build, and the script runs on every limited request.
 const GCRA_SCRIPT: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local tolerance = interval * limit
+local tolerance = interval * tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
-if allow_at > now then
-  return {0, 0, math.ceil(tat - now), math.ceil(allow_at - now)}
+local ahead = tat + interval - now
+if ahead > tolerance then
+  return -math.ceil(ahead - tolerance)
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-local remaining = math.floor((tolerance - (new_tat - now)) / interval)
-return {1, remaining, math.ceil(new_tat - now), 0}
+redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', math.ceil(ahead / 1000) + 1)
+return math.ceil(ahead)
 "#;
+
+/// The decision the GCRA script's reply stands for (see [`GCRA_SCRIPT`]).
+fn decision_from_reply(policy: &RatePolicy, reply: i64) -> Decision {
+    let interval_us = policy.window.as_secs_f64() * 1_000_000.0 / f64::from(policy.limit);
+    let tolerance_us = interval_us * f64::from(policy.limit);
+    let micros = |value: f64| Duration::from_micros(value.max(0.0).ceil() as u64);
+    if reply >= 0 {
+        let ahead = reply as f64;
+        Decision {
+            allowed: true,
+            remaining: ((tolerance_us - ahead) / interval_us).floor().max(0.0) as u32,
+            reset_after: micros(ahead),
+            retry_after: None,
+        }
+    } else {
+        let retry = reply.unsigned_abs().max(1) as f64;
+        Decision {
+            allowed: false,
+            remaining: 0,
+            reset_after: micros(retry + tolerance_us - interval_us),
+            retry_after: Some(micros(retry)),
+        }
+    }
+}
 
 /// GCRA shared by every instance through Redis, with a configurable fallback.
 pub struct RedisRateLimiter {
@@ -308,7 +352,7 @@ impl RedisRateLimiter {
 #[async_trait::async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, policy: &RatePolicy, key: &str) -> Decision {
-        let redis_key = self.redis.key(&format!("rl:{{{}:{key}}}", policy.name));
+        let redis_key = format!("{}rl:{{{}:{key}}}", self.redis.prefix(), policy.name);
         let interval_us = policy.window.as_secs_f64() * 1_000_000.0 / f64::from(policy.limit);
         let script = &self.script;
         let outcome = self
@@ -318,20 +362,12 @@ impl RateLimiter for RedisRateLimiter {
                     .key(&redis_key)
                     .arg(interval_us)
                     .arg(policy.limit)
-                    .invoke_async::<(i64, i64, i64, i64)>(&mut connection)
+                    .invoke_async::<i64>(&mut connection)
                     .await
             })
             .await;
         match outcome {
-            Ok((allowed, remaining, reset_us, retry_us)) => {
-                let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
-                Decision {
-                    allowed: allowed == 1,
-                    remaining: u32::try_from(remaining).unwrap_or(0),
-                    reset_after: micros(reset_us),
-                    retry_after: (allowed != 1).then(|| micros(retry_us)),
-                }
-            }
+            Ok(reply) => decision_from_reply(policy, reply),
             Err(_) => {
                 metrics::counter!("rate_limit_fallback_total", "mode" => self.on_failure.label())
                     .increment(1);

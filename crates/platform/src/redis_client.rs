@@ -101,6 +101,9 @@ impl RedisClient {
                 .increment(1);
             return Err(RedisError::CircuitOpen);
         }
+        // One call is one round trip (a command, a pipeline or a script): counted per
+        // operation, so the cost of a request path in round trips can be read off /metrics.
+        crate::telemetry::count("redis_commands_total", &[("operation", operation)], 1);
         // The manager has its own response timeout; this outer one also bounds reconnects.
         let outcome = tokio::time::timeout(self.inner.timeout * 2, call(self.inner.manager.clone())).await;
         let result = match outcome {

@@ -114,15 +114,23 @@ impl TokenSigner {
 
     /// The claims of a valid token.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|error| TokenError::Invalid(error.to_string()))?;
-        let kid = header
-            .kid
-            .ok_or_else(|| TokenError::Invalid("no kid header".into()))?;
-        let key = self
-            .verifying
-            .get(&kid)
-            .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?;
+        // With one key (no rotation under way) the header is parsed once, by `decode`, and its
+        // `kid` checked after; with several, it is read first to pick the key.
+        let key = if self.verifying.len() == 1 {
+            self.verifying.get(&self.signing_kid)
+        } else {
+            let header =
+                jsonwebtoken::decode_header(token).map_err(|error| TokenError::Invalid(error.to_string()))?;
+            let kid = header
+                .kid
+                .ok_or_else(|| TokenError::Invalid("no kid header".into()))?;
+            Some(
+                self.verifying
+                    .get(&kid)
+                    .ok_or_else(|| TokenError::Invalid(format!("unknown kid {kid:?}")))?,
+            )
+        };
+        let key = key.ok_or_else(|| TokenError::Invalid("no verifying key".into()))?;
         let data =
             jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|error| {
                 match error.kind() {
@@ -130,6 +138,11 @@ impl TokenSigner {
                     _ => TokenError::Invalid(error.to_string()),
                 }
             })?;
+        match data.header.kid.as_deref() {
+            Some(kid) if self.verifying.contains_key(kid) => {}
+            Some(kid) => return Err(TokenError::Invalid(format!("unknown kid {kid:?}"))),
+            None => return Err(TokenError::Invalid("no kid header".into())),
+        }
         let claims = data.claims;
         // A token from the future means a forged `iat` or a badly skewed clock.
         if claims.iat > now.timestamp() + LEEWAY_SECS as i64 {

@@ -12,6 +12,7 @@ pub mod media;
 pub mod postgres;
 mod postgres_repos;
 pub mod redis_sessions;
+pub mod session_cache;
 pub mod shards;
 pub mod sql;
 mod sqlite;

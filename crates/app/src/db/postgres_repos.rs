@@ -354,18 +354,19 @@ impl SessionStore for PgSessions {
         user_id: UserId,
         keep: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<Uuid>, StoreError> {
         let mut connection = self.db.write().await?;
-        let result = sqlx::query(
+        let revoked = sqlx::query_scalar(
             "UPDATE sessions SET revoked_at = $1
-             WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL AND expires_at > $1",
+             WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL AND expires_at > $1
+             RETURNING id",
         )
         .bind(now)
         .bind(user_id.0)
         .bind(keep.unwrap_or(Uuid::nil()))
-        .execute(&mut *connection)
+        .fetch_all(&mut *connection)
         .await?;
-        Ok(result.rows_affected())
+        Ok(revoked)
     }
 
     async fn delete_expired(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

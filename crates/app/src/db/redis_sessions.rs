@@ -251,7 +251,7 @@ impl SessionStore for RedisSessions {
         user_id: UserId,
         keep: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<Uuid>, StoreError> {
         let user_key = self.user_key(user_id);
         let members: Vec<String> = self
             .redis
@@ -262,7 +262,7 @@ impl SessionStore for RedisSessions {
                     .await
             })
             .await?;
-        let mut ended = 0;
+        let mut ended = Vec::new();
         for member in members {
             let Ok(sid) = Uuid::try_parse(&member) else {
                 continue;
@@ -273,7 +273,7 @@ impl SessionStore for RedisSessions {
             match live(self.fields(sid).await?, now) {
                 Some(_) => {
                     self.revoke(sid, now).await?;
-                    ended += 1;
+                    ended.push(sid);
                 }
                 None => {
                     // Expired or revoked: drop it from the index.

@@ -339,19 +339,20 @@ impl SessionStore for SqliteSessions {
         user_id: UserId,
         keep: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<Uuid>, StoreError> {
         let keep: Vec<u8> = keep.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
-        let result = sqlx::query(
+        let revoked = sqlx::query_scalar(
             "UPDATE sessions SET revoked_at = ?
-             WHERE user_id = ? AND id <> ? AND revoked_at IS NULL AND expires_at > ?",
+             WHERE user_id = ? AND id <> ? AND revoked_at IS NULL AND expires_at > ?
+             RETURNING id",
         )
         .bind(now)
         .bind(user_id.0)
         .bind(keep)
         .bind(now)
-        .execute(&self.writer)
+        .fetch_all(&self.writer)
         .await?;
-        Ok(result.rows_affected())
+        Ok(revoked)
     }
 
     async fn delete_expired(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::state::AppState;
 
-/// The routes of this feature (nested under `/api/v1/admin`).
+/// The routes of this feature (under `/api/v1/admin`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_jobs))
@@ -113,7 +113,7 @@ pub struct JobList {
 
 /// Lists jobs, newest first.
 #[utoipa::path(
-    get, path = "/jobs", tag = "admin",
+    get, path = "/api/v1/admin/jobs", tag = "admin",
     params(ListJobsQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -161,7 +161,7 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
 
 /// One job.
 #[utoipa::path(
-    get, path = "/jobs/{id}", tag = "admin",
+    get, path = "/api/v1/admin/jobs/{id}", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -188,7 +188,7 @@ pub async fn get_job(
 
 /// Sends a dead or cancelled job back to the queue with fresh attempts.
 #[utoipa::path(
-    post, path = "/jobs/{id}/retry", tag = "admin",
+    post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -214,7 +214,7 @@ pub async fn retry_job(
 
 /// Cancels a job that has not started.
 #[utoipa::path(
-    post, path = "/jobs/{id}/cancel", tag = "admin",
+    post, path = "/api/v1/admin/jobs/{id}/cancel", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -284,7 +284,7 @@ impl From<QueueStats> for QueueResponse {
 
 /// Depth and age of every queue.
 #[utoipa::path(
-    get, path = "/queues", tag = "admin",
+    get, path = "/api/v1/admin/queues", tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = Vec<QueueResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
 )]

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{state::AppState, store::analytics};
 
-/// Analytics routes (nested under `/api/v1/admin`).
+/// Analytics routes (under `/api/v1/admin`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_analytics))
 }
@@ -58,6 +58,17 @@ pub struct TopProduct {
     pub units: i64,
 }
 
+/// A product's views (all time, as of the last write-behind flush of each instance).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewedProduct {
+    pub product_id: Uuid,
+    /// Its current name (absent once deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Times its page was read (`GET /products/{id}`, 304s included).
+    pub views: i64,
+}
+
 /// The report.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AnalyticsReport {
@@ -67,12 +78,15 @@ pub struct AnalyticsReport {
     pub events_per_hour: Vec<HourlyCount>,
     /// Best sellers by units.
     pub top_products: Vec<TopProduct>,
+    /// The most viewed products (all time; each instance writes its counts every
+    /// `view_count_flush_interval`).
+    pub most_viewed: Vec<ViewedProduct>,
 }
 
-/// Hourly event counts by type and the best-selling products over the last `hours` hours.
-/// The figures are as fresh as the last roll-up (`analytics_rollup_schedule`).
+/// Hourly event counts by type and the best-selling products over the last `hours` hours (as
+/// fresh as the last roll-up, `analytics_rollup_schedule`), and the most viewed products.
 #[utoipa::path(
-    get, path = "/analytics", tag = "admin",
+    get, path = "/api/v1/admin/analytics", tag = "admin",
     params(AnalyticsQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -101,6 +115,7 @@ pub async fn get_analytics(
     let primary = state.db.primary_pool();
     let counts = analytics::event_counts(&primary, since).await?;
     let products = analytics::top_products(&primary, since, top).await?;
+    let viewed = crate::store::views::most_viewed(&primary, top).await?;
     Ok(Json(AnalyticsReport {
         since,
         events_per_hour: counts
@@ -118,6 +133,14 @@ pub async fn get_analytics(
                 name: sales.name,
                 orders: sales.orders,
                 units: sales.units,
+            })
+            .collect(),
+        most_viewed: viewed
+            .into_iter()
+            .map(|viewed| ViewedProduct {
+                product_id: viewed.product_id,
+                name: viewed.name,
+                views: viewed.views,
             })
             .collect(),
     }))

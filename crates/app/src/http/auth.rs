@@ -30,7 +30,7 @@ use crate::{
     state::AppState,
 };
 
-/// The routes of this feature (nested under `/api/v1/auth`).
+/// The routes of this feature (under `/api/v1/auth`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
@@ -57,7 +57,7 @@ pub struct RegisterRequest {
 
 /// Creates an account with the `user` role.
 #[utoipa::path(
-    post, path = "/register", tag = "auth",
+    post, path = "/api/v1/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Created; `Location` names the new user", body = UserResponse),
@@ -161,7 +161,7 @@ const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
 
 /// Signs in. A wrong e-mail and a wrong password get the same 401 after the same work.
 #[utoipa::path(
-    post, path = "/login", tag = "auth",
+    post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; sets the session cookie when asked", body = LoginResponse),
@@ -268,7 +268,7 @@ pub struct RefreshRequest {
 /// Exchanges a refresh token for a new access token and a new refresh token. The presented
 /// token is spent; presenting it again revokes the whole session (theft detection).
 #[utoipa::path(
-    post, path = "/refresh", tag = "auth",
+    post, path = "/api/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = TokenPair),
@@ -312,7 +312,7 @@ pub async fn refresh(
 
 /// Ends the current session: its access tokens, refresh token and cookie stop working at once.
 #[utoipa::path(
-    post, path = "/logout", tag = "auth",
+    post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Signed out; the cookie is cleared"),
@@ -327,7 +327,7 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> Resu
 
 /// Ends every session of the signed-in user, on every device.
 #[utoipa::path(
-    post, path = "/logout-all", tag = "auth",
+    post, path = "/api/v1/auth/logout-all", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 204, description = "Every session ended; the cookie is cleared"),
@@ -339,7 +339,7 @@ pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> 
         .sessions
         .revoke_all(principal.user_id, None, Utc::now())
         .await?;
-    tracing::info!(user_id = %principal.user_id, sessions = ended, "signed out everywhere");
+    tracing::info!(user_id = %principal.user_id, sessions = ended.len(), "signed out everywhere");
     signed_out(&state)
 }
 

@@ -1,16 +1,11 @@
-//! Authentication middleware: who is calling, decided once per request.
+//! Authentication: who is calling, decided once per request by the guard ([`super::stack`]).
 //!
 //! A bearer token is verified (signature, expiry, key id) and the session it names must still
 //! be active, so logout and logout-all take effect at once. Without a bearer token, the session
 //! cookie is looked up by its hash. The outcome is stored in the request's extensions, where the
 //! rate limiter (to key by user) and the [`Principal`] extractor read it.
 
-use axum::{
-    extract::{Request, State},
-    http::{HeaderMap, Method, header},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, Method, header};
 use chrono::Utc;
 use outgrow_domain::{Role, UserId};
 use uuid::Uuid;
@@ -64,18 +59,13 @@ pub enum Authentication {
     Rejected(&'static str),
 }
 
-/// Resolves the caller and records it for the rest of the stack.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    match resolve(&state, request.method(), request.headers()).await {
-        Ok(outcome) => {
-            request.extensions_mut().insert(outcome);
-            next.run(request).await
-        }
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn resolve(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Authentication, ApiError> {
+/// Who is calling, from the bearer token (whose session must still be active) or the session
+/// cookie; an error when the credential cannot be checked or a cookie write is cross-site.
+pub async fn resolve(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Authentication, ApiError> {
     let now = Utc::now();
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let Some(token) = value.to_str().ok().and_then(bearer_token) else {

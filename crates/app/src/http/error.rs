@@ -157,7 +157,7 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail,
-            request_id: super::middleware::CURRENT_REQUEST_ID.try_with(Clone::clone).ok(),
+            request_id: super::middleware::current_request_id(),
             errors: Vec::new(),
         }
     }
@@ -187,7 +187,7 @@ impl IntoResponse for ApiError {
                 problem.errors = errors.clone();
             }
             Self::Internal(error) => {
-                // The request span (with the request id) is current here.
+                // Logged within the request's log context: the line carries the request id.
                 tracing::error!(error = format!("{error:#}"), "request failed");
             }
             Self::Unavailable(reason) => {

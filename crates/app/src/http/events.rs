@@ -16,7 +16,7 @@ use crate::{
     store::events::{NewEvent, SubmitError},
 };
 
-/// Event routes (nested under `/api/v1/events`).
+/// Event routes (under `/api/v1/events`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_events))
 }
@@ -122,7 +122,7 @@ fn validate(
 /// commit with other requests); a full queue answers 503 with `Retry-After`, never a silent
 /// drop.
 #[utoipa::path(
-    post, path = "", tag = "events",
+    post, path = "/api/v1/events", tag = "events",
     request_body = EventBatch,
     security(("bearer" = []), ("cookie" = [])),
     responses(

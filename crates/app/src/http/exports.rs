@@ -23,20 +23,14 @@ use super::{
 };
 use crate::{db::media::ExportRow, jobs::BuildExport, links, state::AppState};
 
-/// The authenticated routes (nested under `/api/v1/exports`, behind the strict export policy
-/// for creation).
+/// The routes of this feature: creating an export (limited by the strict `export` rate
+/// policy, see `stack::RouteGroup`), reading it, and the signed download (no credential: the
+/// signature is the capability).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_export))
-}
-
-/// Creating an export (its own router: it carries the `export` rate policy).
-pub fn create_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_export))
-}
-
-/// The signed download (no credential: the signature is the capability).
-pub fn download_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(download_export))
+    OpenApiRouter::new()
+        .routes(routes!(create_export))
+        .routes(routes!(get_export))
+        .routes(routes!(download_export))
 }
 
 /// What to export.
@@ -85,7 +79,7 @@ fn response(state: &AppState, row: ExportRow) -> ExportResponse {
 /// Requests an export of the caller's data; 202 at once, the file is built by a job and a link
 /// is e-mailed when it is ready. Limited to `rate_limit_export` per user.
 #[utoipa::path(
-    post, path = "", tag = "exports",
+    post, path = "/api/v1/exports", tag = "exports",
     request_body = CreateExportRequest,
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -129,7 +123,7 @@ pub async fn create_export(
 
 /// An export's status, with a fresh signed link once ready (owner or admin).
 #[utoipa::path(
-    get, path = "/{id}", tag = "exports",
+    get, path = "/api/v1/exports/{id}", tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -164,7 +158,7 @@ pub struct DownloadQuery {
 
 /// Downloads an export through its signed link.
 #[utoipa::path(
-    get, path = "/{id}/download", tag = "exports",
+    get, path = "/api/v1/exports/{id}/download", tag = "exports",
     params(("id" = String, Path, description = "Export id"), DownloadQuery),
     responses(
         (status = 200, description = "The file (attachment)"),

@@ -1,20 +1,23 @@
-//! Cross-cutting middleware: request ids and observation, problem+json for every error,
-//! security headers, the HTTPS redirect, and rate limiting.
+//! The pieces of the middleware stack ([`super::stack`]): request ids, the request's metrics
+//! and access log, problem+json for every error, security headers, the HTTPS redirect, client
+//! addresses and rate-limit keys and headers.
 
 use std::{
+    cell::RefCell,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
-    time::Instant,
+    sync::{OnceLock, RwLock},
+    time::Duration,
 };
 
 use axum::{
-    extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{HeaderName, HeaderValue, StatusCode, Uri, header},
-    middleware::Next,
+    body::Bytes,
+    extract::{ConnectInfo, MatchedPath, Request},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Redirect, Response},
 };
 use ipnet::IpNet;
-use outgrow_platform::ratelimit::RatePolicy;
-use tracing::Instrument;
+use outgrow_platform::ratelimit::{Decision, RatePolicy};
 
 use super::{
     authn::Authentication,
@@ -25,81 +28,162 @@ use crate::state::AppState;
 /// The request id header, accepted from clients and proxies and echoed on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request id of the current request, for error bodies and logs.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-tokio::task_local! {
-    /// Set for the duration of each request, so error rendering can quote the id.
-    pub static CURRENT_REQUEST_ID: String;
-}
-
 /// An incoming id is kept when it is short, printable ASCII (it ends up in logs and headers);
 /// anything else is replaced by a fresh UUID.
-fn incoming_request_id(request: &Request) -> Option<String> {
-    let value = request.headers().get(&X_REQUEST_ID)?.to_str().ok()?;
+pub fn incoming_request_id(request: &Request) -> Option<Bytes> {
+    let value = request.headers().get(&X_REQUEST_ID)?;
     let acceptable = !value.is_empty()
         && value.len() <= 128
         && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
-    acceptable.then(|| value.to_owned())
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b));
+    acceptable.then(|| Bytes::copy_from_slice(value.as_bytes()))
 }
 
-/// Outermost layer: assigns the request id, opens the request span, records the latency
-/// histogram under the matched route (never the raw path: unbounded label values would blow
-/// up Prometheus), and warns about slow requests.
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let request_id = incoming_request_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        request.headers_mut().insert(X_REQUEST_ID.clone(), value);
+/// A fresh request id (a random UUID).
+pub fn new_request_id() -> Bytes {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    Bytes::copy_from_slice(id.as_bytes())
+}
+
+/// The id of the request being served, if any (for problem bodies).
+pub fn current_request_id() -> Option<String> {
+    outgrow_platform::telemetry::REQUEST
+        .try_with(|request| request.id().to_owned())
+        .ok()
+}
+
+/// The matched route's template as a `'static` label (`unmatched` when no route matched), so
+/// that labelling a request's metrics and span allocates nothing. Templates come from the
+/// router's definition, a fixed set: each is copied once, on its first request.
+pub fn route_label(route: Option<&MatchedPath>) -> &'static str {
+    static ROUTES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let Some(route) = route else {
+        return "unmatched";
+    };
+    let routes = ROUTES.get_or_init(RwLock::default);
+    if let Some(known) = routes
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(route.as_str())
+    {
+        return known;
     }
-    request.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!("request", request_id = %request_id, %method, route = %route);
+    let mut routes = routes.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = routes.get(route.as_str()) {
+        return known;
+    }
+    let label: &'static str = Box::leak(route.as_str().into());
+    routes.insert(label);
+    label
+}
 
-    let started = Instant::now();
-    let in_flight = InFlight::start();
-    let mut response = CURRENT_REQUEST_ID
-        .scope(request_id.clone(), next.run(request).instrument(span.clone()))
-        .await;
-    drop(in_flight);
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        "method" => method.to_string(), "route" => route.clone(), "status" => status.clone()
-    )
-    .record(elapsed.as_secs_f64());
-
+/// Records a finished request: `http_request_duration_seconds` under the matched route (never
+/// the raw path: unbounded label values would blow up Prometheus), and the access log line —
+/// a WARN above `slow_request_threshold`. Probes (`/healthz`, `/readyz`) are logged at DEBUG:
+/// orchestrators call them every few seconds on every instance, and those lines would bury
+/// the requests of users. Called within the request's log context.
+pub fn record_request(
+    state: &AppState,
+    method: &'static str,
+    route: &'static str,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    request_histogram(method, route, status).record(elapsed.as_secs_f64());
+    let status = status.as_u16();
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if elapsed >= state.settings.slow_request_threshold {
-            metrics::counter!("http_slow_requests_total", "method" => method.to_string(), "route" => route)
-                .increment(1);
-            tracing::warn!(status, elapsed_ms, "slow request");
-        } else {
-            tracing::info!(status, elapsed_ms, "request completed");
-        }
-    });
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    if elapsed >= state.settings.slow_request_threshold {
+        metrics::counter!("http_slow_requests_total", "method" => method, "route" => route).increment(1);
+        tracing::warn!(status, elapsed_ms, "slow request");
+    } else if route == "/healthz" || route == "/readyz" {
+        tracing::debug!(status, elapsed_ms, "request completed");
+    } else {
+        tracing::info!(status, elapsed_ms, "request completed");
     }
-    response
+}
+
+thread_local! {
+    /// This thread's handles on `http_request_duration_seconds` by (route, method, status):
+    /// finding a labelled series in the registry builds and hashes its whole key, which on a
+    /// cached read cost more than the read; a handle found here is one small map lookup.
+    static REQUEST_HISTOGRAMS: RefCell<HashMap<(usize, &'static str, u16), metrics::Histogram>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The latency histogram of one (method, route, status) series.
+fn request_histogram(method: &'static str, route: &'static str, status: StatusCode) -> metrics::Histogram {
+    // Routes are interned (`route_label`), so the address identifies the template.
+    let key = (route.as_ptr() as usize, method, status.as_u16());
+    REQUEST_HISTOGRAMS.with_borrow_mut(|histograms| {
+        histograms
+            .entry(key)
+            .or_insert_with(|| {
+                metrics::histogram!(
+                    "http_request_duration_seconds",
+                    "method" => method, "route" => route, "status" => status_label(status)
+                )
+            })
+            .clone()
+    })
+}
+
+/// The method as a label; methods outside the standard ones are `OTHER`, so that clients
+/// cannot create series at will.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The status code as a label, from a table of the usual ones.
+fn status_label(status: StatusCode) -> metrics::SharedString {
+    const USUAL: [(u16, &str); 16] = [
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (304, "304"),
+        (308, "308"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (409, "409"),
+        (413, "413"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (503, "503"),
+    ];
+    match USUAL.iter().find(|(code, _)| *code == status.as_u16()) {
+        Some((_, label)) => (*label).into(),
+        None => status.as_u16().to_string().into(),
+    }
 }
 
 /// Counts a request in `http_requests_in_flight` until dropped, so a request whose client
 /// disconnects (hyper drops its future) is still counted out.
-struct InFlight(metrics::Gauge);
+pub struct InFlight(metrics::Gauge);
+
+thread_local! {
+    /// This thread's handle on `http_requests_in_flight` (see `REQUEST_HISTOGRAMS`).
+    static IN_FLIGHT: metrics::Gauge = metrics::gauge!("http_requests_in_flight");
+}
 
 impl InFlight {
-    fn start() -> Self {
-        let gauge = metrics::gauge!("http_requests_in_flight");
+    /// Counts one more request in flight.
+    pub fn start() -> Self {
+        let gauge = IN_FLIGHT.with(Clone::clone);
         gauge.increment(1.0);
         Self(gauge)
     }
@@ -114,10 +198,9 @@ impl Drop for InFlight {
 /// Largest framework error body read to become a problem's detail.
 const MAX_DETAIL_BYTES: usize = 2048;
 
-/// Turns every error response not already problem+json (unknown route, wrong method, timeout,
-/// body limit, panic) into one, and puts the request id into every problem body.
-pub async fn problem_details(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Turns an error response not already problem+json (unknown route, wrong method, timeout,
+/// body limit, panic) into one; the request id goes into every problem body.
+pub async fn problem_details(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -151,16 +234,14 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     Response::from_parts(parts, rendered.into_body())
 }
 
-/// Security headers on every response that did not set its own.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    let defaults: [(HeaderName, &'static str); 6] = [
-        // Two years, the preload list's floor. Browsers ignore it over plain HTTP.
-        (
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
+/// The security headers, on every response that did not set its own: those the OWASP REST
+/// Security Cheat Sheet asks of an API (`X-Content-Type-Options`, `X-Frame-Options`, a
+/// `Content-Security-Policy` allowing nothing); `Referrer-Policy` and
+/// `Cross-Origin-Opener-Policy` on HTML only, the one kind of response they apply to (a
+/// document that links and opens windows); `Strict-Transport-Security` only when the request
+/// came over HTTPS (`over_https`), since RFC 6797 §7.2 forbids it on plain HTTP.
+pub fn add_security_headers(headers: &mut HeaderMap, over_https: bool) {
+    let always: [(HeaderName, &'static str); 3] = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         // JSON needs nothing from the page context; pages that do set their own policy.
@@ -168,16 +249,37 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
         ),
-        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
-        (
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
     ];
-    for (name, value) in defaults {
+    for (name, value) in always {
         headers.entry(name).or_insert(HeaderValue::from_static(value));
     }
-    response
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    if html {
+        headers
+            .entry(header::REFERRER_POLICY)
+            .or_insert(HeaderValue::from_static("strict-origin-when-cross-origin"));
+        headers
+            .entry(HeaderName::from_static("cross-origin-opener-policy"))
+            .or_insert(HeaderValue::from_static("same-origin"));
+    }
+    if over_https {
+        // Two years, the preload list's floor.
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    }
+}
+
+/// Whether the client reached us over HTTPS: a trusted proxy (which terminated TLS) says so in
+/// `X-Forwarded-Proto`. Outgrow itself serves plain HTTP.
+pub fn over_https(request: &Request, trusted: &[IpNet]) -> bool {
+    request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+        && from_trusted_proxy(request, trusted)
 }
 
 /// The peer address, or the client address a trusted proxy reports in `X-Forwarded-For`
@@ -216,17 +318,17 @@ fn from_trusted_proxy(request: &Request, trusted: &[IpNet]) -> bool {
         .is_some_and(|peer| is_trusted(peer.0.ip(), trusted))
 }
 
-/// Redirects to HTTPS when a trusted proxy reports that the client came over plain HTTP.
+/// The redirect to HTTPS when a trusted proxy reports that the client came over plain HTTP.
 /// Only GET and HEAD are redirected (308); other methods get 400, since a client that sent a
-/// body over plain HTTP has already leaked it.
-pub async fn https_redirect(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// body over plain HTTP has already leaked it. `None`: serve the request.
+pub fn https_redirect(state: &AppState, request: &Request) -> Option<Response> {
     let settings = &state.settings;
     let plain_http = request
         .headers()
         .get("x-forwarded-proto")
         .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"http"));
-    if !(settings.https_redirect && plain_http && from_trusted_proxy(&request, &settings.trusted_proxies)) {
-        return next.run(request).await;
+    if !(settings.https_redirect && plain_http && from_trusted_proxy(request, &settings.trusted_proxies)) {
+        return None;
     }
     let host = request
         .headers()
@@ -240,83 +342,72 @@ pub async fn https_redirect(State(state): State<AppState>, request: Request, nex
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
         });
     let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    match (host, request.method().is_safe()) {
+    Some(match (host, request.method().is_safe()) {
         (Some(host), true) => match format!("https://{host}{path}").parse::<Uri>() {
             Ok(target) => Redirect::permanent(&target.to_string()).into_response(),
             Err(_) => ApiError::BadRequest("invalid Host header".into()).into_response(),
         },
         (Some(_), false) => ApiError::BadRequest("use HTTPS".into()).into_response(),
         (None, _) => ApiError::BadRequest("a Host header is required".into()).into_response(),
-    }
+    })
 }
 
-/// Default policy: keyed by the signed-in user, else by client address.
-pub async fn rate_limit_default(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let key = match request.extensions().get::<Authentication>() {
-        Some(Authentication::Authenticated(principal)) => format!("user:{}", principal.user_id),
-        _ => address_key(&request, &state),
-    };
-    enforce(&state, state.policies.default, key, request, next).await
-}
-
-/// Export policy: keyed by the signed-in user (exports are expensive per user).
-pub async fn rate_limit_export(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let key = match request.extensions().get::<Authentication>() {
-        Some(Authentication::Authenticated(principal)) => format!("user:{}", principal.user_id),
-        _ => address_key(&request, &state),
-    };
-    enforce(&state, state.policies.export, key, request, next).await
-}
-
-/// Auth policy: always keyed by client address (these routes are where credential stuffing
-/// happens, and the attacker is not signed in).
-pub async fn rate_limit_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let key = address_key(&request, &state);
-    enforce(&state, state.policies.auth, key, request, next).await
-}
-
-fn address_key(request: &Request, state: &AppState) -> String {
-    match client_ip(request, &state.settings.trusted_proxies) {
-        Some(ip) => format!("ip:{ip}"),
-        None => "ip:unknown".to_owned(),
-    }
-}
-
-async fn enforce(
+/// Whom a request counts against: the auth policy always limits by client address (these
+/// routes are where credential stuffing happens, and the attacker is not signed in); the
+/// others by the signed-in user, else by address.
+pub fn rate_limit_key(
+    policy: &RatePolicy,
+    authentication: &Authentication,
+    request: &Request,
     state: &AppState,
-    policy: RatePolicy,
-    key: String,
-    request: Request,
-    next: Next,
-) -> Response {
-    let decision = state.rate_limiter.check(&policy, &key).await;
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
-        metrics::counter!("rate_limit_rejections_total", "policy" => policy.name).increment(1);
-        ApiError::RateLimited(decision.retry_after_secs().unwrap_or(1)).into_response()
-    };
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("ratelimit-policy", policy.header_value()),
-        ("ratelimit", decision.header_value(&policy)),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
+) -> String {
+    match authentication {
+        Authentication::Authenticated(principal) if policy.name != state.policies.auth.name => {
+            format!("user:{}", principal.user_id)
         }
+        _ => match client_ip(request, &state.settings.trusted_proxies) {
+            Some(ip) => format!("ip:{ip}"),
+            None => "ip:unknown".to_owned(),
+        },
     }
-    response
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+pub fn add_rate_limit_headers(headers: &mut HeaderMap, policy: &RatePolicy, decision: &Decision) {
+    static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    thread_local! {
+        /// A policy's header never changes: rendered once per thread and policy.
+        static POLICY_HEADERS: RefCell<HashMap<(usize, u32, Duration), HeaderValue>> =
+            RefCell::new(HashMap::new());
+    }
+    let key = (policy.name.as_ptr() as usize, policy.limit, policy.window);
+    let policy_header = POLICY_HEADERS.with_borrow_mut(|rendered| {
+        rendered
+            .entry(key)
+            .or_insert_with(|| owned_header_value(policy.header_value()))
+            .clone()
+    });
+    headers.insert(RATELIMIT_POLICY.clone(), policy_header);
+    headers.insert(
+        RATELIMIT.clone(),
+        owned_header_value(decision.header_value(policy)),
+    );
+}
+
+/// A header value that takes over `text` without copying it (the texts here are ASCII).
+fn owned_header_value(text: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(text)).unwrap_or(HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::{Router, body::Body, routing::get};
+    use axum::body::Body;
 
     fn text(status: StatusCode, body: &'static str) -> Response {
         (status, Body::from(body)).into_response()
     }
-    use tower::ServiceExt;
 
     async fn body_json(response: Response) -> serde_json::Value {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -327,16 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_plain_text_error_becomes_problem_json() {
-        let app = Router::new()
-            .route(
-                "/teapot",
-                get(|| async { text(StatusCode::BAD_REQUEST, "bad thing") }),
-            )
-            .layer(axum::middleware::from_fn(problem_details));
-        let response = app
-            .oneshot(Request::get("/teapot").body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
+        let response = problem_details(text(StatusCode::BAD_REQUEST, "bad thing")).await;
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         let problem = body_json(response).await;
         assert_eq!(problem["status"], 400);
@@ -344,30 +426,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panic_becomes_an_opaque_500_problem() {
-        let app = Router::new()
-            .route(
-                "/boom",
-                get(|| async {
-                    if true {
-                        panic!("secret internals")
-                    }
-                }),
-            )
-            .layer(tower_http::catch_panic::CatchPanicLayer::new())
-            .layer(axum::middleware::from_fn(problem_details));
-        let response = CURRENT_REQUEST_ID
+    async fn a_server_error_becomes_an_opaque_problem_with_the_request_id() {
+        let request = outgrow_platform::telemetry::RequestContext {
+            id: Bytes::from_static(b"req-1"),
+            method: "GET",
+            route: "/boom",
+        };
+        let response = outgrow_platform::telemetry::REQUEST
             .scope(
-                "req-1".into(),
-                app.oneshot(Request::get("/boom").body(Body::empty()).expect("request")),
+                request,
+                problem_details(text(StatusCode::INTERNAL_SERVER_ERROR, "secret internals")),
             )
-            .await
-            .expect("response");
+            .await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let problem = body_json(response).await;
         assert_eq!(problem["type"], "/problems/internal");
         assert_eq!(problem["request_id"], "req-1");
         assert!(!problem.to_string().contains("secret internals"));
+    }
+
+    #[tokio::test]
+    async fn route_labels_are_the_templates_and_unmatched() {
+        use tower::ServiceExt;
+        let app = axum::Router::new().route(
+            "/users/{id}",
+            axum::routing::get(|path: MatchedPath| async move { route_label(Some(&path)) }),
+        );
+        let response = app
+            .oneshot(Request::get("/users/42").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"/users/{id}");
+        assert_eq!(route_label(None), "unmatched");
     }
 
     fn request_from(peer: &str, forwarded: Option<&'static str>) -> Request {

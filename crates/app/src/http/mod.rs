@@ -1,10 +1,10 @@
 //! The HTTP API: routes per feature, the OpenAPI document generated from them, and the
 //! middleware stack every request passes through.
 //!
-//! Layers, outermost first: observe (request id, span, latency histogram, slow-request log) →
-//! security headers → HTTPS redirect → compression → CORS → problem+json for every error →
-//! catch-panic → timeout (408) → authentication → per-group rate limit and body limit (413) →
-//! handler.
+//! The middleware stack ([`stack`]), outermost first: observe (request id, span, latency
+//! histogram, access log, security headers, HTTPS redirect) → compression → CORS → guard
+//! (problem+json for every error, catch-panic, timeout (408), authentication, the rate limit
+//! and body limit (413) of the route's group) → handler.
 
 pub mod admin;
 pub mod analytics;
@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod ops;
 pub mod orders;
 pub mod products;
+pub mod stack;
 pub mod uploads;
 pub mod users;
 
@@ -25,15 +26,11 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
-    middleware::{from_fn, from_fn_with_state},
 };
 use tower_http::{
-    catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
-    limit::RequestBodyLimitLayer,
     set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
 };
 use utoipa::{
     Modify, OpenApi,
@@ -89,59 +86,31 @@ impl Modify for SecuritySchemes {
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
-pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    api(state).split_for_parts().1
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
 }
 
-/// The routes with their OpenAPI descriptions; rate limits and body limits are applied per
-/// group (uploads take far larger bodies than anything else).
-fn api(state: &AppState) -> OpenApiRouter<AppState> {
-    let body_limit = state.settings.body_limit_bytes;
-    let limited = |router: OpenApiRouter<AppState>| {
-        router
-            .layer(RequestBodyLimitLayer::new(body_limit))
-            .layer(DefaultBodyLimit::max(body_limit))
-    };
-    let default_policy = || from_fn_with_state(state.clone(), middleware::rate_limit_default);
-    let auth = limited(auth::router()).layer(from_fn_with_state(state.clone(), middleware::rate_limit_auth));
-    let users = limited(users::router()).layer(default_policy());
-    let admin = limited(admin::router().merge(analytics::router())).layer(default_policy());
-    let products = limited(products::router()).layer(default_policy());
-    let orders = limited(orders::router()).layer(default_policy());
-    let events = limited(events::router()).layer(default_policy());
-    // Multipart overhead (boundaries, part headers) on top of the file itself; the handler
-    // enforces the exact file limit with a 413 of its own.
-    let upload_body = state.settings.upload_limit_bytes + 64 * 1024;
-    let uploads = uploads::router()
-        .layer(RequestBodyLimitLayer::new(upload_body))
-        .layer(DefaultBodyLimit::max(upload_body))
-        .layer(default_policy());
-    let exports = limited(exports::create_router())
-        .layer(from_fn_with_state(state.clone(), middleware::rate_limit_export))
-        .merge(limited(exports::router()).layer(default_policy()))
-        .merge(limited(exports::download_router()).layer(default_policy()));
-    let v1 = OpenApiRouter::new()
-        .nest("/auth", auth)
-        .nest("/admin", admin)
-        .nest("/uploads", uploads)
-        .nest("/exports", exports)
-        .nest("/products", products)
-        .nest("/orders", orders)
-        .nest("/events", events)
-        .merge(users)
-        // Answers about accounts and tokens must never be stored by a shared cache.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+/// The routes with their OpenAPI descriptions, each declared with its full path and merged
+/// into one flat router: nested routers match twice and rebuild the URI for the inner one, on
+/// every request. Rate and body limits are not layered here: the guard applies those of each
+/// route's group ([`stack::RouteGroup`]).
+fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", v1)
-        .merge(limited(ops::router()))
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(analytics::router())
+        .merge(uploads::router())
+        .merge(exports::router())
+        .merge(products::router())
+        .merge(orders::router())
+        .merge(events::router())
+        .merge(users::router())
+        .merge(ops::router())
 }
 
 /// The whole application: API, docs and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api(&state).split_for_parts();
+    let (api, openapi) = api().split_for_parts();
     // Swagger UI is vendored into the binary: the docs work without network access.
     let docs = Router::from(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi)).layer(
         SetResponseHeaderLayer::if_not_present(
@@ -154,29 +123,27 @@ pub fn router(state: AppState) -> Router {
     with_middleware(api.merge(docs), state)
 }
 
-/// Wraps `routes` in the full middleware stack (see the module docs for the order).
+/// Wraps `routes` in the full middleware stack (see the module docs for the order), composed
+/// statically and applied once.
 fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
-    let settings = &state.settings;
+    let stack = tower::ServiceBuilder::new()
+        .layer(stack::ObserveLayer(state.clone()))
+        .layer(CompressionLayer::new())
+        // Without configured origins the API is same-origin only: no CORS layer (and no
+        // `Vary: Origin` on every response).
+        .option_layer(cors(&state.settings.cors_origins))
+        .layer(stack::GuardLayer(state.clone()))
+        // The guard limits bodies per route group; axum's own default (2 MB) must not cut in.
+        .layer(DefaultBodyLimit::disable());
     routes
         .fallback(|| async { StatusCode::NOT_FOUND })
-        .layer(from_fn_with_state(state.clone(), authn::authenticate))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(from_fn(middleware::problem_details))
-        .layer(cors(&settings.cors_origins))
-        .layer(CompressionLayer::new())
-        .layer(from_fn_with_state(state.clone(), middleware::https_redirect))
-        .layer(from_fn(middleware::security_headers))
-        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        .layer(stack)
         .with_state(state)
 }
 
 /// CORS from the `cors_origins` setting: none (same-origin only), `*`, or a list, which may
 /// send credentials.
-fn cors(origins: &[String]) -> CorsLayer {
+fn cors(origins: &[String]) -> Option<CorsLayer> {
     let exposed = [
         HeaderName::from_static("ratelimit"),
         HeaderName::from_static("ratelimit-policy"),
@@ -205,15 +172,15 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers(exposed)
         .max_age(std::time::Duration::from_secs(3600));
     if origins.iter().any(|origin| origin == "*") {
-        base.allow_origin(AllowOrigin::any())
+        Some(base.allow_origin(AllowOrigin::any()))
     } else if origins.is_empty() {
-        CorsLayer::new()
+        None
     } else {
         let list: Vec<HeaderValue> = origins
             .iter()
             .filter_map(|origin| HeaderValue::from_str(origin).ok())
             .collect();
-        base.allow_origin(list).allow_credentials(true)
+        Some(base.allow_origin(list).allow_credentials(true))
     }
 }
 

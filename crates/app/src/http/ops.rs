@@ -128,6 +128,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     // else runs (a worker may live in another process).
     state.db.export_pool_gauges();
     export_queue_gauges(&state).await;
+    outgrow_platform::telemetry::record_scrape_time_metrics();
     match &state.metrics {
         Some(handle) => (
             [(

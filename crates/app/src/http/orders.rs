@@ -28,7 +28,7 @@ use crate::{
     store::orders::{CancelError, Claim, ClaimError, IdempotencyKey, Order, OrderLine, PlaceError},
 };
 
-/// Order routes (nested under `/api/v1/orders`).
+/// Order routes (under `/api/v1/orders`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_orders, create_order))
@@ -209,7 +209,7 @@ fn created(body: &serde_json::Value, replayed: bool) -> Result<Response, ApiErro
 /// confirmation e-mail is queued with the order. With an `Idempotency-Key`, a retry (even one
 /// racing the first request) gets the first answer and creates nothing.
 #[utoipa::path(
-    post, path = "", tag = "orders",
+    post, path = "/api/v1/orders", tag = "orders",
     request_body = CreateOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; remembered `idempotency_key_ttl`")),
     security(("bearer" = []), ("cookie" = [])),
@@ -298,7 +298,7 @@ pub struct ListOrdersQuery {
 
 /// The caller's orders, newest first.
 #[utoipa::path(
-    get, path = "", tag = "orders",
+    get, path = "/api/v1/orders", tag = "orders",
     params(ListOrdersQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -353,7 +353,7 @@ async fn owner_for(state: &AppState, principal: &Principal, id: Uuid) -> Result<
 
 /// One order: its owner's or an admin's to see; anyone else gets 404.
 #[utoipa::path(
-    get, path = "/{id}", tag = "orders",
+    get, path = "/api/v1/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -378,7 +378,7 @@ pub async fn get_order(
 
 /// Cancels an order once and puts its stock back (owner or admin).
 #[utoipa::path(
-    post, path = "/{id}/cancel", tag = "orders",
+    post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(

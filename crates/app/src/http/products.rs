@@ -27,7 +27,7 @@ use crate::{
     store::catalog::{NewProduct, ProductPatch, ProductQuery, ProductRow},
 };
 
-/// Catalog routes (nested under `/api/v1/products`).
+/// Catalog routes (under `/api/v1/products`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_products, create_product))
@@ -134,7 +134,7 @@ pub struct ListProductsQuery {
 
 /// Lists products in creation order, optionally filtered by price and text.
 #[utoipa::path(
-    get, path = "", tag = "products",
+    get, path = "/api/v1/products", tag = "products",
     params(ListProductsQuery),
     responses(
         (status = 200, description = "A page; `Link: rel=next` points to the next. Public caches may keep it `catalog_max_age`.", body = ProductPage),
@@ -234,7 +234,7 @@ pub async fn list_products(
 
 /// One product.
 #[utoipa::path(
-    get, path = "/{id}", tag = "products",
+    get, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = String, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product. Public caches may keep it `catalog_max_age`.", body = ProductResponse),
@@ -251,6 +251,8 @@ pub async fn get_product(
     let row = cached_product(&state, id)
         .await?
         .ok_or(ApiError::NotFound("no such product"))?;
+    // A view, 200 or 304 alike; counted in memory and written behind.
+    state.views.record(id);
     cacheable(&state, &headers, &ProductResponse::from(row))
 }
 
@@ -452,7 +454,7 @@ async fn check_image(state: &AppState, image: Option<Uuid>) -> Result<(), ApiErr
 
 /// Creates a product (admins only).
 #[utoipa::path(
-    post, path = "", tag = "products",
+    post, path = "/api/v1/products", tag = "products",
     request_body = CreateProductRequest,
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -503,7 +505,7 @@ pub async fn create_product(
 
 /// Changes a product (admins only).
 #[utoipa::path(
-    patch, path = "/{id}", tag = "products",
+    patch, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = String, Path, description = "Product id")),
     request_body = UpdateProductRequest,
     security(("bearer" = []), ("cookie" = [])),
@@ -577,7 +579,7 @@ pub async fn update_product(
 
 /// Deletes a product (admins only); orders keep what they sold.
 #[utoipa::path(
-    delete, path = "/{id}", tag = "products",
+    delete, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = String, Path, description = "Product id")),
     security(("bearer" = []), ("cookie" = [])),
     responses(

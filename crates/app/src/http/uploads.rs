@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{db::media::UploadRow, images, jobs::MakeImageVariants, repo::StoreError, state::AppState};
 
-/// The routes of this feature (nested under `/api/v1/uploads`).
+/// The routes of this feature (under `/api/v1/uploads`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_upload))
@@ -124,7 +124,7 @@ pub fn variant_key(id: Uuid, width: u32) -> String {
 /// Uploads an image (multipart/form-data: a `file` part, and optionally `public=true`).
 /// The body is streamed to storage as it arrives; its type is decided by its bytes.
 #[utoipa::path(
-    post, path = "", tag = "uploads",
+    post, path = "/api/v1/uploads", tag = "uploads",
     security(("bearer" = []), ("cookie" = [])),
     request_body(content_type = "multipart/form-data", description = "`file`: the image; `public`: `true` to let anyone read it"),
     responses(
@@ -313,7 +313,7 @@ async fn readable(
 
 /// An upload's status and the URLs of its variants.
 #[utoipa::path(
-    get, path = "/{id}", tag = "uploads",
+    get, path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id")),
     responses(
         (status = 200, body = UploadResponse),
@@ -331,7 +331,7 @@ pub async fn get_upload(
 
 /// The original file.
 #[utoipa::path(
-    get, path = "/{id}/content", tag = "uploads",
+    get, path = "/api/v1/uploads/{id}/content", tag = "uploads",
     params(("id" = String, Path, description = "Upload id")),
     responses(
         (status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"),
@@ -359,7 +359,7 @@ pub async fn download_upload(
 
 /// One WebP variant.
 #[utoipa::path(
-    get, path = "/{id}/variants/{width}", tag = "uploads",
+    get, path = "/api/v1/uploads/{id}/variants/{width}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id"), ("width" = u32, Path, description = "Variant width")),
     responses(
         (status = 200, description = "image/webp, with ETag and Cache-Control"),

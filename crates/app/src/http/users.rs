@@ -1,10 +1,12 @@
 //! `/api/v1/me` and `/api/v1/users`: own account, and users by id for themselves or an admin.
 //!
-//! Reads by id go through cache-aside (`users` cache); every write to a user invalidates its
-//! entry, so a reader never sees a value older than the write it follows.
+//! Reads by id go through cache-aside (`users` cache), whose entries are the response JSON; a
+//! profile update writes the new value through to the cache (here and in the shared tier), so
+//! a reader never sees a value older than the write it follows.
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{Path, State},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
@@ -22,7 +24,7 @@ use super::{
 };
 use crate::{repo::User, state::AppState};
 
-/// The routes of this feature (nested under `/api/v1`).
+/// The routes of this feature (under `/api/v1`).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_me, update_me))
@@ -62,41 +64,44 @@ impl From<User> for UserResponse {
     }
 }
 
-/// The cache holding user records by id.
+/// The cache holding users by id, as the API shows them (the JSON of [`UserResponse`]): a
+/// hit is sent as it is stored.
 pub const USERS_CACHE: &str = "users";
 
-/// A user by id, through the cache.
-async fn cached_user(state: &AppState, id: UserId) -> Result<Option<User>, ApiError> {
+/// A user by id as response JSON, through the cache.
+async fn cached_user_json(state: &AppState, id: UserId) -> Result<Option<Bytes>, ApiError> {
     let users = state.users.clone();
     Ok(state
         .cache
-        .get_or_load(USERS_CACHE, &id.to_string(), state.user_cache, || async move {
-            users.by_id(id).await
+        .get_or_load_json(USERS_CACHE, &id.to_string(), state.user_cache, || async move {
+            Ok::<_, crate::repo::StoreError>(users.by_id(id).await?.map(UserResponse::from))
         })
         .await?)
 }
 
-async fn forget_user(state: &AppState, id: UserId) {
-    state.cache.invalidate(USERS_CACHE, &id.to_string()).await;
+/// A JSON answer of bytes that are already JSON.
+fn json_bytes(json: Bytes) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        json,
+    )
+        .into_response()
 }
 
 /// The signed-in user.
 #[utoipa::path(
-    get, path = "/me", tag = "users",
+    get, path = "/api/v1/me", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The signed-in user", body = UserResponse),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_me(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<UserResponse>, ApiError> {
-    let user = cached_user(&state, principal.user_id)
+pub async fn get_me(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    let user = cached_user_json(&state, principal.user_id)
         .await?
         .ok_or(ApiError::NotFound("this account no longer exists"))?;
-    Ok(Json(user.into()))
+    Ok(json_bytes(user))
 }
 
 /// Changes to the signed-in user's account; absent fields stay as they are.
@@ -114,7 +119,7 @@ pub struct UpdateMeRequest {
 /// Renames the signed-in user and/or changes their password. A password change ends every
 /// other session of the user (this one stays signed in).
 #[utoipa::path(
-    patch, path = "/me", tag = "users",
+    patch, path = "/api/v1/me", tag = "users",
     request_body = UpdateMeRequest,
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -185,14 +190,25 @@ pub async fn update_me(
             .sessions
             .revoke_all(principal.user_id, Some(principal.session_id), now)
             .await?;
-        tracing::info!(user_id = %principal.user_id, other_sessions_ended = ended, "password changed");
+        tracing::info!(user_id = %principal.user_id, other_sessions_ended = ended.len(), "password changed");
     }
     if let Some(name) = name {
         updated = state.users.update_name(principal.user_id, &name, now).await?;
     }
-    forget_user(&state, principal.user_id).await;
-    let user = updated.ok_or(ApiError::NotFound("this account no longer exists"))?;
-    Ok(Json(user.into()))
+    let Some(user) = updated else {
+        state
+            .cache
+            .invalidate(USERS_CACHE, &principal.user_id.to_string())
+            .await;
+        return Err(ApiError::NotFound("this account no longer exists"));
+    };
+    let user = UserResponse::from(user);
+    // Write-through: the next read, here or on another instance, is a hit with the new value.
+    state
+        .cache
+        .put(USERS_CACHE, &user.id.to_string(), state.user_cache, &user)
+        .await;
+    Ok(Json(user))
 }
 
 fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
@@ -202,7 +218,7 @@ fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
 
 /// A user by id: the user themself, or anyone for an admin.
 #[utoipa::path(
-    get, path = "/users/{id}", tag = "users",
+    get, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id (UUID)")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
@@ -217,16 +233,16 @@ pub async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<UserResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = UserId::parse(&id).map_err(|error| ApiError::invalid("id", error))?;
     // Authorisation before lookup: a non-admin learns nothing about other ids, existing or not.
     if !principal.may_access(id) {
         return Err(ApiError::Forbidden("you may only read your own account"));
     }
-    let user = cached_user(&state, id)
+    let user = cached_user_json(&state, id)
         .await?
         .ok_or(ApiError::NotFound("no user with this id"))?;
-    Ok(Json(user.into()))
+    Ok(json_bytes(user))
 }
 
 /// The largest page.
@@ -256,7 +272,7 @@ pub struct UserPage {
 
 /// Every user, in creation order, a page at a time (admins only).
 #[utoipa::path(
-    get, path = "/users", tag = "users",
+    get, path = "/api/v1/users", tag = "users",
     params(ListUsersQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses(

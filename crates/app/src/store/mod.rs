@@ -7,3 +7,4 @@ pub mod events;
 pub mod orders;
 pub mod rebalance;
 pub mod seed;
+pub mod views;

@@ -17,7 +17,7 @@ async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
 
     let response = app
         .client
-        .get(app.url("/healthz"))
+        .get(app.url("/api/v1/products"))
         .header("x-request-id", "trace-abc-123")
         .send()
         .await
@@ -32,7 +32,33 @@ async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
             event["message"] == "request completed" && event.to_string().contains("trace-abc-123")
         })
         .await;
-    assert_eq!(line["spans"][0]["route"], "/healthz");
+    assert_eq!(line["spans"][0]["route"], "/api/v1/products");
+    assert_eq!(line["spans"][0]["method"], "GET");
+}
+
+#[tokio::test]
+async fn probes_are_not_in_the_access_log_at_the_default_level() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz", "/api/v1/products"] {
+        let response = app.client.get(app.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+    }
+
+    // The products request is logged; the probes before it are not.
+    app.wait_for_log(|event| {
+        event["message"] == "request completed" && event["spans"][0]["route"] == "/api/v1/products"
+    })
+    .await;
+    let logged_probes: Vec<String> = app
+        .logs()
+        .into_iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+        .filter(|event| {
+            ["/healthz", "/readyz"].contains(&event["spans"][0]["route"].as_str().unwrap_or_default())
+        })
+        .map(|event| event.to_string())
+        .collect();
+    assert!(logged_probes.is_empty(), "{logged_probes:?}");
 }
 
 #[tokio::test]
@@ -67,22 +93,44 @@ async fn every_error_carries_the_request_id_in_its_body() {
 }
 
 #[tokio::test]
-async fn responses_carry_the_security_headers() {
-    let app = spawn_app().await;
-    let response = app.client.get(app.url("/healthz")).send().await.expect("get");
-    let expected = [
-        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "strict-origin-when-cross-origin"),
-    ];
-    for (name, value) in expected {
-        assert_eq!(header(&response, name).as_deref(), Some(value), "{name}");
+async fn responses_carry_the_security_headers_for_their_kind() {
+    let app = spawn_app_with(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+
+    // Every response: no sniffing, no framing, a CSP that allows nothing.
+    let json = app.client.get(app.url("/healthz")).send().await.expect("get");
+    for (name, value) in [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY")] {
+        assert_eq!(header(&json, name).as_deref(), Some(value), "{name}");
     }
     assert!(
-        header(&response, "content-security-policy")
+        header(&json, "content-security-policy")
             .expect("CSP")
             .contains("frame-ancestors 'none'")
+    );
+    // HSTS never over plain HTTP (RFC 6797 §7.2)…
+    assert_eq!(header(&json, "strict-transport-security"), None);
+    // …and always when a trusted proxy says the client came over HTTPS.
+    let over_https = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        header(&over_https, "strict-transport-security").as_deref(),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    // Document-only headers on HTML (the API docs page), not on JSON.
+    assert_eq!(header(&json, "referrer-policy"), None);
+    let page = app.client.get(app.url("/api/docs/")).send().await.expect("docs");
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        header(&page, "referrer-policy").as_deref(),
+        Some("strict-origin-when-cross-origin")
+    );
+    assert_eq!(
+        header(&page, "cross-origin-opener-policy").as_deref(),
+        Some("same-origin")
     );
 }
 

@@ -54,7 +54,8 @@ async fn a_session_made_on_one_instance_works_and_dies_on_another() {
     let refreshed: Value = refreshed.json().await.expect("json");
     let token = refreshed["access_token"].as_str().expect("token").to_owned();
 
-    // Log out everywhere on B: the token and the cookie are dead on A at once.
+    // Log out everywhere on B: the cookie is dead on A at once, the token as soon as the
+    // invalidation message arrives (tests/api/revocation.rs measures the bound).
     let out = b
         .client
         .post(b.url("/api/v1/auth/logout-all"))
@@ -63,6 +64,11 @@ async fn a_session_made_on_one_instance_works_and_dies_on_another() {
         .await
         .expect("logout");
     assert_eq!(out.status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while a.get_with_token("/api/v1/me", &token).await.status() == 200 {
+        assert!(Instant::now() < deadline, "A still accepts the token after 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_problem(a.get_with_token("/api/v1/me", &token).await, 401).await;
     let with_cookie = a
         .client
@@ -179,8 +185,11 @@ async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
         metric_value(metrics, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0)
             + metric_value(metrics, r#"db_queries_total{pool="replica-2"}"#).unwrap_or(0.0)
     };
+    // A 1 ms TTL makes nearly every read a load (one may still find the entry just stored);
+    // every load went to a replica.
+    let loads = metric_value(&before, r#"cache_requests_total{cache="users",result="miss"}"#).unwrap_or(0.0);
     assert!(
-        replica_reads(&before) >= 6.0,
+        loads >= 4.0 && replica_reads(&before) >= loads,
         "reads did not go to the replicas:\n{before}"
     );
 
@@ -353,7 +362,9 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
             *value = redis.url();
         }
     }
-    let app = spawn_instance(&backend, &[]).await;
+    // Every request asks the session store (no in-process session cache), so that its
+    // fallback while Redis is down is what is tested.
+    let app = spawn_instance(&backend, &[("OUTGROW_SESSION_CACHE_TTL", "0s")]).await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);

@@ -14,6 +14,7 @@
 //! Enqueueing takes any sqlx executor, so a job can be written in the same transaction as the
 //! data it follows: no committed row without its job, no job without its row.
 
+mod outcomes;
 mod runner;
 mod schedule;
 mod store;

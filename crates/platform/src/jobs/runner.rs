@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::{
     Job, backoff,
+    outcomes::Outcomes,
     store::{Claimed, JobStore, NOTIFY_CHANNEL},
 };
 use crate::shutdown::ShutdownSignal;
@@ -156,6 +157,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
     /// Runs until `stop`, then drains as described in the module documentation.
     pub async fn run(self, stop: ShutdownSignal) {
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let (outcomes, recorder) = Outcomes::start(self.store.clone(), self.id.clone());
         let wake = Arc::new(Notify::new());
         if let JobStore::Postgres(pool) = &self.store {
             tokio::spawn(listen(pool.clone(), wake.clone(), stop.clone()));
@@ -203,6 +205,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                                 permit,
                                 wake.clone(),
                                 done_tx.clone(),
+                                outcomes.clone(),
                             ));
                             running.insert(job.id, (job, handle));
                         }
@@ -221,6 +224,9 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
             }
         }
         self.drain(running, &mut done_rx).await;
+        // The recorder ends once the last run's outcome is written.
+        drop(outcomes);
+        let _ = recorder.await;
     }
 
     async fn drain(
@@ -259,6 +265,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
         permit: tokio::sync::OwnedSemaphorePermit,
         wake: Arc<Notify>,
         done: tokio::sync::mpsc::UnboundedSender<Uuid>,
+        outcomes: Outcomes,
     ) -> impl Future<Output = ()> + Send + 'static {
         let store = self.store.clone();
         let registry = self.registry.clone();
@@ -292,7 +299,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                 Ok(()) => {
                     metrics::histogram!("jobs_run_duration_seconds", "name" => name.clone(), "outcome" => "success").record(elapsed);
                     tracing::info!(parent: &span, elapsed_ms = elapsed * 1000.0, "job done");
-                    store.finish(&job, &worker, Ok(()), now).await
+                    outcomes.record(job.clone(), Ok(()), now).await
                 }
                 Err(error) => {
                     let message = format!("{error:#}");
@@ -312,7 +319,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                     } else {
                         tracing::warn!(parent: &span, error = message, ?retry_at, "job failed; will retry");
                     }
-                    store.finish(&job, &worker, Err((&message, retry_at)), now).await
+                    outcomes.record(job.clone(), Err((message, retry_at)), now).await
                 }
             };
             match recorded {

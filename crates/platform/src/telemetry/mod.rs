@@ -13,6 +13,12 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
+mod format;
+mod writer;
+
+pub use format::{REQUEST, RequestContext};
+pub use writer::BatchedWriter;
+
 /// Buckets of batch sizes (rows).
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
@@ -23,29 +29,117 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Keeps the log writer's thread alive; dropping it (at the end of `main`) writes what is
+/// still buffered.
+#[must_use = "logs written after the guard is dropped are lost"]
+pub struct LogGuard {
+    writer: Option<BatchedWriter>,
+}
+
+impl std::fmt::Debug for LogGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
+        }
+    }
+}
+
 /// Installs the global log subscriber. Safe to call more than once (later calls do nothing).
-pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+/// Lines go through a [`BatchedWriter`].
+pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<LogGuard> {
     let filter = EnvFilter::try_new(filter)
         .with_context(|| format!("invalid log_level (OUTGROW_LOG_LEVEL) {filter:?}"))?;
+    let writer = match format {
+        LogFormat::Pretty => BatchedWriter::start(Box::new(std::io::stderr())),
+        LogFormat::Json => BatchedWriter::start(Box::new(std::io::stdout())),
+    };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Pretty => registry
-            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .event_format(format::Pretty)
+                    // Colours for people at a terminal; escape codes in a log file are noise.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(writer.clone()),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(true)
-                    .with_writer(std::io::stdout),
+                    .fmt_fields(fmt::format::JsonFields::new())
+                    .event_format(format::Json)
+                    .with_writer(writer.clone()),
             )
             .try_init(),
     };
-    // Already initialised (a second server in one test process): keep the first.
-    let _ = result;
-    Ok(())
+    if result.is_err() {
+        // Already initialised (a second server in one test process): keep the first.
+        writer.stop();
+        return Ok(LogGuard { writer: None });
+    }
+    let _ = DROPPED_LINES.set(writer.clone());
+    Ok(LogGuard { writer: Some(writer) })
+}
+
+/// The log writer in use, for `log_lines_dropped_total`.
+static DROPPED_LINES: OnceLock<BatchedWriter> = OnceLock::new();
+
+thread_local! {
+    /// This thread's handles on counters named and labelled by static strings, by the
+    /// strings' addresses. Finding a series in the registry builds and hashes its key and
+    /// takes a read lock; on the hottest paths (every cache read, every Redis call) a handle
+    /// found here is one small map lookup.
+    static COUNTERS: std::cell::RefCell<std::collections::HashMap<[usize; 5], metrics::Counter>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Adds `by` to the counter `name{label=value,…}` (at most two labels, all `'static`), through
+/// this thread's handle on it.
+pub fn count(name: &'static str, labels: &[(&'static str, &'static str)], by: u64) {
+    let address = |text: &'static str| text.as_ptr() as usize;
+    let mut key = [address(name), 0, 0, 0, 0];
+    for (index, (label, value)) in labels.iter().take(2).enumerate() {
+        key[1 + 2 * index] = address(label);
+        key[2 + 2 * index] = address(value);
+    }
+    COUNTERS.with_borrow_mut(|counters| {
+        counters
+            .entry(key)
+            .or_insert_with(|| {
+                let labels: Vec<metrics::Label> = labels
+                    .iter()
+                    .take(2)
+                    .map(|(label, value)| metrics::Label::from_static_parts(label, value))
+                    .collect();
+                metrics::counter!(name, labels)
+            })
+            .increment(by);
+    });
+}
+
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+/// Updates the series read at scrape time rather than on every event: the process's CPU,
+/// memory, file descriptors and threads (`process_*`), and `log_lines_dropped_total`. Called
+/// when `/metrics` is rendered.
+pub fn record_scrape_time_metrics() {
+    if let Some(writer) = DROPPED_LINES.get() {
+        metrics::counter!("log_lines_dropped_total").absolute(writer.dropped_lines());
+    }
+    PROCESS
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
 }
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -59,6 +153,8 @@ pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .context("configuring histogram buckets")?
         .set_buckets_for_metric(Matcher::Full("events_batch_rows".into()), BATCH_BUCKETS)
+        .context("configuring histogram buckets")?
+        .set_buckets_for_metric(Matcher::Full("jobs_outcome_batch_size".into()), BATCH_BUCKETS)
         .context("configuring histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -88,6 +184,10 @@ fn describe_metrics() {
         "Time from request received to response headers sent, by method, matched route and status."
     );
     describe_gauge!("http_requests_in_flight", "Requests being handled right now.");
+    describe_counter!(
+        "log_lines_dropped_total",
+        "Log lines dropped because the log buffer was full (the log output is blocked)."
+    );
     describe_gauge!(
         "events_queue_capacity",
         "Events that may wait to be written (events_queue_capacity)."
@@ -137,6 +237,10 @@ fn describe_metrics() {
         "Cache reads by cache name and result (hit or miss)."
     );
     describe_counter!(
+        "cache_writes_total",
+        "Fresh values written through to the cache after a write, by cache name."
+    );
+    describe_counter!(
         "cache_invalidations_total",
         "Cache entries invalidated by writes, by cache name."
     );
@@ -175,6 +279,24 @@ fn describe_metrics() {
         "Time to run one job, by kind and outcome (success, failure)."
     );
     describe_counter!("jobs_failures_total", "Failed job runs, by kind.");
+    describe_histogram!(
+        "jobs_outcome_batch_size",
+        Unit::Count,
+        "Run outcomes written by one statement (group commit of a worker's finished runs)."
+    );
+    describe_counter!(
+        "product_views_flushed_total",
+        "Product views written behind to the database by this instance."
+    );
+    describe_counter!(
+        "product_views_flush_failures_total",
+        "Write-behind flushes of product views that failed (their counts are kept for the next)."
+    );
+    describe_histogram!(
+        "product_views_flush_seconds",
+        Unit::Seconds,
+        "Time to write one write-behind batch of product views."
+    );
     describe_counter!(
         "jobs_dead_total",
         "Jobs that failed their last allowed run, by kind."
@@ -213,6 +335,10 @@ fn describe_metrics() {
         "Reads sent to the primary because the data was written within the read-your-writes window."
     );
     describe_counter!("redis_errors_total", "Failed Redis calls by operation and kind.");
+    describe_counter!(
+        "redis_commands_total",
+        "Redis round trips (a command, pipeline or script each) by operation."
+    );
     describe_counter!(
         "rate_limit_fallback_total",
         "Rate-limit checks decided without Redis, by fallback mode."

@@ -1,0 +1,379 @@
+//! The middleware stack, as two hand-written services composed around every route:
+//!
+//! ```text
+//! Observe → compression → CORS → Guard → handler
+//! ```
+//!
+//! - [`Observe`] (outermost): request id and the log context of the request,
+//!   `http_request_duration_seconds`, the access log line, security headers, and the HTTPS
+//!   redirect.
+//! - compression and CORS (tower-http): CORS answers preflights before anything below runs.
+//! - [`Guard`]: problem+json for every error, catch-panic → 500, authentication, the rate
+//!   limit and body limit of the route's group, the handler's timeout → 408, `no-store` on the
+//!   API.
+//!
+//! Why not one `axum::middleware::from_fn` per concern, as before: axum wraps every route in
+//! every layer separately, and a layered route clones its whole inner stack on each call — with
+//! a dozen layers that was dozens of allocations per request, more than the handler itself
+//! costs (bench/RESULTS.md has the profile). Composed statically and applied once, the stack
+//! costs two boxed futures and one clone of the route per request.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use axum::{
+    body::Body,
+    extract::{MatchedPath, Request},
+    http::{HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures::FutureExt;
+use outgrow_platform::{
+    ratelimit::RatePolicy,
+    telemetry::{REQUEST, RequestContext},
+};
+use tower::{Layer, Service};
+
+use super::{
+    authn,
+    error::ApiError,
+    middleware::{self, X_REQUEST_ID},
+};
+use crate::state::AppState;
+
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// The outermost layer: see [`Observe`].
+#[derive(Clone)]
+pub struct ObserveLayer(pub AppState);
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            state: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// Request id and log context, latency histogram, access log, security headers, HTTPS
+/// redirect.
+#[derive(Clone)]
+pub struct Observe<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Error = Infallible> + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxedResponse;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> BoxedResponse {
+        let state = self.state.clone();
+        // The id's bytes are shared (reference counted) by the request header, the log context,
+        // problem bodies and the response header.
+        let request_id = middleware::incoming_request_id(&request).unwrap_or_else(middleware::new_request_id);
+        let id_header = HeaderValue::from_maybe_shared(request_id.clone()).ok();
+        if let Some(value) = &id_header {
+            request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
+        }
+        let context = RequestContext {
+            id: request_id,
+            method: middleware::method_label(request.method()),
+            route: middleware::route_label(request.extensions().get::<MatchedPath>()),
+        };
+        let over_https = middleware::over_https(&request, &state.settings.trusted_proxies);
+        let started = Instant::now();
+        let in_flight = middleware::InFlight::start();
+        // The inner stack is called here, synchronously, so that it needs no clone; the work
+        // it defers happens when its future is polled below.
+        let served: Result<S::Future, Response> = match middleware::https_redirect(&state, &request) {
+            Some(redirect) => Err(redirect),
+            None => Ok(self.inner.call(request)),
+        };
+        let (method, route) = (context.method, context.route);
+        // Every line logged while the request is served carries the context (see
+        // `outgrow_platform::telemetry::REQUEST`), the access log line included.
+        Box::pin(REQUEST.scope(context, async move {
+            let mut response = match served {
+                Err(redirect) => redirect,
+                Ok(served) => match served.await {
+                    Ok(response) => response.into_response(),
+                    Err(never) => match never {},
+                },
+            };
+            drop(in_flight);
+            middleware::record_request(&state, method, route, response.status(), started.elapsed());
+            let headers = response.headers_mut();
+            middleware::add_security_headers(headers, over_https);
+            if let Some(value) = id_header {
+                headers.insert(X_REQUEST_ID.clone(), value);
+            }
+            Ok(response)
+        }))
+    }
+}
+
+/// The innermost layer: see [`Guard`].
+#[derive(Clone)]
+pub struct GuardLayer(pub AppState);
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            state: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// Problem details, catch-panic, authentication, rate and body limits, timeout.
+#[derive(Clone)]
+pub struct Guard<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S> Service<Request> for Guard<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxedResponse;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> BoxedResponse {
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let guarded = AssertUnwindSafe(guard(&state, ready, request)).catch_unwind();
+            let response = match guarded.await {
+                Ok(response) => response,
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("(no message)");
+                    tracing::error!(panic = message, "the handler panicked");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            };
+            Ok(middleware::problem_details(response).await)
+        })
+    }
+}
+
+async fn guard<S>(state: &AppState, mut inner: S, mut request: Request) -> Response
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    let group = RouteGroup::of(
+        request.extensions().get::<MatchedPath>().map(MatchedPath::as_str),
+        request.method(),
+    );
+    let mut response = match authn::resolve(state, request.method(), request.headers()).await {
+        Err(error) => error.into_response(),
+        Ok(authentication) => {
+            let limit = group.policy(state).map(|policy| {
+                let key = middleware::rate_limit_key(&policy, &authentication, &request, state);
+                (policy, key)
+            });
+            request.extensions_mut().insert(authentication);
+            match limit {
+                None => handle(state, group, &mut inner, request).await,
+                Some((policy, key)) => {
+                    let decision = state.rate_limiter.check(&policy, &key).await;
+                    let mut response = if decision.allowed {
+                        handle(state, group, &mut inner, request).await
+                    } else {
+                        metrics::counter!("rate_limit_rejections_total", "policy" => policy.name)
+                            .increment(1);
+                        ApiError::RateLimited(decision.retry_after_secs().unwrap_or(1)).into_response()
+                    };
+                    middleware::add_rate_limit_headers(response.headers_mut(), &policy, &decision);
+                    response
+                }
+            }
+        }
+    };
+    // Room for the headers still to come (rate limit, cache, security, request id) at once,
+    // rather than growing the map two or three times.
+    response.headers_mut().reserve(12);
+    if group.api {
+        // Answers about accounts and tokens must never be stored by a shared cache; public
+        // catalog reads set their own `Cache-Control`.
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Runs the handler: refuses a body announced as larger than the group's limit at once
+/// (413), stops reading one that turns out larger (the extractors answer 413), and answers 408
+/// when the handler runs past `request_timeout`. Authentication and rate limiting, before it,
+/// are bounded by their stores' own timeouts (`redis_timeout`, `database_acquire_timeout`).
+async fn handle<S>(state: &AppState, group: RouteGroup, inner: &mut S, request: Request) -> Response
+where
+    S: Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
+    let limit = group.body_limit(state);
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > limit) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    // A request without a body (most reads) has nothing to limit.
+    let request = if announced == Some(0) || axum::body::HttpBody::is_end_stream(request.body()) {
+        request
+    } else {
+        request.map(|body| Body::new(http_body_util::Limited::new(body, limit)))
+    };
+    match within(state.settings.request_timeout, inner.call(request)).await {
+        Some(Ok(response)) => response.into_response(),
+        Some(Err(never)) => match never {},
+        None => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
+}
+
+/// `future`'s output, or `None` when it runs longer than `limit`. A future that is done at its
+/// first poll (a handler answering from memory) never arms a timer.
+async fn within<F: Future>(limit: std::time::Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
+        return Some(output);
+    }
+    tokio::time::timeout(limit, future).await.ok()
+}
+
+/// Which limits apply to a route, decided by its path template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteGroup {
+    policy: Option<PolicyName>,
+    uploads: bool,
+    api: bool,
+}
+
+/// The configured rate policies (see `state::Policies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PolicyName {
+    /// Most of the API, per user or address.
+    Default,
+    /// Sign-in and account creation, per address.
+    Auth,
+    /// Creating data exports, per user.
+    Export,
+}
+
+impl RouteGroup {
+    /// The group of the route `template` (`None`: no route matched) called with `method`.
+    pub(crate) fn of(template: Option<&str>, method: &Method) -> Self {
+        let Some(path) = template.and_then(|template| template.strip_prefix("/api/v1")) else {
+            // Probes, metrics, the API docs and unknown paths: never rate limited, so that
+            // orchestrators and scrapers always get through.
+            return Self {
+                policy: None,
+                uploads: false,
+                api: false,
+            };
+        };
+        let policy = if path.starts_with("/auth/") {
+            PolicyName::Auth
+        } else if path == "/exports" && method == Method::POST {
+            PolicyName::Export
+        } else {
+            PolicyName::Default
+        };
+        Self {
+            policy: Some(policy),
+            uploads: path == "/uploads" || path.starts_with("/uploads/"),
+            api: true,
+        }
+    }
+
+    fn policy(&self, state: &AppState) -> Option<RatePolicy> {
+        self.policy.map(|name| match name {
+            PolicyName::Default => state.policies.default,
+            PolicyName::Auth => state.policies.auth,
+            PolicyName::Export => state.policies.export,
+        })
+    }
+
+    fn body_limit(&self, state: &AppState) -> usize {
+        if self.uploads {
+            // Multipart overhead (boundaries, part headers) on top of the file itself; the
+            // handler enforces the exact file limit with a 413 of its own.
+            state.settings.upload_limit_bytes + 64 * 1024
+        } else {
+            state.settings.body_limit_bytes
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_fall_into_their_rate_limit_groups() {
+        let group = |path: &str, method: Method| RouteGroup::of(Some(path), &method).policy;
+        assert_eq!(group("/api/v1/auth/login", Method::POST), Some(PolicyName::Auth));
+        assert_eq!(
+            group("/api/v1/auth/register", Method::POST),
+            Some(PolicyName::Auth)
+        );
+        assert_eq!(group("/api/v1/exports", Method::POST), Some(PolicyName::Export));
+        assert_eq!(
+            group("/api/v1/exports/{id}", Method::GET),
+            Some(PolicyName::Default)
+        );
+        assert_eq!(
+            group("/api/v1/users/{id}", Method::GET),
+            Some(PolicyName::Default)
+        );
+        assert_eq!(group("/api/v1/me", Method::PATCH), Some(PolicyName::Default));
+        assert_eq!(group("/healthz", Method::GET), None);
+        assert_eq!(group("/metrics", Method::GET), None);
+        assert_eq!(RouteGroup::of(None, &Method::GET).policy, None);
+    }
+
+    #[test]
+    fn only_upload_routes_take_large_bodies_and_only_the_api_is_no_store() {
+        assert!(RouteGroup::of(Some("/api/v1/uploads"), &Method::POST).uploads);
+        assert!(RouteGroup::of(Some("/api/v1/uploads/{id}/content"), &Method::GET).uploads);
+        assert!(!RouteGroup::of(Some("/api/v1/users/{id}"), &Method::GET).uploads);
+        assert!(RouteGroup::of(Some("/api/v1/products"), &Method::GET).api);
+        assert!(!RouteGroup::of(Some("/readyz"), &Method::GET).api);
+    }
+}

@@ -1,0 +1,202 @@
+//! Outcomes of runs, recorded in batches (group commit).
+//!
+//! Each finished run used to cost its own fenced `UPDATE`: with a claim and the handler's own
+//! statement, three round trips per job, and on a small machine the database's time per
+//! statement, not the handlers, bounded the drain rate. A worker now hands every outcome to one
+//! recorder task, which writes whatever has accumulated in one statement while the previous
+//! batch is in flight: under load a batch carries as many outcomes as runs finished meanwhile;
+//! alone, an outcome is written at once, as before.
+//!
+//! The queue's promises are unchanged. Every outcome is still fenced by (worker, attempt), row
+//! by row inside the statement, and each run learns whether its own row was updated. A run's
+//! slot is freed only once its outcome is written, so a batch never holds more outcomes than
+//! the worker has slots. If the process dies with a batch unwritten, those jobs' leases expire
+//! and they run again — the at-least-once delivery that handlers are written for.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::store::{Claimed, JobStore};
+
+/// The most outcomes written by one statement.
+const MAX_BATCH: usize = 500;
+
+/// How a run ended: `Ok`, or the error and when to retry (`None`: the job is dead).
+pub(crate) type RunResult = Result<(), (String, Option<DateTime<Utc>>)>;
+
+/// One run's outcome, waiting to be written.
+struct Pending {
+    job: Claimed,
+    result: RunResult,
+    now: DateTime<Utc>,
+    /// Whether the fenced update took (false: the run had lost its lease).
+    written: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Hands outcomes to the recorder task; cheap to clone, one per running job.
+#[derive(Clone)]
+pub(crate) struct Outcomes {
+    sender: mpsc::UnboundedSender<Pending>,
+}
+
+impl Outcomes {
+    /// Starts the recorder for `worker`'s runs; it ends once every [`Outcomes`] is dropped
+    /// and what they sent is written.
+    pub(crate) fn start(store: JobStore, worker: String) -> (Self, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record(store, worker, receiver));
+        (Self { sender }, recorder)
+    }
+
+    /// Records `result` for `job` (fenced); true when this run still held the job.
+    pub(crate) async fn record(
+        &self,
+        job: Claimed,
+        result: RunResult,
+        now: DateTime<Utc>,
+    ) -> Result<bool, String> {
+        let (written, answer) = oneshot::channel();
+        let pending = Pending {
+            job,
+            result,
+            now,
+            written,
+        };
+        if self.sender.send(pending).is_err() {
+            return Err("the outcome recorder has stopped".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the outcome recorder has stopped".into()))
+    }
+}
+
+async fn record(store: JobStore, worker: String, mut receiver: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics::histogram!("jobs_outcome_batch_size").record(batch.len() as f64);
+        let rows: Vec<(&Claimed, &RunResult, DateTime<Utc>)> = batch
+            .iter()
+            .map(|pending| (&pending.job, &pending.result, pending.now))
+            .collect();
+        let written = store.finish_all(&rows, &worker).await;
+        drop(rows);
+        for pending in batch.drain(..) {
+            let answer = match &written {
+                Ok(updated) => Ok(updated.contains(&pending.job.id)),
+                Err(error) => Err(error.to_string()),
+            };
+            let _ = pending.written.send(answer);
+        }
+    }
+}
+
+/// The columns one outcome writes.
+struct Columns<'a> {
+    state: &'static str,
+    error: Option<&'a str>,
+    run_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+fn columns(result: &RunResult, now: DateTime<Utc>) -> Columns<'_> {
+    let (state, error, run_at, finished_at) = match result {
+        Ok(()) => ("done", None, None, Some(now)),
+        Err((error, Some(retry_at))) => ("ready", Some(error.as_str()), Some(*retry_at), None),
+        Err((error, None)) => ("dead", Some(error.as_str()), None, Some(now)),
+    };
+    Columns {
+        state,
+        error,
+        run_at,
+        finished_at,
+    }
+}
+
+impl JobStore {
+    /// Records the outcome of each run in `outcomes` — `Ok` → done; an error → ready again at
+    /// its retry time, or dead without one — in one statement (SQLite: one transaction).
+    /// Fenced row by row: returns the ids of the jobs whose run still held them.
+    pub(crate) async fn finish_all(
+        &self,
+        outcomes: &[(&Claimed, &RunResult, DateTime<Utc>)],
+        worker: &str,
+    ) -> Result<Vec<Uuid>, sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => {
+                // One writer: the transaction costs one commit for the whole batch.
+                let mut tx = pool.begin().await?;
+                let mut updated = Vec::with_capacity(outcomes.len());
+                for (job, result, now) in outcomes {
+                    let Columns {
+                        state,
+                        error,
+                        run_at,
+                        finished_at,
+                    } = columns(result, *now);
+                    let rows = sqlx::query(
+                        "UPDATE jobs SET state = ?, last_error = coalesce(?, last_error), run_at = coalesce(?, run_at),
+                                finished_at = ?, locked_until = NULL, locked_by = NULL
+                         WHERE id = ? AND locked_by = ? AND attempts = ? AND state = 'running'",
+                    )
+                    .bind(state)
+                    .bind(error)
+                    .bind(run_at)
+                    .bind(finished_at)
+                    .bind(job.id)
+                    .bind(worker)
+                    .bind(job.attempt)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if rows == 1 {
+                        updated.push(job.id);
+                    }
+                }
+                tx.commit().await?;
+                Ok(updated)
+            }
+            Self::Postgres(pool) => {
+                let mut ids = Vec::with_capacity(outcomes.len());
+                let mut attempts = Vec::with_capacity(outcomes.len());
+                let mut states = Vec::with_capacity(outcomes.len());
+                let mut errors = Vec::with_capacity(outcomes.len());
+                let mut run_ats = Vec::with_capacity(outcomes.len());
+                let mut finished_ats = Vec::with_capacity(outcomes.len());
+                for (job, result, now) in outcomes {
+                    let Columns {
+                        state,
+                        error,
+                        run_at,
+                        finished_at,
+                    } = columns(result, *now);
+                    ids.push(job.id);
+                    attempts.push(job.attempt);
+                    states.push(state);
+                    errors.push(error);
+                    run_ats.push(run_at);
+                    finished_ats.push(finished_at);
+                }
+                sqlx::query_scalar(
+                    "UPDATE jobs AS j SET state = o.state, last_error = coalesce(o.error, j.last_error),
+                            run_at = coalesce(o.run_at, j.run_at), finished_at = o.finished_at,
+                            locked_until = NULL, locked_by = NULL
+                     FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+                          AS o(id, attempt, state, error, run_at, finished_at)
+                     WHERE j.id = o.id AND j.attempts = o.attempt AND j.locked_by = $7 AND j.state = 'running'
+                     RETURNING j.id",
+                )
+                .bind(ids)
+                .bind(attempts)
+                .bind(states)
+                .bind(errors)
+                .bind(run_ats)
+                .bind(finished_ats)
+                .bind(worker)
+                .fetch_all(pool)
+                .await
+            }
+        }
+    }
+}
