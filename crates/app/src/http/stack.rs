@@ -79,13 +79,17 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxedResponse;
+    type Future = futures::future::Either<std::future::Ready<Result<Response, Infallible>>, BoxedResponse>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> BoxedResponse {
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        use futures::future::Either;
+        if let Some(response) = liveness(&self.state, &request) {
+            return Either::Left(std::future::ready(Ok(response)));
+        }
         let state = self.state.clone();
         // The id's bytes are shared (reference counted) by the request header, the log context,
         // problem bodies and the response header.
@@ -111,7 +115,7 @@ where
         let (method, route) = (context.method, context.route);
         // Every line logged while the request is served carries the context (see
         // `outgrow_platform::telemetry::REQUEST`), the access log line included.
-        Box::pin(REQUEST.scope(context, async move {
+        Either::Right(Box::pin(REQUEST.scope(context, async move {
             let mut response = match served {
                 Err(redirect) => redirect,
                 Ok(served) => match served.await {
@@ -127,8 +131,47 @@ where
                 headers.insert(X_REQUEST_ID.clone(), value);
             }
             Ok(response)
-        }))
+        })))
     }
+}
+
+/// The liveness probe, answered here: `GET /healthz` checks nothing by design (a database
+/// outage must not make an orchestrator restart every instance), so it needs nothing below
+/// this layer. Orchestrators and load balancers call it every few seconds on every instance;
+/// answered in place it costs a fraction of a request (bench/RESULTS.md), yet it is counted in
+/// `http_request_duration_seconds`, echoes an `X-Request-Id` it was sent and carries the
+/// security headers like any other response. `None` for every other request.
+fn liveness(state: &AppState, request: &Request) -> Option<Response> {
+    const ROUTE: &str = "/healthz";
+    let matched = request.extensions().get::<MatchedPath>();
+    if matched.is_none_or(|path| path.as_str() != ROUTE)
+        || !matches!(*request.method(), Method::GET | Method::HEAD)
+    {
+        return None;
+    }
+    let started = Instant::now();
+    // Room for every header at once (the map would otherwise grow twice).
+    let mut headers = axum::http::HeaderMap::with_capacity(8);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    middleware::add_security_headers(
+        &mut headers,
+        middleware::over_https(request, &state.settings.trusted_proxies),
+    );
+    if let Some(id) = middleware::incoming_request_id(request)
+        && let Ok(value) = HeaderValue::from_maybe_shared(id)
+    {
+        headers.insert(X_REQUEST_ID.clone(), value);
+    }
+    let mut response = Response::new(Body::from(super::ops::LIVENESS_BODY));
+    *response.headers_mut() = headers;
+    middleware::record_request(
+        state,
+        middleware::method_label(request.method()),
+        ROUTE,
+        StatusCode::OK,
+        started.elapsed(),
+    );
+    Some(response)
 }
 
 /// The innermost layer: see [`Guard`].

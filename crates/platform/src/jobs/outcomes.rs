@@ -8,13 +8,14 @@
 //! alone, an outcome is written at once, as before.
 //!
 //! The queue's promises are unchanged. Every outcome is still fenced by (worker, attempt), row
-//! by row inside the statement, and each run learns whether its own row was updated. A run's
-//! slot is freed only once its outcome is written, so a batch never holds more outcomes than
-//! the worker has slots. If the process dies with a batch unwritten, those jobs' leases expire
-//! and they run again — the at-least-once delivery that handlers are written for.
+//! by row inside the statement. A run's slot is freed as soon as its handler returns, so the
+//! worker claims the next job while the outcome is being written (claims batch too: the slots
+//! freed meanwhile are claimed together). If the process dies with outcomes unwritten, those
+//! jobs' leases expire and they run again — the at-least-once delivery that handlers are
+//! written for; at shutdown the worker waits for the recorder to write everything.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::store::{Claimed, JobStore};
@@ -30,8 +31,6 @@ struct Pending {
     job: Claimed,
     result: RunResult,
     now: DateTime<Utc>,
-    /// Whether the fenced update took (false: the run had lost its lease).
-    written: oneshot::Sender<Result<bool, String>>,
 }
 
 /// Hands outcomes to the recorder task; cheap to clone, one per running job.
@@ -49,26 +48,19 @@ impl Outcomes {
         (Self { sender }, recorder)
     }
 
-    /// Records `result` for `job` (fenced); true when this run still held the job.
-    pub(crate) async fn record(
-        &self,
-        job: Claimed,
-        result: RunResult,
-        now: DateTime<Utc>,
-    ) -> Result<bool, String> {
-        let (written, answer) = oneshot::channel();
-        let pending = Pending {
-            job,
-            result,
-            now,
-            written,
-        };
-        if self.sender.send(pending).is_err() {
-            return Err("the outcome recorder has stopped".into());
+    /// Queues `result` for `job`, to be written (fenced) with the next batch.
+    pub(crate) fn submit(&self, job: Claimed, result: RunResult, now: DateTime<Utc>) {
+        if self
+            .sender
+            .send(Pending {
+                job: job.clone(),
+                result,
+                now,
+            })
+            .is_err()
+        {
+            tracing::error!(job_id = %job.id, name = %job.name, "the outcome recorder has stopped; the lease will expire and the job run again");
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err("the outcome recorder has stopped".into()))
     }
 }
 
@@ -82,13 +74,17 @@ async fn record(store: JobStore, worker: String, mut receiver: mpsc::UnboundedRe
             .collect();
         let written = store.finish_all(&rows, &worker).await;
         drop(rows);
-        for pending in batch.drain(..) {
-            let answer = match &written {
-                Ok(updated) => Ok(updated.contains(&pending.job.id)),
-                Err(error) => Err(error.to_string()),
-            };
-            let _ = pending.written.send(answer);
+        match written {
+            Ok(updated) => {
+                for pending in batch.iter().filter(|pending| !updated.contains(&pending.job.id)) {
+                    tracing::warn!(job_id = %pending.job.id, name = %pending.job.name, "the lease was lost before the outcome was recorded; another run owns the job");
+                }
+            }
+            Err(error) => {
+                tracing::error!(jobs = batch.len(), %error, "recording outcomes failed; the leases will expire and the jobs run again");
+            }
         }
+        batch.clear();
     }
 }
 

@@ -295,11 +295,11 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
             let elapsed = started.elapsed().as_secs_f64();
             let name = job.name.clone();
             let now = Utc::now();
-            let recorded = match &outcome {
+            match &outcome {
                 Ok(()) => {
                     metrics::histogram!("jobs_run_duration_seconds", "name" => name.clone(), "outcome" => "success").record(elapsed);
                     tracing::info!(parent: &span, elapsed_ms = elapsed * 1000.0, "job done");
-                    outcomes.record(job.clone(), Ok(()), now).await
+                    outcomes.submit(job.clone(), Ok(()), now);
                 }
                 Err(error) => {
                     let message = format!("{error:#}");
@@ -319,18 +319,10 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                     } else {
                         tracing::warn!(parent: &span, error = message, ?retry_at, "job failed; will retry");
                     }
-                    outcomes.record(job.clone(), Err((message, retry_at)), now).await
-                }
-            };
-            match recorded {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(parent: &span, "the lease was lost before the outcome was recorded; another run owns the job")
-                }
-                Err(error) => {
-                    tracing::error!(parent: &span, %error, "recording the outcome failed; the lease will expire and the job run again")
+                    outcomes.submit(job.clone(), Err((message, retry_at)), now);
                 }
             }
+            // The slot is free at once: the next job is claimed while the outcome is written.
             drop(permit);
             let _ = done.send(job.id);
             wake.notify_one();

@@ -254,20 +254,16 @@ impl JobStore {
                 rows.iter().map(sqlite_claimed).collect()
             }
             Self::Postgres(pool) => {
-                // SKIP LOCKED: concurrent workers take different rows instead of waiting.
+                // `claim_jobs` (migration 0009): UPDATE … WHERE id IN (the first `limit` due ready
+                // jobs FOR UPDATE SKIP LOCKED), its plan pinned to the ordered index walk.
                 let rows = sqlx::query(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $1, locked_by = $2
-                     WHERE id IN (SELECT id FROM jobs
-                                  WHERE state = 'ready' AND run_at <= $3 AND queue = ANY($4)
-                                  ORDER BY priority DESC, run_at LIMIT $5
-                                  FOR UPDATE SKIP LOCKED)
-                     RETURNING id, queue, name, payload, attempts, max_attempts",
+                    "SELECT id, queue, name, payload, attempts, max_attempts FROM claim_jobs($1, $2, $3, $4, $5)",
                 )
-                .bind(until)
-                .bind(worker)
-                .bind(now)
                 .bind(queues)
+                .bind(worker)
                 .bind(i64::from(limit))
+                .bind(until)
+                .bind(now)
                 .fetch_all(pool)
                 .await?;
                 rows.iter().map(pg_claimed).collect()
