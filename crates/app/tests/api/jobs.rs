@@ -352,7 +352,7 @@ async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_tak
 }
 
 /// The app's job queue, reached the way the app reaches it.
-async fn queue_of(app: &TestApp) -> outgrow_platform::jobs::JobStore {
+pub async fn queue_of(app: &TestApp) -> outgrow_platform::jobs::JobStore {
     use outgrow_platform::jobs::JobStore;
     match app.backend.iter().find(|(key, _)| key == "OUTGROW_DATABASE_URL") {
         Some((_, url)) => JobStore::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
@@ -367,7 +367,7 @@ async fn queue_of(app: &TestApp) -> outgrow_platform::jobs::JobStore {
     }
 }
 
-fn welcome_job(index: usize) -> outgrow_platform::jobs::NewJob {
+pub fn welcome_job(index: usize) -> outgrow_platform::jobs::NewJob {
     use outgrow_platform::jobs::Job;
     outgrow::jobs::SendEmail {
         to: format!("user{index}@example.org"),

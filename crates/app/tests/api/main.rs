@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod helpers;
 mod http_stack;
+mod job_claims;
 mod jobs;
 mod media;
 mod operations;

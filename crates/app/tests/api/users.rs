@@ -65,6 +65,39 @@ async fn a_new_name_is_visible_at_once_through_the_cache() {
 }
 
 #[tokio::test]
+async fn a_profile_update_writes_the_new_value_through_to_the_cache() {
+    let app = spawn_app().await;
+    let user = app.signed_in("ann@example.org").await;
+    let path = format!("/api/v1/users/{}", user.id);
+    assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+    let misses = |metrics: &str| {
+        metric_value(metrics, r#"cache_requests_total{cache="users",result="miss"}"#).unwrap_or(0.0)
+    };
+    let before = app.metrics().await;
+
+    let patched = app
+        .patch_me(&user.access_token, json!({"name": "Ann Written Through"}))
+        .await;
+    assert_eq!(patched.status(), 200);
+    let read: Value = app
+        .get_with_token(&path, &user.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+
+    // The read right after the update is a hit on the new value: no reload from the database.
+    assert_eq!(read["name"], "Ann Written Through");
+    let after = app.metrics().await;
+    assert_eq!(misses(&after), misses(&before), "{after}");
+    assert_eq!(
+        metric_value(&after, r#"cache_writes_total{cache="users"}"#),
+        Some(1.0),
+        "{after}"
+    );
+}
+
+#[tokio::test]
 async fn changing_the_password_requires_the_current_one() {
     let app = spawn_app().await;
     let user = app.signed_in("ann@example.org").await;

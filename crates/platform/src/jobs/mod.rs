@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use runner::{JobContext, Registry, Worker, WorkerOptions};
 pub use schedule::{Recurring, parse_schedule};
-pub use store::{Claimed, JobFilter, JobStore, QueueStats, enqueue_postgres, enqueue_sqlite};
+pub use store::{ClaimCursor, Claimed, JobFilter, JobStore, QueueStats, enqueue_postgres, enqueue_sqlite};
 
 /// A kind of job: its payload is the implementing type itself.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {

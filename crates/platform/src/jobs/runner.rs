@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::{
     Job, backoff,
     outcomes::Outcomes,
-    store::{Claimed, JobStore, NOTIFY_CHANNEL},
+    store::{ClaimCursor, Claimed, JobStore, NOTIFY_CHANNEL},
 };
 use crate::shutdown::ShutdownSignal;
 
@@ -168,6 +168,10 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
         let mut running: HashMap<Uuid, (Claimed, tokio::task::JoinHandle<()>)> = HashMap::new();
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Uuid>();
         let mut last_reap = Instant::now() - self.options.lease;
+        // Where the last claim ended (see `JobStore::claim`): claims walk on from there, past
+        // the index entries that claimed jobs leave behind until vacuum.
+        let mut cursor: Option<ClaimCursor> = None;
+        let mut cursor_set_at = Instant::now();
         loop {
             while let Ok(id) = done_rx.try_recv() {
                 running.remove(&id);
@@ -189,13 +193,35 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                 let now = Utc::now();
                 let until = now
                     + chrono::Duration::from_std(self.options.lease).unwrap_or(chrono::Duration::seconds(30));
+                // Back to the head at least every poll interval: a job enqueued with a higher
+                // priority than the position (or due earlier) is not passed over for longer.
+                if cursor_set_at.elapsed() >= self.options.poll_interval {
+                    cursor = None;
+                }
                 match self
                     .store
-                    .claim(&self.options.queues, &self.id, free as u32, until, now)
+                    .claim(
+                        &self.options.queues,
+                        &self.id,
+                        free as u32,
+                        until,
+                        now,
+                        cursor.as_ref(),
+                    )
                     .await
                 {
-                    Ok(jobs) => {
+                    Ok((jobs, last)) => {
                         claimed_all = jobs.len() == free;
+                        // A short batch reached the end of the due jobs: the next claim starts
+                        // from the head again.
+                        if claimed_all {
+                            if cursor.is_none() {
+                                cursor_set_at = Instant::now();
+                            }
+                            cursor = last;
+                        } else {
+                            cursor = None;
+                        }
                         for job in jobs {
                             let Ok(permit) = slots.clone().try_acquire_owned() else {
                                 break;

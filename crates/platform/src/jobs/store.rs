@@ -31,6 +31,22 @@ pub struct Claimed {
     pub max_attempts: i32,
 }
 
+/// Where a worker's last claim ended, in claim order (priority first, then age, then id), so
+/// that the next claim starts there instead of at the head of the ready jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimCursor {
+    priority: i16,
+    run_at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl ClaimCursor {
+    /// The claim-order key (higher priority first).
+    fn key(&self) -> (i32, DateTime<Utc>, Uuid) {
+        (-i32::from(self.priority), self.run_at, self.id)
+    }
+}
+
 /// What `jobs list` selects.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -224,7 +240,10 @@ impl JobStore {
         Ok(result)
     }
 
-    /// Claims up to `limit` due jobs of `queues` for `worker`, with a lease until `until`.
+    /// Claims up to `limit` due jobs of `queues` for `worker`, with a lease until `until`, in
+    /// claim order (priority, then age) from just after `after` (or from the head of the ready
+    /// jobs). Returns them and the position of the last one, for the next claim (PostgreSQL
+    /// only: SQLite's single writer has no dead index entries to walk past).
     pub async fn claim(
         &self,
         queues: &[String],
@@ -232,7 +251,8 @@ impl JobStore {
         limit: u32,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Claimed>, sqlx::Error> {
+        after: Option<&ClaimCursor>,
+    ) -> Result<(Vec<Claimed>, Option<ClaimCursor>), sqlx::Error> {
         match self {
             Self::Sqlite(pool) => {
                 // One writer at a time: the subquery and the update are atomic.
@@ -251,22 +271,38 @@ impl JobStore {
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
-                rows.iter().map(sqlite_claimed).collect()
+                Ok((rows.iter().map(sqlite_claimed).collect::<Result<_, _>>()?, None))
             }
             Self::Postgres(pool) => {
                 // `claim_jobs` (migration 0009): UPDATE … WHERE id IN (the first `limit` due ready
-                // jobs FOR UPDATE SKIP LOCKED), its plan pinned to the ordered index walk.
+                // jobs after the position, FOR UPDATE SKIP LOCKED), its plan pinned to the
+                // ordered index walk.
                 let rows = sqlx::query(
-                    "SELECT id, queue, name, payload, attempts, max_attempts FROM claim_jobs($1, $2, $3, $4, $5)",
+                    "SELECT id, queue, name, payload, attempts, max_attempts, priority, run_at
+                     FROM claim_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(queues)
                 .bind(worker)
                 .bind(i64::from(limit))
                 .bind(until)
                 .bind(now)
+                .bind(after.map(|cursor| cursor.priority))
+                .bind(after.map(|cursor| cursor.run_at))
+                .bind(after.map(|cursor| cursor.id))
                 .fetch_all(pool)
                 .await?;
-                rows.iter().map(pg_claimed).collect()
+                let mut last: Option<ClaimCursor> = None;
+                for row in &rows {
+                    let position = ClaimCursor {
+                        priority: row.try_get("priority")?,
+                        run_at: row.try_get("run_at")?,
+                        id: row.try_get("id")?,
+                    };
+                    if last.as_ref().is_none_or(|last| position.key() > last.key()) {
+                        last = Some(position);
+                    }
+                }
+                Ok((rows.iter().map(pg_claimed).collect::<Result<_, _>>()?, last))
             }
         }
     }
