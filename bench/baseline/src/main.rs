@@ -48,9 +48,14 @@ async fn main() -> anyhow::Result<()> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let listen = env("BASELINE_LISTEN", "127.0.0.1:8090");
     let client = redis::Client::open(env("BASELINE_REDIS_URL", "redis://127.0.0.1:6379"))?;
-    let redis = ConnectionManager::new(client).await.context("connecting to Redis")?;
+    let redis = ConnectionManager::new(client)
+        .await
+        .context("connecting to Redis")?;
     let mut keys = HashMap::new();
-    for pair in env("BASELINE_JWT_KEYS", "").split(',').filter(|pair| !pair.is_empty()) {
+    for pair in env("BASELINE_JWT_KEYS", "")
+        .split(',')
+        .filter(|pair| !pair.is_empty())
+    {
         let (kid, secret) = pair.split_once(':').context("BASELINE_JWT_KEYS: kid:secret")?;
         keys.insert(kid.to_owned(), DecodingKey::from_secret(secret.as_bytes())?);
     }
@@ -74,7 +79,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn get_user(State(state): State<Arc<Baseline>>, Path(id): Path<uuid::Uuid>, headers: HeaderMap) -> Response {
+async fn get_user(
+    State(state): State<Arc<Baseline>>,
+    Path(id): Path<uuid::Uuid>,
+    headers: HeaderMap,
+) -> Response {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
