@@ -139,8 +139,9 @@ where
 /// outage must not make an orchestrator restart every instance), so it needs nothing below
 /// this layer. Orchestrators and load balancers call it every few seconds on every instance;
 /// answered in place it costs a fraction of a request (bench/RESULTS.md), yet it is counted in
-/// `http_request_duration_seconds`, echoes an `X-Request-Id` it was sent and carries the
-/// security headers like any other response. `None` for every other request.
+/// `http_request_duration_seconds`, carries an `X-Request-Id` (the one it was sent, or a fresh
+/// one) and the security headers like any other response; no CORS (a probe is not called
+/// from a browser) and no access-log line. `None` for every other request.
 fn liveness(state: &AppState, request: &Request) -> Option<Response> {
     const ROUTE: &str = "/healthz";
     let matched = request.extensions().get::<MatchedPath>();
@@ -157,9 +158,8 @@ fn liveness(state: &AppState, request: &Request) -> Option<Response> {
         &mut headers,
         middleware::over_https(request, &state.settings.trusted_proxies),
     );
-    if let Some(id) = middleware::incoming_request_id(request)
-        && let Ok(value) = HeaderValue::from_maybe_shared(id)
-    {
+    let id = middleware::incoming_request_id(request).unwrap_or_else(middleware::new_request_id);
+    if let Ok(value) = HeaderValue::from_maybe_shared(id) {
         headers.insert(X_REQUEST_ID.clone(), value);
     }
     let mut response = Response::new(Body::from(super::ops::LIVENESS_BODY));

@@ -204,7 +204,7 @@ async fn cors_allows_only_the_configured_origins() {
     assert_eq!(header(&refused, "access-control-allow-origin"), None);
     let simple = app
         .client
-        .get(app.url("/healthz"))
+        .get(app.url("/api/v1/products"))
         .header("origin", "https://admin.example")
         .send()
         .await
