@@ -3,7 +3,7 @@
 -- never writes. A table of its own, not a column of `products`: the hot product rows that
 -- orders lock for stock are never touched by a count, and a count never changes a product's
 -- ETag. No foreign key: a product deleted between a view and the flush must not fail the
--- batch; reads join `products` and skip what is gone.
+-- batch; reads join `products` (a count of a product that is gone is listed without a name).
 CREATE TABLE product_views (
     product_id uuid PRIMARY KEY,                      -- the upsert's conflict target
     views      bigint NOT NULL CHECK (views >= 0),

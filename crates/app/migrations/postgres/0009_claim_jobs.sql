@@ -22,7 +22,7 @@ CREATE FUNCTION claim_jobs(
     claim_limit bigint,
     lease_until timestamptz,
     due_before timestamptz,
-    after_rank smallint,
+    after_priority smallint,
     after_run_at timestamptz,
     after_id uuid
 ) RETURNS TABLE (
@@ -54,7 +54,7 @@ BEGIN
         WHERE j.id IN (
             SELECT r.id FROM jobs AS r
             WHERE r.state = 'ready' AND r.run_at <= due_before AND r.queue = ANY (claim_queues)
-              AND (-r.priority, r.run_at, r.id) > (-after_rank, after_run_at, after_id)
+              AND (-r.priority, r.run_at, r.id) > (-after_priority, after_run_at, after_id)
             ORDER BY -r.priority, r.run_at, r.id
             LIMIT claim_limit
             FOR UPDATE SKIP LOCKED
