@@ -38,8 +38,8 @@ def main():
         print(f"- {line}")
     print()
     print("Median of the rounds; latency in milliseconds as wrk reports it.\n")
-    print("| mode | target | server | throughput | p50 | p90 | p99 | errors | rounds |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| mode | target | server | throughput | p50 | p90 | p99 | errors | rounds | CPU steal (max of the rounds) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     modes = []
     for run in runs:
         mode = run["label"].split()[0]
@@ -52,10 +52,12 @@ def main():
                 if label not in by_label:
                     continue
                 errors = sum(run["errors"] for run in by_label[label])
+                steals = [run["steal_pct"] for run in by_label[label] if "steal_pct" in run]
+                steal = f"{max(steals):.1f} %" if steals else "n/a"
                 print(
                     f"| {mode} | {target} | {server.split()[0]} | {median(label, 'rps'):,.0f} req/s "
                     f"| {median(label, 'p50_ms'):.2f} ms | {median(label, 'p90_ms'):.2f} ms "
-                    f"| {median(label, 'p99_ms'):.2f} ms | {errors} | {len(by_label[label])} |"
+                    f"| {median(label, 'p99_ms'):.2f} ms | {errors} | {len(by_label[label])} | {steal} |"
                 )
     print()
     print("| mode | ratio | Outgrow / baseline | target | met |")

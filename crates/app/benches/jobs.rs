@@ -120,6 +120,7 @@ async fn run(jobs: usize) -> anyhow::Result<()> {
             // Keep draining its stderr so that it never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
         }
+        let ticks_before = cpu_ticks();
         let started = Instant::now();
         sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'ready'")
             .execute(&pool)
@@ -141,12 +142,13 @@ async fn run(jobs: usize) -> anyhow::Result<()> {
         }
         eprintln!();
         let elapsed = started.elapsed();
+        let steal = steal_percent(ticks_before, cpu_ticks());
         for child in &mut children {
             child.kill().ok();
             child.wait().ok();
         }
         println!(
-            "drain with {workers} worker process(es): {jobs} jobs in {:.2} s = {:.0} jobs/s (from the moment they were due)",
+            "drain with {workers} worker process(es): {jobs} jobs in {:.2} s = {:.0} jobs/s (from the moment they were due); CPU steal {steal}",
             elapsed.as_secs_f64(),
             jobs as f64 / elapsed.as_secs_f64()
         );
@@ -164,4 +166,33 @@ async fn done(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// The machine's CPU time so far and the part of it stolen by the hypervisor (USER_HZ ticks,
+/// `/proc/stat`), `None` where there is no such file.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    Some((fields.iter().sum(), *fields.get(7)?))
+}
+
+/// The share of the CPU time between two readings that the hypervisor gave to other machines:
+/// a drain measured with much of it measured a slower machine.
+fn steal_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
+    match (before, after) {
+        (Some((total0, steal0)), Some((total1, steal1))) if total1 > total0 => {
+            format!(
+                "{:.1} %",
+                100.0 * (steal1 - steal0) as f64 / (total1 - total0) as f64
+            )
+        }
+        _ => "n/a".to_owned(),
+    }
 }
