@@ -339,55 +339,6 @@ impl JobStore {
         Ok(result == 1)
     }
 
-    /// Records the outcome of a run: `Ok` → done; `Err(error)` → ready again at `retry_at`,
-    /// or dead when `retry_at` is `None`. Fenced: false when the run no longer holds the job.
-    pub async fn finish(
-        &self,
-        job: &Claimed,
-        worker: &str,
-        outcome: Result<(), (&str, Option<DateTime<Utc>>)>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, sqlx::Error> {
-        let (state, error, run_at, finished_at) = match outcome {
-            Ok(()) => ("done", None, None, Some(now)),
-            Err((error, Some(retry_at))) => ("ready", Some(error), Some(retry_at), None),
-            Err((error, None)) => ("dead", Some(error), None, Some(now)),
-        };
-        let result = match self {
-            Self::Sqlite(pool) => sqlx::query(
-                "UPDATE jobs SET state = ?, last_error = coalesce(?, last_error), run_at = coalesce(?, run_at),
-                        finished_at = ?, locked_until = NULL, locked_by = NULL
-                 WHERE id = ? AND locked_by = ? AND attempts = ? AND state = 'running'",
-            )
-            .bind(state)
-            .bind(error)
-            .bind(run_at)
-            .bind(finished_at)
-            .bind(job.id)
-            .bind(worker)
-            .bind(job.attempt)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Self::Postgres(pool) => sqlx::query(
-                "UPDATE jobs SET state = $1, last_error = coalesce($2, last_error), run_at = coalesce($3, run_at),
-                        finished_at = $4, locked_until = NULL, locked_by = NULL
-                 WHERE id = $5 AND locked_by = $6 AND attempts = $7 AND state = 'running'",
-            )
-            .bind(state)
-            .bind(error)
-            .bind(run_at)
-            .bind(finished_at)
-            .bind(job.id)
-            .bind(worker)
-            .bind(job.attempt)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(result == 1)
-    }
-
     /// Gives an unfinished run back (shutdown): ready again at once, the attempt not counted.
     pub async fn release(&self, job: &Claimed, worker: &str) -> Result<bool, sqlx::Error> {
         let now = Utc::now();
