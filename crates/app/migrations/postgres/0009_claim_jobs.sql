@@ -15,7 +15,9 @@ DROP INDEX jobs_ready_by_priority;
 -- the table up to a minute later), and it chose to read and sort every ready job instead: 10 ms
 -- per claim with 20,000 jobs ready instead of 0.1 ms. The function's SET clauses turn off the
 -- plans that read the whole backlog, for the claim only; PL/pgSQL keeps the prepared plans for
--- the session. Without a position (`after_id` NULL) the walk starts at the head.
+-- the session. Without a position (`after_id` NULL) the walk starts at the head. Two statements,
+-- not one with `after_id IS NULL OR (…) > (…)`: under the OR the row comparison would be a
+-- filter, and the walk would start at the head every time.
 CREATE FUNCTION claim_jobs(
     claim_queues text[],
     claim_worker text,

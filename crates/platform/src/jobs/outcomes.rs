@@ -50,16 +50,9 @@ impl Outcomes {
 
     /// Queues `result` for `job`, to be written (fenced) with the next batch.
     pub(crate) fn submit(&self, job: Claimed, result: RunResult, now: DateTime<Utc>) {
-        if self
-            .sender
-            .send(Pending {
-                job: job.clone(),
-                result,
-                now,
-            })
-            .is_err()
-        {
-            tracing::error!(job_id = %job.id, name = %job.name, "the outcome recorder has stopped; the lease will expire and the job run again");
+        // A refused send hands the outcome back: no copy of the job is kept for the message.
+        if let Err(mpsc::error::SendError(pending)) = self.sender.send(Pending { job, result, now }) {
+            tracing::error!(job_id = %pending.job.id, name = %pending.job.name, "the outcome recorder has stopped; the lease will expire and the job run again");
         }
     }
 }

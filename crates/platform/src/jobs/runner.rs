@@ -320,12 +320,13 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
             };
             let elapsed = started.elapsed().as_secs_f64();
             let name = job.name.clone();
+            let id = job.id;
             let now = Utc::now();
             match &outcome {
                 Ok(()) => {
                     metrics::histogram!("jobs_run_duration_seconds", "name" => name.clone(), "outcome" => "success").record(elapsed);
                     tracing::info!(parent: &span, elapsed_ms = elapsed * 1000.0, "job done");
-                    outcomes.submit(job.clone(), Ok(()), now);
+                    outcomes.submit(job, Ok(()), now);
                 }
                 Err(error) => {
                     let message = format!("{error:#}");
@@ -345,12 +346,12 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                     } else {
                         tracing::warn!(parent: &span, error = message, ?retry_at, "job failed; will retry");
                     }
-                    outcomes.submit(job.clone(), Err((message, retry_at)), now);
+                    outcomes.submit(job, Err((message, retry_at)), now);
                 }
             }
             // The slot is free at once: the next job is claimed while the outcome is written.
             drop(permit);
-            let _ = done.send(job.id);
+            let _ = done.send(id);
             wake.notify_one();
         }
     }
