@@ -130,6 +130,7 @@ where
             if let Some(value) = id_header {
                 headers.insert(X_REQUEST_ID.clone(), value);
             }
+            close_if_draining(&state, headers);
             Ok(response)
         })))
     }
@@ -162,6 +163,7 @@ fn liveness(state: &AppState, request: &Request) -> Option<Response> {
     if let Ok(value) = HeaderValue::from_maybe_shared(id) {
         headers.insert(X_REQUEST_ID.clone(), value);
     }
+    close_if_draining(state, &mut headers);
     let mut response = Response::new(Body::from(super::ops::LIVENESS_BODY));
     *response.headers_mut() = headers;
     middleware::record_request(
@@ -172,6 +174,19 @@ fn liveness(state: &AppState, request: &Request) -> Option<Response> {
         started.elapsed(),
     );
     Some(response)
+}
+
+/// While the instance drains (after SIGTERM, for `shutdown_delay`), every response says
+/// `Connection: close` and hyper closes the connection after writing it. A load balancer's
+/// pooled keep-alive connections to this instance are thus gone by the time the listener
+/// closes: its next request opens a new connection, which is refused once the listener is
+/// closed — and a refused connection is safe to retry on another instance for any method,
+/// whereas a request sent on a reused connection that the server closes under it is not
+/// (nginx does not retry a POST it has sent).
+fn close_if_draining(state: &AppState, headers: &mut axum::http::HeaderMap) {
+    if state.shutdown.is_draining() {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// The innermost layer: see [`Guard`].

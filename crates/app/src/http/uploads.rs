@@ -410,9 +410,12 @@ async fn serve_object(
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| {
-            value
-                .split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+            // Weak comparison (RFC 9110 §13.1.2): a proxy that compressed the response on the
+            // way may have turned the ETag into a weak one.
+            value.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == etag
+            })
         });
     let etag_value = HeaderValue::from_str(etag).map_err(anyhow::Error::from)?;
     if matches {

@@ -224,6 +224,15 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
     );
     in_flight.write_all(head.as_bytes()).await.expect("write head");
     in_flight.write_all(&body[..10]).await.expect("write part");
+    // A load balancer's pooled keep-alive connection, used once before the signal.
+    let mut pooled = TcpStream::connect(&app.address).await.expect("connect");
+    let probe = "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    pooled.write_all(probe.as_bytes()).await.expect("write probe");
+    let mut first = vec![0u8; 4096];
+    let n = pooled.read(&mut first).await.expect("read probe");
+    let first = String::from_utf8_lossy(&first[..n]).to_lowercase();
+    assert!(first.starts_with("http/1.1 200"), "{first}");
+    assert!(!first.contains("connection: close"), "kept alive before the signal: {first}");
     // Wait until the request is being handled.
     app.wait_for_log(|_| true).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -242,6 +251,17 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
         .await
         .expect("readyz while draining");
     assert_eq!(ready.status(), 503);
+    // While draining, requests are still served, but every connection is closed after its
+    // response, so that no pooled connection is left to be cut under a request later.
+    pooled.write_all(probe.as_bytes()).await.expect("write while draining");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), pooled.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the pooled connection after answering")
+        .expect("read while draining");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
     in_flight.write_all(&body[10..]).await.expect("write rest");
     let mut response = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(10), in_flight.read(&mut response))
@@ -253,6 +273,7 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
         text.starts_with("HTTP/1.1 201"),
         "the in-flight request must complete: {text}"
     );
+    assert!(text.to_lowercase().contains("connection: close"), "{text}");
 
     let status = tokio::task::spawn_blocking(move || {
         for _ in 0..300 {
