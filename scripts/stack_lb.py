@@ -58,6 +58,10 @@ http {{
     fastcgi_temp_path {dir}/tmp/fastcgi;
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
+    # nginx connects to the instances from 127.0.0.2, the one address they trust as a proxy
+    # (OUTGROW_TRUSTED_PROXIES): clients on 127.0.0.1 (or any other loopback address) are then
+    # clients, as they would be on a real network, and X-Forwarded-For cannot be spoofed.
+    proxy_bind 127.0.0.2;
     include {dir}/outgrow.conf;
     log_format outgrow '$remote_addr [$time_iso8601] "$request" $status $body_bytes_sent '
                        'rid=$outgrow_request_id up=$upstream_addr up_status=$upstream_status '
