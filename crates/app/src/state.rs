@@ -265,9 +265,10 @@ impl App {
     /// One line for the start-up log: which backend serves each concern.
     pub fn describe_backends(&self) -> String {
         format!(
-            "database={} shards=[{}] cache={} rate_limiter={} sessions={} mail={} objects={}",
+            "database={} shards=[{}] redis={} cache={} rate_limiter={} sessions={} mail={} objects={}",
             self.db.describe(),
             self.shards.describe(),
+            self.redis.as_ref().map_or("none", RedisClient::mode),
             self.cache.backend_name(),
             self.rate_limiter.backend_name(),
             self.sessions.backend_name(),

@@ -84,6 +84,15 @@ async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works
         })
         .await;
     }
+    let started = a
+        .wait_for_log(|event| event["message"] == "Outgrow listening")
+        .await;
+    assert!(
+        started["backends"]
+            .as_str()
+            .is_some_and(|backends| backends.contains("redis=cluster")),
+        "{started}"
+    );
     let ann = a.signed_in("ann@example.org").await;
     assert_a_write_reaches_the_other_cache(&a, &b, &ann, "Ann before").await;
 
