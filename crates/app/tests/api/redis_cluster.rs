@@ -189,6 +189,42 @@ async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works
 
 #[tokio::test]
 #[ignore = "needs the scaled backends: scripts/test runs it"]
+async fn outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
+    assert!(scaled(), "run by scripts/test on the scaled backends");
+    let cluster = RedisCluster::up();
+    for node in 0..3 {
+        cluster.stop_node(node);
+    }
+    let app = spawn_instance(&backend_on(&cluster).await, &[]).await;
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann").await.status(),
+        201
+    );
+    // Sign-in needs the session store: refused clearly, not hung.
+    assert_problem(app.login("ann@example.org", PASSWORD).await, 503).await;
+
+    for node in 0..3 {
+        cluster.start_node(node);
+    }
+    eventually(
+        "sign-in works once the cluster is up",
+        Duration::from_secs(15),
+        async || app.login("ann@example.org", PASSWORD).await.status() == 200,
+    )
+    .await;
+    app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
+        value >= Some(1.0)
+    })
+    .await;
+    let ann = app.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!(
+        app.get_with_token("/api/v1/me", &ann.access_token).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the scaled backends: scripts/test runs it"]
 async fn check_reports_the_cluster_and_fails_while_a_master_is_down() {
     assert!(scaled(), "run by scripts/test on the scaled backends");
     let cluster = RedisCluster::up();
