@@ -273,26 +273,13 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
         ))
     };
     report("shards", sharding.await);
-    match &settings.redis_url {
-        None => report(
+    match outgrow_platform::redis_client::RedisClient::from_settings(settings) {
+        Ok(None) => report(
             "redis",
             Ok("not configured: cache, sessions and rate limits in-process".into()),
         ),
-        Some(url) => {
-            let redis = async {
-                let client = outgrow_platform::redis_client::RedisClient::new(
-                    secrecy::ExposeSecret::expose_secret(url),
-                    &settings.redis_key_prefix,
-                    settings.redis_timeout,
-                )?;
-                client.ping().await?;
-                Ok::<_, anyhow::Error>(format!(
-                    "reachable, keys prefixed {:?}",
-                    settings.redis_key_prefix
-                ))
-            };
-            report("redis", redis.await);
-        }
+        Ok(Some(client)) => report("redis", check_redis(&client, &settings.redis_key_prefix).await),
+        Err(error) => report("redis", Err(error)),
     }
     let objects = async {
         let storage = outgrow_platform::storage::ObjectStorage::from_settings(settings)?;
@@ -313,6 +300,29 @@ async fn check(settings: &Settings) -> anyhow::Result<ExitCode> {
         println!("{problems} check(s) failed");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `outgrow check`'s Redis line: reachable (every master of a cluster answers `PING`) and, for
+/// a cluster, its own account of its state, which must be `ok`.
+async fn check_redis(
+    client: &outgrow_platform::redis_client::RedisClient,
+    prefix: &str,
+) -> anyhow::Result<String> {
+    let Some(cluster) = client.cluster_report().await? else {
+        client.ping().await?;
+        return Ok(format!("single server reachable, keys prefixed {prefix:?}"));
+    };
+    if !cluster.is_ok() {
+        bail!("cluster is not serving every slot: {}", cluster.summary());
+    }
+    client
+        .ping()
+        .await
+        .with_context(|| format!("not every master answered PING: {}", cluster.summary()))?;
+    Ok(format!(
+        "cluster: {}, keys prefixed {prefix:?}",
+        cluster.summary()
+    ))
 }
 
 /// Opens the database (migrated) and the shards (map read) for a one-off command.
@@ -542,12 +552,7 @@ async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<Exi
                 bail!("no account with e-mail {email}");
             };
             // Running servers cache user records: with Redis, tell them all to drop this one.
-            if let Some(url) = &settings.redis_url {
-                let redis = outgrow_platform::redis_client::RedisClient::new(
-                    secrecy::ExposeSecret::expose_secret(url),
-                    &settings.redis_key_prefix,
-                    settings.redis_timeout,
-                )?;
+            if let Some(redis) = outgrow_platform::redis_client::RedisClient::from_settings(settings)? {
                 outgrow_platform::cache::Cache::tiered(1, redis, settings.cache_local_ttl)
                     .invalidate(crate::http::users::USERS_CACHE, &user.id.to_string())
                     .await;

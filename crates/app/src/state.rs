@@ -111,17 +111,7 @@ impl App {
     /// Builds the state: opens the database (migrating when `auto_migrate` is on), loads the
     /// keys and chooses every backend.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<AppState> {
-        let redis = match &settings.redis_url {
-            Some(url) => Some(
-                RedisClient::new(
-                    url.expose_secret(),
-                    &settings.redis_key_prefix,
-                    settings.redis_timeout,
-                )
-                .context("redis_url (OUTGROW_REDIS_URL)")?,
-            ),
-            None => None,
-        };
+        let redis = RedisClient::from_settings(&settings)?;
         let markers: Arc<dyn WriteMarkers> = match &redis {
             Some(redis) => Arc::new(RedisMarkers::new(redis.clone(), settings.read_your_writes_window)),
             None => Arc::new(LocalMarkers::new(settings.read_your_writes_window)),
@@ -275,9 +265,10 @@ impl App {
     /// One line for the start-up log: which backend serves each concern.
     pub fn describe_backends(&self) -> String {
         format!(
-            "database={} shards=[{}] cache={} rate_limiter={} sessions={} mail={} objects={}",
+            "database={} shards=[{}] redis={} cache={} rate_limiter={} sessions={} mail={} objects={}",
             self.db.describe(),
             self.shards.describe(),
+            self.redis.as_ref().map_or("none", RedisClient::mode),
             self.cache.backend_name(),
             self.rate_limiter.backend_name(),
             self.sessions.backend_name(),

@@ -38,7 +38,10 @@ use moka::{Expiry, future::Cache as MokaCache};
 use rand::Rng;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{redis_client::RedisClient, shutdown::ShutdownSignal};
+use crate::{
+    redis_client::{RedisClient, Subscription},
+    shutdown::ShutdownSignal,
+};
 
 /// Invalidations kept for replay while Redis is unreachable; beyond this, entries are bounded
 /// by their TTL only.
@@ -340,20 +343,17 @@ impl Cache {
             // Bounded as a whole: a Redis that accepts the connection while shutting down (or
             // a half-open socket) must not leave this listener waiting forever.
             let connected = async {
-                let subscribing = async {
-                    let run_id = shared.redis.run_id().await?;
-                    let mut pubsub = shared.redis.subscriber().await?;
-                    pubsub.subscribe(&channel).await?;
-                    Ok::<_, crate::redis_client::RedisError>((pubsub, run_id))
-                };
-                match tokio::time::timeout(Duration::from_secs(2), subscribing).await {
+                match tokio::time::timeout(Duration::from_secs(2), shared.redis.subscribe(&channel)).await {
                     Ok(result) => result,
                     Err(_) => Err(crate::redis_client::RedisError::CircuitOpen),
                 }
             };
-            let (mut pubsub, run_id) = tokio::select! {
+            let Subscription {
+                mut pubsub,
+                mut probe,
+            } = tokio::select! {
                 result = connected => match result {
-                    Ok(pubsub) => pubsub,
+                    Ok(subscription) => subscription,
                     Err(error) => {
                         tracing::debug!(%error, "cache invalidation bus unavailable; retrying");
                         tokio::select! {
@@ -373,19 +373,23 @@ impl Cache {
             self.for_attached(|_, tier| tier.invalidate_all());
             shared.replay_pending().await;
             metrics::counter!("cache_bus_connects_total").increment(1);
-            tracing::info!(channel, "listening for cache invalidations");
+            tracing::info!(channel, node = probe.node(), "listening for cache invalidations");
             let mut messages = pubsub.on_message();
-            // A subscriber socket does not always notice that Redis went away (a restart, a
-            // half-open connection): check every second that the same Redis still answers.
+            // A subscriber socket does not always notice that its node went away (a restart, a
+            // half-open connection): check every second that the same server still answers.
+            // On a cluster, the other nodes may fail and come back without this one noticing:
+            // invalidations queued meanwhile are retried on the same tick.
             let mut liveness = tokio::time::interval(Duration::from_secs(1));
             liveness.tick().await;
             loop {
                 tokio::select! {
                     _ = liveness.tick() => {
-                        let same = shared.redis.run_id().await.is_ok_and(|current| current == run_id);
-                        if !same {
-                            tracing::warn!("Redis restarted or is unreachable; resubscribing");
+                        if !probe.same_server().await {
+                            tracing::warn!(node = probe.node(), "Redis restarted or is unreachable; resubscribing");
                             break;
+                        }
+                        if shared.has_pending() {
+                            shared.replay_pending().await;
                         }
                     }
                     message = messages.next() => match message {
@@ -564,7 +568,7 @@ impl SharedTier {
         let message = full_key.to_owned();
         let sent = self
             .redis
-            .run("cache_put", |mut connection| async move {
+            .run("cache_put", |connection| async move {
                 redis::pipe()
                     .cmd("SET")
                     .arg(&key)
@@ -573,7 +577,7 @@ impl SharedTier {
                     .arg(ttl_ms)
                     .ignore()
                     .publish(&channel, &message)
-                    .query_async::<()>(&mut connection)
+                    .query_async::<()>(&mut connection.at_key(&key))
                     .await
             })
             .await;
@@ -602,14 +606,22 @@ impl SharedTier {
         let channel = self.channel();
         let message = full_key.to_owned();
         self.redis
-            .run("cache_invalidate", |mut connection| async move {
+            .run("cache_invalidate", |connection| async move {
                 redis::pipe()
                     .del(&key)
                     .publish(&channel, &message)
-                    .query_async::<()>(&mut connection)
+                    .query_async::<()>(&mut connection.at_key(&key))
                     .await
             })
             .await
+    }
+
+    fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_empty()
     }
 
     async fn replay_pending(&self) {

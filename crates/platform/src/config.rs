@@ -62,6 +62,10 @@ pub struct Settings {
     /// Redis for the shared cache tier, sessions, rate limits and read-your-writes markers;
     /// unset = everything in-process. May hold a password.
     pub redis_url: Option<SecretString>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port`, any few of its nodes) to use instead
+    /// of one Redis server: the client discovers the rest. Mutually exclusive with `redis_url`.
+    /// May hold passwords.
+    pub redis_cluster_urls: Vec<SecretString>,
     /// Prefix of every Redis key and channel (several deployments can share one Redis).
     pub redis_key_prefix: String,
     /// A Redis command slower than this counts as failed (and the caller falls back).
@@ -240,6 +244,7 @@ impl Default for Settings {
             replica_max_lag: Duration::from_secs(1),
             replica_probe_interval: Duration::from_secs(1),
             redis_url: None,
+            redis_cluster_urls: Vec::new(),
             redis_key_prefix: "outgrow:".into(),
             redis_timeout: Duration::from_millis(250),
             rate_limit_on_redis_failure: RedisFailureMode::Local,
@@ -382,6 +387,7 @@ const LIST_KEYS: &[&str] = &[
     "cors_origins",
     "database_replica_urls",
     "database_shard_urls",
+    "redis_cluster_urls",
     "worker_queues",
 ];
 
@@ -479,6 +485,20 @@ impl Settings {
             bail!(
                 "invalid configuration: read_your_writes_window (OUTGROW_READ_YOUR_WRITES_WINDOW) must be longer than replica_max_lag (OUTGROW_REPLICA_MAX_LAG)"
             );
+        }
+        if self.redis_url.is_some() && !self.redis_cluster_urls.is_empty() {
+            bail!(
+                "invalid configuration: redis_url (OUTGROW_REDIS_URL) and redis_cluster_urls (OUTGROW_REDIS_CLUSTER_URLS) are mutually exclusive: set redis_url for one Redis server, redis_cluster_urls for a Redis Cluster"
+            );
+        }
+        for (index, url) in self.redis_cluster_urls.iter().enumerate() {
+            // The URL may hold a password: name its position, never its text.
+            if !is_redis_node_url(url.expose_secret()) {
+                bail!(
+                    "invalid configuration: redis_cluster_urls (OUTGROW_REDIS_CLUSTER_URLS) entry {} is not a redis://host:port URL of database 0 (a Redis Cluster has no other database)",
+                    index + 1
+                );
+            }
         }
         if self.redis_key_prefix.is_empty() || self.redis_key_prefix.contains(['{', '}']) {
             bail!(
@@ -583,6 +603,33 @@ fn is_cookie_token(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `redis://[user:password@]host[:port][/0]`: the form a cluster seed node takes (TLS is not
+/// compiled in, and a cluster serves database 0 only).
+fn is_redis_node_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return false;
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    // `[v6 address]:port` or `host:port`, the port optional.
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|port| port > 0));
+    !host.is_empty() && port_ok && matches!(path, "" | "0")
 }
 
 /// Keeps the `OUTGROW_*` variables that are settings, lower-cased without the prefix, and
@@ -780,6 +827,49 @@ mod tests {
             !format!("{settings:?}").contains("u:p@"),
             "URLs with passwords are secrets"
         );
+    }
+
+    #[test]
+    fn cluster_seed_nodes_parse_and_exclude_a_single_redis_url() {
+        let seeds = (
+            "OUTGROW_REDIS_CLUSTER_URLS",
+            "redis://127.0.0.1:7000,redis://:secret-pass@10.0.0.2:7001,redis://cache-2",
+        );
+        let settings = Settings::load_from(None, env(&[seeds])).expect("valid");
+        assert_eq!(settings.redis_cluster_urls.len(), 3);
+        assert!(!format!("{settings:?}").contains("secret-pass"));
+
+        let both = Settings::load_from(
+            None,
+            env(&[seeds, ("OUTGROW_REDIS_URL", "redis://127.0.0.1:6379")]),
+        )
+        .expect_err("exclusive");
+        assert!(error_names(&both, "OUTGROW_REDIS_CLUSTER_URLS") && error_names(&both, "OUTGROW_REDIS_URL"));
+    }
+
+    #[test]
+    fn a_bad_cluster_seed_is_named_by_position_without_its_text() {
+        for bad in [
+            "http://127.0.0.1:7000",
+            "redis://:pw-in-url@127.0.0.1:notaport",
+            "redis://127.0.0.1:7000/3",
+            "redis://",
+        ] {
+            let error = Settings::load_from(
+                None,
+                env(&[(
+                    "OUTGROW_REDIS_CLUSTER_URLS",
+                    &format!("redis://127.0.0.1:7000,{bad}"),
+                )]),
+            )
+            .expect_err(bad);
+            assert!(error.to_string().contains("entry 2"), "{error}");
+            assert!(!error.to_string().contains("pw-in-url"), "{error}");
+        }
+    }
+
+    fn error_names(error: &anyhow::Error, name: &str) -> bool {
+        error.to_string().contains(name)
     }
 
     #[test]

@@ -357,12 +357,12 @@ impl RateLimiter for RedisRateLimiter {
         let script = &self.script;
         let outcome = self
             .redis
-            .run("rate_limit", |mut connection| async move {
+            .run("rate_limit", |connection| async move {
                 script
                     .key(&redis_key)
                     .arg(interval_us)
                     .arg(policy.limit)
-                    .invoke_async::<i64>(&mut connection)
+                    .invoke_async::<i64>(&mut connection.at_key(&redis_key))
                     .await
             })
             .await;

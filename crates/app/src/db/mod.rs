@@ -130,18 +130,14 @@ impl Database {
     /// [`Database::connect`] for one-off commands (CLI): read-your-writes markers go to Redis
     /// when it is configured, so a write made here is routed correctly by the servers too.
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
-        let markers: Arc<dyn WriteMarkers> = match &settings.redis_url {
-            Some(url) => Arc::new(markers::RedisMarkers::new(
-                outgrow_platform::redis_client::RedisClient::new(
-                    url.expose_secret(),
-                    &settings.redis_key_prefix,
-                    settings.redis_timeout,
-                )
-                .context("redis_url (OUTGROW_REDIS_URL)")?,
-                settings.read_your_writes_window,
-            )),
-            None => Arc::new(markers::LocalMarkers::new(settings.read_your_writes_window)),
-        };
+        let markers: Arc<dyn WriteMarkers> =
+            match outgrow_platform::redis_client::RedisClient::from_settings(settings)? {
+                Some(redis) => Arc::new(markers::RedisMarkers::new(
+                    redis,
+                    settings.read_your_writes_window,
+                )),
+                None => Arc::new(markers::LocalMarkers::new(settings.read_your_writes_window)),
+            };
         Self::connect(settings, markers).await
     }
 

@@ -200,13 +200,13 @@ impl SessionStore for RedisSessions {
         let script = &self.rotate;
         let reply: Vec<String> = self
             .redis
-            .run("session_rotate", |mut connection| async move {
+            .run("session_rotate", |connection| async move {
                 script
                     .key(&keys[0])
                     .key(&keys[1])
                     .key(&keys[2])
                     .arg(now.timestamp_millis())
-                    .invoke_async(&mut connection)
+                    .invoke_async(&mut connection.at_key(&keys[0]))
                     .await
             })
             .await?;
@@ -239,8 +239,11 @@ impl SessionStore for RedisSessions {
         let key = self.session_key(id);
         let script = &self.revoke;
         self.redis
-            .run("session_revoke", |mut connection| async move {
-                script.key(&key).invoke_async::<i64>(&mut connection).await
+            .run("session_revoke", |connection| async move {
+                script
+                    .key(&key)
+                    .invoke_async::<i64>(&mut connection.at_key(&key))
+                    .await
             })
             .await?;
         Ok(())
@@ -301,5 +304,27 @@ impl SessionStore for RedisSessions {
 
     fn backend_name(&self) -> &'static str {
         "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outgrow_platform::redis_client::same_slot;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_keys_of_one_script_or_transaction_share_a_cluster_slot() {
+        let redis = RedisClient::new("redis://127.0.0.1:1", "outgrow:", Duration::from_millis(50))
+            .expect("lazy client");
+        let sessions = RedisSessions::new(redis);
+        let sid = Uuid::now_v7();
+        // The rotation script and the creation transaction touch these together.
+        let session = sessions.session_key(sid);
+        let presented = sessions.refresh_key(sid, &[1; 32]);
+        let replacement = sessions.refresh_key(sid, &[2; 32]);
+        assert!(same_slot(&[&session, &presented, &replacement]));
+        // Another session's keys may live anywhere: nothing spans two sessions.
+        assert!(sessions.user_key(UserId(Uuid::now_v7())).contains('{'));
     }
 }

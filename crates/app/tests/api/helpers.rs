@@ -43,7 +43,26 @@ pub fn scaled() -> bool {
     std::env::var("OUTGROW_TEST_BACKEND").is_ok_and(|backend| backend == "scaled")
 }
 
-fn required_env(name: &str) -> String {
+/// Whether the scaled pass uses the Redis Cluster that scripts/services started instead of its
+/// single Redis: `OUTGROW_TEST_REDIS_MODE=cluster` (scripts/test's cluster pass).
+pub fn redis_cluster_mode() -> bool {
+    std::env::var("OUTGROW_TEST_REDIS_MODE").is_ok_and(|mode| mode == "cluster")
+}
+
+/// The setting that points a server at the shared test Redis: `OUTGROW_REDIS_URL` (the single
+/// server), or `OUTGROW_REDIS_CLUSTER_URLS` (the cluster's seed nodes) in cluster mode.
+pub fn shared_redis_setting() -> (String, String) {
+    if redis_cluster_mode() {
+        (
+            "OUTGROW_REDIS_CLUSTER_URLS".into(),
+            required_env("OUTGROW_TEST_REDIS_CLUSTER"),
+        )
+    } else {
+        ("OUTGROW_REDIS_URL".into(), required_env("OUTGROW_TEST_REDIS"))
+    }
+}
+
+pub fn required_env(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: start the services with scripts/services up"))
 }
@@ -55,7 +74,8 @@ pub fn with_database(url: &str, database: &str) -> String {
 }
 
 /// A fresh database on the shared primary (replicated to its replicas) and a fresh Redis key
-/// prefix, so tests sharing the services never see each other's data.
+/// prefix, so tests sharing the services never see each other's data. Redis is the shared
+/// single server, or the shared cluster in cluster mode ([`redis_cluster_mode`]).
 pub async fn isolated_scaled_backend() -> Vec<(String, String)> {
     use sqlx::Connection;
     let primary = required_env("OUTGROW_TEST_PG_PRIMARY");
@@ -82,7 +102,7 @@ pub async fn isolated_scaled_backend() -> Vec<(String, String)> {
         ("OUTGROW_DATABASE_URL".into(), with_database(&primary, &name)),
         ("OUTGROW_DATABASE_REPLICA_URLS".into(), replica_urls.join(",")),
         ("OUTGROW_DATABASE_SHARD_URLS".into(), shard_urls.join(",")),
-        ("OUTGROW_REDIS_URL".into(), required_env("OUTGROW_TEST_REDIS")),
+        shared_redis_setting(),
         ("OUTGROW_REDIS_KEY_PREFIX".into(), format!("{name}:")),
         // Objects in the S3-compatible store (keys are UUIDs: tests never collide).
         (

@@ -10,6 +10,7 @@ mod job_claims;
 mod jobs;
 mod media;
 mod operations;
+mod redis_cluster;
 mod revocation;
 mod scaled;
 mod services;

@@ -158,9 +158,7 @@ async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once(
 async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
     require_scaled();
     let cluster = PgCluster::up(2);
-    let (database, backend) = cluster
-        .backend(&std::env::var("OUTGROW_TEST_REDIS").expect("redis"))
-        .await;
+    let (database, backend) = cluster.backend(shared_redis_setting()).await;
     let app = spawn_instance(
         &backend,
         &[
@@ -272,9 +270,7 @@ async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
 async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
     require_scaled();
     let cluster = PgCluster::up(2);
-    let (_, backend) = cluster
-        .backend(&std::env::var("OUTGROW_TEST_REDIS").expect("redis"))
-        .await;
+    let (_, backend) = cluster.backend(shared_redis_setting()).await;
     let app = spawn_instance(
         &backend,
         &[
@@ -356,12 +352,11 @@ async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart()
 async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back() {
     require_scaled();
     let redis = RedisServer::up();
+    // This test's own single Redis, also on the cluster pass (redis_cluster.rs restarts a
+    // cluster master).
     let mut backend = isolated_scaled_backend().await;
-    for (key, value) in &mut backend {
-        if key == "OUTGROW_REDIS_URL" {
-            *value = redis.url();
-        }
-    }
+    backend.retain(|(key, _)| key != "OUTGROW_REDIS_CLUSTER_URLS" && key != "OUTGROW_REDIS_URL");
+    backend.push(("OUTGROW_REDIS_URL".into(), redis.url()));
     // Every request asks the session store (no in-process session cache), so that its
     // fallback while Redis is down is what is tested.
     let app = spawn_instance(&backend, &[("OUTGROW_SESSION_CACHE_TTL", "0s")]).await;

@@ -1,7 +1,8 @@
-//! Private PostgreSQL clusters and Redis servers for the tests that break them on purpose
-//! (pausing replication, stopping a replica, stopping Redis): the shared services of the
-//! scaled pass must stay healthy for every other test. Built on scripts/pg-cluster and
-//! scripts/redis, the same scripts scripts/services uses.
+//! Private PostgreSQL clusters, Redis servers and Redis Clusters for the tests that break them
+//! on purpose (pausing replication, stopping a replica, stopping Redis or a cluster master):
+//! the shared services of the scaled pass must stay healthy for every other test. Built on
+//! scripts/pg-cluster, scripts/redis and scripts/redis-cluster, the scripts scripts/services
+//! uses.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -96,8 +97,9 @@ impl PgCluster {
     }
 
     /// A new database, created on the primary and waited for on every replica; returns the
-    /// backend settings for a server using it (and `redis_url` with a fresh prefix).
-    pub async fn backend(&self, redis_url: &str) -> (String, Vec<(String, String)>) {
+    /// backend settings for a server using it (and `redis`, a `(setting, value)` pair such as
+    /// [`crate::helpers::shared_redis_setting`], with a fresh prefix).
+    pub async fn backend(&self, redis: (String, String)) -> (String, Vec<(String, String)>) {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         self.execute(0, "postgres", &format!("CREATE DATABASE \"{name}\""))
             .await;
@@ -117,7 +119,7 @@ impl PgCluster {
         let settings = vec![
             ("OUTGROW_DATABASE_URL".to_owned(), self.url(0, &name)),
             ("OUTGROW_DATABASE_REPLICA_URLS".to_owned(), replicas.join(",")),
-            ("OUTGROW_REDIS_URL".to_owned(), redis_url.to_owned()),
+            redis,
             ("OUTGROW_REDIS_KEY_PREFIX".to_owned(), format!("{name}:")),
         ];
         (name, settings)
@@ -172,6 +174,79 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = Command::new(script("redis")).arg("down").arg(&self.dir).output();
+    }
+}
+
+/// A 3-master Redis Cluster of the test's own (scripts/redis-cluster), removed when dropped.
+pub struct RedisCluster {
+    dir: PathBuf,
+    pub base_port: u16,
+}
+
+impl RedisCluster {
+    pub fn up() -> Self {
+        let dir = PathBuf::from(format!(
+            "/tmp/outgrow-test-redis-cluster-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        // The nodes' cluster bus listens 10,000 above each port: that must be free too.
+        let base_port = (0..50)
+            .map(|_| free_ports(3))
+            .find(|base| {
+                (0..3).all(|node| std::net::TcpListener::bind(("127.0.0.1", base + 10_000 + node)).is_ok())
+            })
+            .expect("free ports for a cluster and its bus");
+        run(Command::new(script("redis-cluster"))
+            .arg("up")
+            .arg(&dir)
+            .arg(base_port.to_string()));
+        Self { dir, base_port }
+    }
+
+    /// The seed URLs, comma separated (`OUTGROW_REDIS_CLUSTER_URLS`).
+    pub fn urls(&self) -> String {
+        (0..3)
+            .map(|node| format!("redis://127.0.0.1:{}", self.base_port + node))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `CLUSTER INFO`'s `cluster_state` as node `node` sees it (empty when it does not answer).
+    pub fn state(&self, node: u16) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &(self.base_port + node).to_string()])
+            .args(["cluster", "info"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("cluster_state:"))
+            .map(|state| state.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn stop_node(&self, node: u16) {
+        run(Command::new(script("redis-cluster"))
+            .arg("stop-node")
+            .arg(&self.dir)
+            .arg(node.to_string()));
+    }
+
+    /// Starts node `node` again and waits until every node reports `cluster_state:ok`.
+    pub fn start_node(&self, node: u16) {
+        run(Command::new(script("redis-cluster"))
+            .arg("start-node")
+            .arg(&self.dir)
+            .arg(node.to_string()));
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script("redis-cluster"))
+            .arg("down")
+            .arg(&self.dir)
+            .output();
     }
 }
 
