@@ -38,6 +38,12 @@ const EVENTS_PER_BATCH = 5;
 const acknowledged = new Counter('orders_acknowledged');
 const refusedWithRetryAfter = new Counter('writes_503_with_retry_after');
 const serverFailures = new Counter('responses_500');
+// A write without an Idempotency-Key whose connection closed before any answer (status 0):
+// the client cannot know whether it was processed, and may not resend it on its own. An nginx
+// reload (the readiness watcher makes two per restarted instance) closes idle client
+// keep-alive connections, and a request racing that close ends like this. Orders carry a key,
+// so k6 (Go's HTTP client) resends them by itself; event batches do not.
+const unkeyedConnectionLost = new Counter('writes_unkeyed_connection_lost');
 
 // 409 is the store saying "out of stock": an answer, not a failure. In degraded mode a 503
 // is the documented answer of a write that needs Redis.
@@ -145,6 +151,7 @@ export default function (data) {
     checkRefusal(response);
   }
   if (response.status === 500) serverFailures.add(1);
+  if (response.status === 0 && step === 4) unkeyedConnectionLost.add(1);
 }
 
 function count(data, name, tags) {
@@ -166,6 +173,7 @@ export function handleSummary(data) {
     orders_acknowledged: (data.metrics.orders_acknowledged || { values: { count: 0 } }).values.count,
     writes_503_with_retry_after: (data.metrics.writes_503_with_retry_after || { values: { count: 0 } }).values.count,
     responses_500: (data.metrics.responses_500 || { values: { count: 0 } }).values.count,
+    writes_unkeyed_connection_lost: (data.metrics.writes_unkeyed_connection_lost || { values: { count: 0 } }).values.count,
     p95_ms: Math.round(duration95 * 10) / 10,
     thresholds_ok: Object.values(data.metrics).every((m) => !m.thresholds || Object.values(m.thresholds).every((t) => t.ok)),
   };

@@ -189,11 +189,12 @@ impl RedisCluster {
             "/tmp/outgrow-test-redis-cluster-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        // The nodes' cluster bus listens 10,000 above each port: that must be free too.
+        // The nodes' cluster bus listens 1,000 above each port (scripts/redis-cluster): that
+        // must be free too.
         let base_port = (0..50)
             .map(|_| free_ports(3))
             .find(|base| {
-                (0..3).all(|node| std::net::TcpListener::bind(("127.0.0.1", base + 10_000 + node)).is_ok())
+                (0..3).all(|node| std::net::TcpListener::bind(("127.0.0.1", base + 1_000 + node)).is_ok())
             })
             .expect("free ports for a cluster and its bus");
         run(Command::new(script("redis-cluster"))
