@@ -232,7 +232,10 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
     let n = pooled.read(&mut first).await.expect("read probe");
     let first = String::from_utf8_lossy(&first[..n]).to_lowercase();
     assert!(first.starts_with("http/1.1 200"), "{first}");
-    assert!(!first.contains("connection: close"), "kept alive before the signal: {first}");
+    assert!(
+        !first.contains("connection: close"),
+        "kept alive before the signal: {first}"
+    );
     // Wait until the request is being handled.
     app.wait_for_log(|_| true).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -253,7 +256,10 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
     assert_eq!(ready.status(), 503);
     // While draining, requests are still served, but every connection is closed after its
     // response, so that no pooled connection is left to be cut under a request later.
-    pooled.write_all(probe.as_bytes()).await.expect("write while draining");
+    pooled
+        .write_all(probe.as_bytes())
+        .await
+        .expect("write while draining");
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), pooled.read_to_end(&mut answer))
         .await
