@@ -42,7 +42,7 @@ const serverFailures = new Counter('responses_500');
 // the client cannot know whether it was processed, and may not resend it on its own. An nginx
 // reload (the readiness watcher makes two per restarted instance) closes idle client
 // keep-alive connections, and a request racing that close ends like this. Orders carry a key,
-// so k6 (Go's HTTP client) resends them by itself; event batches do not.
+// so k6 (Go's HTTP client) resends them by itself; event batches, exports and sign-ins do not.
 const unkeyedConnectionLost = new Counter('writes_unkeyed_connection_lost');
 
 // 409 is the store saying "out of stock": an answer, not a failure. In degraded mode a 503
@@ -151,7 +151,8 @@ export default function (data) {
     checkRefusal(response);
   }
   if (response.status === 500) serverFailures.add(1);
-  if (response.status === 0 && step === 4) unkeyedConnectionLost.add(1);
+  // Every write but the order (steps 4 and 5) carries no Idempotency-Key.
+  if (response.status === 0 && step >= 4 && response.request.method === 'POST') unkeyedConnectionLost.add(1);
 }
 
 function count(data, name, tags) {
