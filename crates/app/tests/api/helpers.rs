@@ -46,6 +46,19 @@ pub fn scaled() -> bool {
     std::env::var("OUTGROW_TEST_BACKEND").is_ok_and(|backend| backend == "scaled")
 }
 
+/// The first line of every test that only makes sense on the scaled backends (several
+/// instances, PostgreSQL shards, replicas, Redis). Such tests are named `scaled_only_*`:
+/// `.config/nextest.toml`'s default filter leaves them out, so the embedded pass reports them as
+/// skipped, and scripts/test's scaled passes select them with `--ignore-default-filter`. Run
+/// any other way on the embedded backend, they fail here rather than pass without testing
+/// anything.
+pub fn require_scaled() {
+    assert!(
+        scaled(),
+        "a scaled_only_ test: run it with OUTGROW_TEST_BACKEND=scaled (scripts/test does)"
+    );
+}
+
 /// Whether the scaled pass uses the Redis Cluster that scripts/services started instead of its
 /// single Redis: `OUTGROW_TEST_REDIS_MODE=cluster` (scripts/test's cluster pass).
 pub fn redis_cluster_mode() -> bool {

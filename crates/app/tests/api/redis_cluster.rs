@@ -4,7 +4,8 @@
 //! The features themselves (rate limits and their headers, sessions and revocation across two
 //! instances, the cache and its invalidation bus, read-your-writes markers) run against the
 //! shared cluster on scripts/test's cluster pass: the scaled tests with
-//! `OUTGROW_TEST_REDIS_MODE=cluster`. Ignored on the embedded pass like scaled.rs.
+//! `OUTGROW_TEST_REDIS_MODE=cluster`. Named `scaled_only_*`, like scaled.rs: skipped on the
+//! embedded pass.
 
 use std::time::{Duration, Instant};
 
@@ -62,9 +63,9 @@ async fn assert_a_write_reaches_the_other_cache(
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works_again_after_it() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works_again_after_it()
+{
+    require_scaled();
     let cluster = RedisCluster::up();
     let backend = backend_on(&cluster).await;
     let settings = [
@@ -187,9 +188,8 @@ async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
+    require_scaled();
     let cluster = RedisCluster::up();
     for node in 0..3 {
         cluster.stop_node(node);
@@ -226,9 +226,8 @@ async fn outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn check_reports_the_cluster_and_fails_while_a_master_is_down() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_check_reports_the_cluster_and_fails_while_a_master_is_down() {
+    require_scaled();
     let cluster = RedisCluster::up();
     let dir = tempfile::tempdir().expect("temp dir");
     let check = || -> (bool, String) {

@@ -161,9 +161,8 @@ async fn a_revoked_session_is_refused_at_once_by_the_instance_that_revoked_it() 
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_revocation_reaches_every_other_instance_over_the_bus_within_the_bound() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_within_the_bound() {
+    require_scaled();
     // A long TTL: only the invalidation bus can make B refuse the token in time.
     let settings = [("OUTGROW_SESSION_CACHE_TTL", "60s")];
     let a = TestApp::builder().settings(&settings).spawn().await;
@@ -187,9 +186,8 @@ async fn a_revocation_reaches_every_other_instance_over_the_bus_within_the_bound
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn without_the_bus_a_revocation_reaches_other_instances_within_the_session_cache_ttl() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within_the_session_cache_ttl() {
+    require_scaled();
     // PostgreSQL sessions and no Redis: nothing tells B; its cache entry expires instead.
     let backend: Vec<(String, String)> = isolated_scaled_backend()
         .await
@@ -216,9 +214,8 @@ async fn without_the_bus_a_revocation_reaches_other_instances_within_the_session
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn an_authenticated_cached_read_costs_one_redis_round_trip() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_an_authenticated_cached_read_costs_one_redis_round_trip() {
+    require_scaled();
     let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);

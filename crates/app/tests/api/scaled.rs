@@ -1,7 +1,7 @@
 //! Scale-out behaviour that only exists on the scaled backends: several stateless instances
 //! sharing PostgreSQL and Redis, read-your-writes over lagging replicas, and faults (a stopped
-//! replica, a stopped Redis). Ignored on the embedded pass; scripts/test runs them on the
-//! scaled pass with `--run-ignored all`.
+//! replica, a stopped Redis). Named `scaled_only_*`: skipped on the embedded pass (see
+//! [`crate::helpers::require_scaled`]).
 
 use std::time::{Duration, Instant};
 
@@ -12,15 +12,8 @@ use crate::{
     services::{PgCluster, RedisServer},
 };
 
-const NEEDS_SCALED: &str = "run by scripts/test on the scaled backends (OUTGROW_TEST_BACKEND=scaled)";
-
-fn require_scaled() {
-    assert!(scaled(), "{NEEDS_SCALED}");
-}
-
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_session_made_on_one_instance_works_and_dies_on_another() {
+async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() {
     require_scaled();
     let a = TestApp::spawn().await;
     let b = TestApp::builder().backend(&a.backend).spawn().await;
@@ -63,8 +56,7 @@ async fn a_session_made_on_one_instance_works_and_dies_on_another() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
+async fn scaled_only_the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
     require_scaled();
     let limit = [("OUTGROW_RATE_LIMIT_DEFAULT", "6/1m")];
     let a = TestApp::builder().settings(&limit).spawn().await;
@@ -90,8 +82,7 @@ async fn the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once() {
+async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_cache_at_once() {
     require_scaled();
     // A long local TTL: only the invalidation bus can make B see the change quickly.
     let settings = [
@@ -139,8 +130,7 @@ async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once(
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
+async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() {
     require_scaled();
     let cluster = PgCluster::up(2);
     let (database, backend) = cluster.backend(shared_redis_setting()).await;
@@ -241,8 +231,7 @@ async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
+async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
     require_scaled();
     let cluster = PgCluster::up(2);
     let (_, backend) = cluster.backend(shared_redis_setting()).await;
@@ -315,8 +304,7 @@ async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart()
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back() {
+async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back() {
     require_scaled();
     let redis = RedisServer::up();
     // This test's own single Redis, also on the cluster pass (redis_cluster.rs restarts a
@@ -414,8 +402,7 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_promotion_from_the_command_line_reaches_the_servers_caches() {
+async fn scaled_only_a_promotion_from_the_command_line_reaches_the_servers_caches() {
     require_scaled();
     let app = TestApp::builder()
         .settings(&[
@@ -448,8 +435,7 @@ async fn a_promotion_from_the_command_line_reaches_the_servers_caches() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
+async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
     require_scaled();
     let backend: Vec<(String, String)> = isolated_scaled_backend()
         .await

@@ -9,9 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_bucket_move() {
-    if !scaled() {
-        return;
-    }
+    require_scaled();
     let app = TestApp::builder()
         .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
         .spawn()
@@ -89,9 +87,7 @@ async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_buck
 
 #[tokio::test]
 async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_released() {
-    if !scaled() {
-        return;
-    }
+    require_scaled();
     use sqlx::Connection;
     let app = TestApp::builder()
         .settings(&[
