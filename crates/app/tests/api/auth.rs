@@ -8,7 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn register_returns_201_with_location_and_a_normalised_email() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app
         .register("  Ann.Lee@Example.ORG ", PASSWORD, "  Ann Lee ")
@@ -29,7 +29,7 @@ async fn register_returns_201_with_location_and_a_normalised_email() {
 
 #[tokio::test]
 async fn registering_a_taken_email_in_any_case_returns_409() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
         201
@@ -45,7 +45,7 @@ async fn registering_a_taken_email_in_any_case_returns_409() {
 
 #[tokio::test]
 async fn registration_with_invalid_fields_returns_400_naming_each_field() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app.register("not-an-email", "short", "   ").await;
 
@@ -62,7 +62,7 @@ async fn registration_with_invalid_fields_returns_400_naming_each_field() {
 
 #[tokio::test]
 async fn the_password_policy_follows_nist_800_63b() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let cases = [
         ("seven77", false),                // 7 characters
         ("eight888", true),                // 8 characters
@@ -88,7 +88,7 @@ async fn the_password_policy_follows_nist_800_63b() {
 
 #[tokio::test]
 async fn login_returns_a_jwt_with_sub_exp_iat_kid_and_a_refresh_token() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let registered: Value = app
         .register("ann@example.org", PASSWORD, "Ann")
         .await
@@ -118,7 +118,7 @@ async fn login_returns_a_jwt_with_sub_exp_iat_kid_and_a_refresh_token() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_email_get_the_same_401_after_the_same_work() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.register("ann@example.org", PASSWORD, "Ann").await;
 
     let mut wrong_password = Vec::new();
@@ -158,7 +158,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401_after_the_same_w
 
 #[tokio::test]
 async fn refresh_rotates_the_token_and_the_new_pair_works() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
 
     let response = app
@@ -184,7 +184,7 @@ async fn refresh_rotates_the_token_and_the_new_pair_works() {
 
 #[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let rotated: Value = app
         .post_json(
@@ -222,7 +222,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_let_exactly_one_win() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let body = json!({"refresh_token": user.refresh_token});
 
@@ -239,16 +239,12 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_win() {
 
 #[tokio::test]
 async fn logout_ends_the_session_at_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
 
     let response = app
-        .client
-        .post(app.url("/api/v1/auth/logout"))
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .expect("logout");
+        .post_with_token("/api/v1/auth/logout", &user.access_token)
+        .await;
 
     assert_eq!(response.status(), 204);
     assert_problem(app.get_with_token("/api/v1/me", &user.access_token).await, 401).await;
@@ -263,18 +259,14 @@ async fn logout_ends_the_session_at_once() {
 
 #[tokio::test]
 async fn logout_all_ends_every_session_of_the_user_only() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let laptop = app.signed_in("ann@example.org").await;
     let phone = app.sign_in("ann@example.org", PASSWORD).await;
     let bob = app.signed_in("bob@example.org").await;
 
     let response = app
-        .client
-        .post(app.url("/api/v1/auth/logout-all"))
-        .bearer_auth(&phone.access_token)
-        .send()
-        .await
-        .expect("logout-all");
+        .post_with_token("/api/v1/auth/logout-all", &phone.access_token)
+        .await;
 
     assert_eq!(response.status(), 204);
     for token in [&laptop.access_token, &phone.access_token] {
@@ -295,7 +287,7 @@ async fn logout_all_ends_every_session_of_the_user_only() {
 
 #[tokio::test]
 async fn a_browser_login_sets_a_secure_httponly_samesite_cookie_that_authenticates() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.register("ann@example.org", PASSWORD, "Ann").await;
 
     let response = app
@@ -314,13 +306,7 @@ async fn a_browser_login_sets_a_secure_httponly_samesite_cookie_that_authenticat
     }
     assert_eq!(attributes["samesite"], "Lax");
     let cookie = format!("outgrow_session={value}");
-    let me = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("me");
+    let me = app.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(me.status(), 200);
 
     let logout = app
@@ -333,19 +319,13 @@ async fn a_browser_login_sets_a_secure_httponly_samesite_cookie_that_authenticat
     assert_eq!(logout.status(), 204);
     let cleared = cookie_attributes(&header(&logout, "set-cookie").expect("clearing cookie"));
     assert_eq!(cleared["max-age"], "0");
-    let after = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("me");
+    let after = app.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_problem(after, 401).await;
 }
 
 #[tokio::test]
 async fn a_cross_site_write_with_the_session_cookie_is_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.register("ann@example.org", PASSWORD, "Ann").await;
     let (cookie, _) = app.cookie_login("ann@example.org", PASSWORD).await;
 

@@ -19,7 +19,7 @@ async fn post_raw(
 
 #[tokio::test]
 async fn malformed_json_is_a_400_with_a_useful_detail() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let problem = assert_problem(
         post_raw(
             &app,
@@ -42,7 +42,7 @@ async fn malformed_json_is_a_400_with_a_useful_detail() {
 
 #[tokio::test]
 async fn wrong_types_missing_and_unknown_fields_are_400s_naming_the_field() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let cases = [
         (json!({"email": 42, "password": PASSWORD, "name": "Ann"}), "email"),
         (json!({"email": "ann@example.org", "password": PASSWORD}), "name"),
@@ -73,7 +73,7 @@ async fn wrong_types_missing_and_unknown_fields_are_400s_naming_the_field() {
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_a_415() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_problem(post_raw(&app, "/api/v1/auth/login", None, "email=ann").await, 415).await;
     assert_problem(
         post_raw(&app, "/api/v1/auth/login", Some("text/plain"), "{}").await,
@@ -101,7 +101,7 @@ const INJECTIONS: &[&str] = &[
 
 #[tokio::test]
 async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let ann = app.signed_in("ann@example.org").await;
     let admin = app.admin("admin@example.org").await;
 
@@ -116,13 +116,8 @@ async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
             app.login("ann@example.org", payload).await,
             app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": payload}))
                 .await,
-            app.client
-                .patch(app.url("/api/v1/me"))
-                .bearer_auth(&ann.access_token)
-                .json(&json!({"name": payload}))
-                .send()
-                .await
-                .expect("patch"),
+            app.patch_json_with_token("/api/v1/me", &ann.access_token, &json!({"name": payload}))
+                .await,
             app.client
                 .get(app.url("/api/v1/users"))
                 .query_pairs(&[("after", payload)])
@@ -130,18 +125,13 @@ async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
                 .send()
                 .await
                 .expect("list"),
-            app.client
-                .get(app.url(&format!("/api/v1/users/{}", urlencode(payload))))
-                .bearer_auth(&admin.access_token)
-                .send()
-                .await
-                .expect("get"),
-            app.client
-                .get(app.url("/api/v1/me"))
-                .bearer_auth(payload.replace('\u{0}', ""))
-                .send()
-                .await
-                .expect("me"),
+            app.get_with_token(
+                &format!("/api/v1/users/{}", urlencode(payload)),
+                &admin.access_token,
+            )
+            .await,
+            app.get_with_token("/api/v1/me", &payload.replace('\u{0}', ""))
+                .await,
         ];
         for (case, response) in responses.into_iter().enumerate() {
             let status = response.status().as_u16();
@@ -156,11 +146,8 @@ async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
     // The tables are intact and every account still works.
     assert_eq!(app.login("ann@example.org", PASSWORD).await.status(), 200);
     let page: Value = app
-        .get_with_token("/api/v1/users?limit=100", &admin.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json_with_token("/api/v1/users?limit=100", &admin.access_token)
+        .await;
     let names: Vec<&str> = page["items"]
         .as_array()
         .expect("items")
@@ -205,7 +192,7 @@ impl QueryPairs for reqwest::RequestBuilder {
 
 #[tokio::test]
 async fn oversized_and_odd_field_values_are_4xx() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let huge = "a".repeat(100_000);
     let cases = [
         json!({"email": format!("{huge}@example.org"), "password": PASSWORD, "name": "Ann"}),
@@ -228,7 +215,7 @@ async fn oversized_and_odd_field_values_are_4xx() {
 
 #[tokio::test]
 async fn deeply_nested_json_is_refused_without_crashing() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let nested: String = "[".repeat(10_000) + &"]".repeat(10_000);
     let response = app
         .client
@@ -239,13 +226,5 @@ async fn deeply_nested_json_is_refused_without_crashing() {
         .await
         .expect("post");
     assert_problem(response, 400).await;
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("alive")
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }

@@ -1,14 +1,37 @@
-//! The command line: check, migrate, configuration layering and errors.
+//! The command line: check, migrate, configuration layering and errors. On the scaled pass
+//! every command runs against the shared PostgreSQL (primary, replicas, shards), Redis and S3
+//! store, through a fresh database and key prefix of its own.
 
 use std::process::Output;
 
 use crate::helpers::*;
 
-fn run(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// The backend settings of this pass: none on the embedded one, a fresh
+/// [`isolated_scaled_backend`] on the scaled one.
+async fn pass_backend() -> Vec<(String, String)> {
+    if scaled() {
+        isolated_scaled_backend().await
+    } else {
+        Vec::new()
+    }
+}
+
+/// `outgrow <args>` on `data_dir` and `backend`, with `env` on top (an empty value unsets).
+fn run(
+    data_dir: &std::path::Path,
+    backend: &[(String, String)],
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let mut command = base_command(data_dir);
+    command.envs(backend.iter().map(|(key, value)| (key, value)));
     command.args(args);
     for (key, value) in env {
-        command.env(key, value);
+        if value.is_empty() {
+            command.env_remove(key);
+        } else {
+            command.env(key, value);
+        }
     }
     command.output().expect("run outgrow")
 }
@@ -21,45 +44,117 @@ fn text(output: &Output) -> String {
     )
 }
 
-#[test]
-fn check_passes_on_a_fresh_machine() {
+fn setting<'a>(backend: &'a [(String, String)], name: &str) -> &'a str {
+    backend
+        .iter()
+        .find(|(key, _)| key == name)
+        .map_or("", |(_, value)| value.as_str())
+}
+
+/// `host:port/database` of a `postgres://user@host:port/database` URL.
+fn location(url: &str) -> &str {
+    url.rsplit_once('@').map_or(url, |(_, location)| location)
+}
+
+#[tokio::test]
+async fn check_passes_on_a_fresh_machine() {
     let dir = tempfile::tempdir().expect("dir");
-    let output = run(&dir.path().join("data"), &["check"], &[]);
-    assert!(output.status.success(), "{}", text(&output));
+    let backend = pass_backend().await;
+    let output = run(&dir.path().join("data"), &backend, &["check"], &[]);
     let report = text(&output);
-    for line in [
+    assert!(output.status.success(), "{report}");
+    let mut expected: Vec<String> = [
         "configuration: ok",
         "data dir: ok",
         "jwt keys: ok",
-        "database: ok",
-        "object storage: ok",
         "mail: ok",
         "all checks passed",
-    ] {
-        assert!(report.contains(line), "{line} missing:\n{report}");
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if scaled() {
+        // Every backend the scaled pass runs on, reached for real.
+        let primary = location(setting(&backend, "OUTGROW_DATABASE_URL"));
+        let replicas: Vec<&str> = setting(&backend, "OUTGROW_DATABASE_REPLICA_URLS")
+            .split(',')
+            .map(location)
+            .collect();
+        expected.push(format!(
+            "database: ok (postgres (primary {primary}; replicas [{}]))",
+            replicas.join(", ")
+        ));
+        expected.push("shards: ok (2 shard database(s) reachable".to_owned());
+        for shard in setting(&backend, "OUTGROW_DATABASE_SHARD_URLS").split(',') {
+            expected.push(location(shard).to_owned());
+        }
+        let prefix = setting(&backend, "OUTGROW_REDIS_KEY_PREFIX");
+        expected.push(if redis_cluster_mode() {
+            "redis: ok (cluster: ".to_owned()
+        } else {
+            format!("redis: ok (single server reachable, keys prefixed {prefix:?})")
+        });
+        expected.push(format!(
+            "object storage: ok (s3 (bucket {} at {}))",
+            required_env("OUTGROW_TEST_S3_BUCKET"),
+            required_env("OUTGROW_TEST_S3_ENDPOINT")
+        ));
+    } else {
+        expected.push("database: ok (sqlite (".to_owned());
+        expected.push("redis: ok (not configured".to_owned());
+        expected.push("object storage: ok (local (".to_owned());
+    }
+    for line in expected {
+        assert!(report.contains(&line), "{line} missing:\n{report}");
     }
 }
 
-#[test]
-fn check_fails_when_a_backend_is_unreachable() {
+#[tokio::test]
+async fn check_fails_when_a_backend_is_unreachable_or_refuses() {
     let dir = tempfile::tempdir().expect("dir");
-    let output = run(
-        &dir.path().join("data"),
-        &["check"],
-        &[(
-            "OUTGROW_DATABASE_URL",
-            "sqlite:///proc/outgrow-cannot-write-here/db.sqlite3",
-        )],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(text(&output).contains("database: FAILED"), "{}", text(&output));
+    let backend = pass_backend().await;
+    let closed = format!("127.0.0.1:{}", crate::services::closed_port());
+    let mut unreachable = vec![(
+        "database",
+        "OUTGROW_DATABASE_URL".to_owned(),
+        if scaled() {
+            format!("postgres://postgres@{closed}/postgres")
+        } else {
+            "sqlite:///proc/outgrow-cannot-write-here/db.sqlite3".to_owned()
+        },
+    )];
+    if scaled() {
+        let redis_url = format!("redis://{closed}");
+        let (redis_key, _) = shared_redis_setting();
+        unreachable.push(("redis", redis_key, redis_url));
+        // Refused, not unreachable: the S3 client retries a closed port for minutes.
+        unreachable.push((
+            "object storage",
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            "not-the-secret".to_owned(),
+        ));
+    }
+    for (what, key, value) in unreachable {
+        let output = run(&dir.path().join("data"), &backend, &["check"], &[(&key, &value)]);
+        assert_eq!(output.status.code(), Some(1), "{what}: {}", text(&output));
+        let report = text(&output);
+        assert!(report.contains(&format!("{what}: FAILED")), "{report}");
+        // Only that backend (and the shards, which live in the database on SQLite) failed.
+        for failed in report.lines().filter(|line| line.contains(": FAILED")) {
+            assert!(
+                failed.starts_with(what) || (what == "database" && failed.starts_with("shards")),
+                "{failed}\n{report}"
+            );
+        }
+    }
 }
 
-#[test]
-fn an_unknown_setting_stops_start_up_naming_it() {
+#[tokio::test]
+async fn an_unknown_setting_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().expect("dir");
+    let backend = pass_backend().await;
     let output = run(
         &dir.path().join("data"),
+        &backend,
         &["check"],
         &[("OUTGROW_LISTN", "127.0.0.1:1")],
     );
@@ -67,9 +162,10 @@ fn an_unknown_setting_stops_start_up_naming_it() {
     assert!(text(&output).contains("OUTGROW_LISTN"), "{}", text(&output));
 }
 
-#[test]
-fn an_invalid_value_stops_start_up_naming_the_key() {
+#[tokio::test]
+async fn an_invalid_value_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().expect("dir");
+    let backend = pass_backend().await;
     for (key, value, named) in [
         ("OUTGROW_LISTEN", "not-an-address", "listen"),
         ("OUTGROW_REQUEST_TIMEOUT", "forever", "request_timeout"),
@@ -77,19 +173,21 @@ fn an_invalid_value_stops_start_up_naming_the_key() {
         ("OUTGROW_LOG_FORMAT", "xml", "log_format"),
         ("OUTGROW_TRUSTED_PROXIES", "10.0.0.0/33", "trusted_proxies"),
     ] {
-        let output = run(&dir.path().join("data"), &["check"], &[(key, value)]);
+        let output = run(&dir.path().join("data"), &backend, &["check"], &[(key, value)]);
         assert_eq!(output.status.code(), Some(2), "{key}: {}", text(&output));
         assert!(text(&output).contains(named), "{key}: {}", text(&output));
     }
 }
 
-#[test]
-fn secrets_are_never_printed() {
+#[tokio::test]
+async fn secrets_are_never_printed() {
     let dir = tempfile::tempdir().expect("dir");
+    let backend = pass_backend().await;
     let secret = "super-secret-signing-key-material-0123456789";
     let outputs = [
         run(
             &dir.path().join("data"),
+            &backend,
             &["check"],
             &[
                 ("OUTGROW_JWT_KEYS", &format!("k1:{secret}")),
@@ -98,11 +196,13 @@ fn secrets_are_never_printed() {
         ),
         run(
             &dir.path().join("data"),
+            &backend,
             &["check"],
             &[("OUTGROW_JWT_KEYS", &format!("bad key:{secret}"))],
         ),
         run(
             &dir.path().join("data"),
+            &backend,
             &["check"],
             &[
                 ("OUTGROW_JWT_KEYS", &format!("k1:{secret}")),
@@ -115,13 +215,15 @@ fn secrets_are_never_printed() {
     }
 }
 
-#[test]
-fn a_config_file_is_read_and_the_environment_overrides_it() {
+#[tokio::test]
+async fn a_config_file_is_read_and_the_environment_overrides_it() {
     let dir = tempfile::tempdir().expect("dir");
+    let backend = pass_backend().await;
     let file = dir.path().join("outgrow.toml");
     std::fs::write(&file, "listen = \"127.0.0.1:7777\"\nlog_level = \"warn\"\n").expect("write");
     let output = run(
         &dir.path().join("data"),
+        &backend,
         &["--config", file.to_str().expect("path"), "check"],
         &[],
     );
@@ -132,6 +234,7 @@ fn a_config_file_is_read_and_the_environment_overrides_it() {
     );
     let overridden = run(
         &dir.path().join("data"),
+        &backend,
         &["--config", file.to_str().expect("path"), "check"],
         &[("OUTGROW_LISTEN", "127.0.0.1:8888")],
     );
@@ -143,6 +246,7 @@ fn a_config_file_is_read_and_the_environment_overrides_it() {
     std::fs::write(&file, "lissen = \"127.0.0.1:7777\"\n").expect("write");
     let typo = run(
         &dir.path().join("data"),
+        &backend,
         &["--config", file.to_str().expect("path"), "check"],
         &[],
     );
@@ -150,60 +254,64 @@ fn a_config_file_is_read_and_the_environment_overrides_it() {
     assert!(text(&typo).contains("lissen"), "{}", text(&typo));
 }
 
-#[test]
-fn migrate_applies_once_and_then_reports_nothing_to_do() {
+#[tokio::test]
+async fn migrate_applies_once_and_then_reports_nothing_to_do() {
     let dir = tempfile::tempdir().expect("dir");
-    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+    let backend = pass_backend().await;
+    let folder = if scaled() { "postgres" } else { "sqlite" };
+    let migrations = std::fs::read_dir(format!("{}/migrations/{folder}", env!("CARGO_MANIFEST_DIR")))
         .expect("migrations")
         .count();
-    let first = run(&dir.path().join("data"), &["migrate"], &[]);
-    let second = run(&dir.path().join("data"), &["migrate"], &[]);
+    let first = run(&dir.path().join("data"), &backend, &["migrate"], &[]);
+    let second = run(&dir.path().join("data"), &backend, &["migrate"], &[]);
     assert!(
         first.status.success() && second.status.success(),
         "{}",
         text(&first)
     );
+    let database = if scaled() { "postgres (primary" } else { "sqlite (" };
+    let first = text(&first);
+    assert!(first.starts_with(database), "{first}");
     assert!(
-        text(&first).contains(&format!("{migrations} migration(s) applied")),
-        "{}",
-        text(&first)
+        first.contains(&format!("{migrations} migration(s) applied, schema up to date")),
+        "{first}"
     );
     assert!(
-        text(&second).contains("0 migration(s) applied"),
+        text(&second).contains("0 migration(s) applied, schema up to date"),
         "{}",
         text(&second)
     );
 }
 
-#[test]
-fn check_reports_a_missing_generated_key_without_creating_one() {
+#[tokio::test]
+async fn check_reports_a_missing_generated_key_without_creating_one() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    let output = base_command(&data)
-        .env_remove("OUTGROW_JWT_KEYS")
-        .arg("check")
-        .output()
-        .expect("run");
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(
-        text(&output).contains("generated into the data dir at the first start"),
-        "{}",
-        text(&output)
-    );
+    let backend = pass_backend().await;
+    let output = run(&data, &backend, &["check"], &[("OUTGROW_JWT_KEYS", "")]);
+    if scaled() {
+        // Instances sharing PostgreSQL must share their keys: no generated key there.
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert!(text(&output).contains("OUTGROW_JWT_KEYS"), "{}", text(&output));
+    } else {
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(
+            text(&output).contains("generated into the data dir at the first start"),
+            "{}",
+            text(&output)
+        );
+    }
     assert!(!data.join("jwt-keys").exists(), "check only reads");
 }
 
-#[test]
-fn check_fails_when_the_mail_server_is_unreachable() {
+#[tokio::test]
+async fn check_fails_when_the_mail_server_is_unreachable() {
     let dir = tempfile::tempdir().expect("dir");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    // The listener is dropped here: nothing answers on that port any more.
+    let backend = pass_backend().await;
+    let closed = crate::services::closed_port();
     let output = run(
         &dir.path().join("data"),
+        &backend,
         &["check"],
         &[("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{closed}"))],
     );

@@ -12,6 +12,9 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
+mod store;
+pub use store::*;
+
 /// A fixed signing key for tests that craft their own tokens.
 pub const TEST_JWT_KEY: &str = "test-key:0123456789abcdef0123456789abcdef-test";
 pub const TEST_JWT_KID: &str = "test-key";
@@ -41,6 +44,19 @@ pub struct TestApp {
 /// scripts/services started; anything else means the embedded defaults.
 pub fn scaled() -> bool {
     std::env::var("OUTGROW_TEST_BACKEND").is_ok_and(|backend| backend == "scaled")
+}
+
+/// The first line of every test that only makes sense on the scaled backends (several
+/// instances, PostgreSQL shards, replicas, Redis). Such tests are named `scaled_only_*`:
+/// `.config/nextest.toml`'s default filter leaves them out, so the embedded pass reports them as
+/// skipped, and scripts/test's scaled passes select them with `--ignore-default-filter`. Run
+/// any other way on the embedded backend, they fail here rather than pass without testing
+/// anything.
+pub fn require_scaled() {
+    assert!(
+        scaled(),
+        "a scaled_only_ test: run it with OUTGROW_TEST_BACKEND=scaled (scripts/test does)"
+    );
 }
 
 /// Whether the scaled pass uses the Redis Cluster that scripts/services started instead of its
@@ -145,57 +161,78 @@ pub fn base_command(data_dir: &Path) -> Command {
     command
 }
 
-/// Starts a server with the default test settings.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+/// How a test server starts: `TestApp::builder().settings(&[..]).api_only().spawn().await`.
+/// By default a fresh data directory (removed with the app) and, on the scaled pass, a fresh
+/// [`isolated_scaled_backend`]; `.backend(..)` shares another instance's database and Redis,
+/// `.data_dir(..)` starts on an existing directory (a restart), `.restart_of(..)` both.
+#[must_use = "nothing starts until .spawn()"]
+#[derive(Default)]
+pub struct TestAppBuilder {
+    settings: Vec<(String, String)>,
+    api_only: bool,
+    backend: Option<Vec<(String, String)>>,
+    data_dir: Option<PathBuf>,
 }
 
-/// Starts a server with extra `OUTGROW_*` settings; an empty value unsets the variable.
-pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("data");
-    let backend = if scaled() {
-        isolated_scaled_backend().await
-    } else {
-        Vec::new()
-    };
-    spawn(&data_dir, &backend, settings, &[], Some(dir)).await
-}
+impl TestAppBuilder {
+    /// Extra `OUTGROW_*` settings; an empty value unsets the variable (e.g. a default the tests
+    /// set, like `OUTGROW_JWT_KEYS`).
+    pub fn settings(mut self, settings: &[(&str, &str)]) -> Self {
+        self.settings.extend(
+            settings
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
+        self
+    }
 
-/// Starts a server that runs no job workers (`serve --no-workers`).
-pub async fn spawn_api_only(settings: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("data");
-    let backend = if scaled() {
-        isolated_scaled_backend().await
-    } else {
-        Vec::new()
-    };
-    spawn(&data_dir, &backend, settings, &["--no-workers"], Some(dir)).await
-}
+    /// Runs no job workers (`serve --no-workers`).
+    pub fn api_only(mut self) -> Self {
+        self.api_only = true;
+        self
+    }
 
-/// Starts another instance on `backend` (another instance's, to share its database and
-/// Redis), with a data directory of its own.
-pub async fn spawn_instance(backend: &[(String, String)], settings: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("data");
-    spawn(&data_dir, backend, settings, &[], Some(dir)).await
-}
+    /// Runs on `backend` (another instance's, to share its database and Redis) instead of a
+    /// fresh one.
+    pub fn backend(mut self, backend: &[(String, String)]) -> Self {
+        self.backend = Some(backend.to_vec());
+        self
+    }
 
-/// Starts a server on an existing data directory and backend (a restart, or a second
-/// instance sharing the first one's backends); the caller keeps the directory.
-pub async fn spawn_app_on(
-    data_dir: &Path,
-    backend: &[(String, String)],
-    settings: &[(&str, &str)],
-) -> TestApp {
-    spawn(data_dir, backend, settings, &[], None).await
+    /// Runs on an existing data directory, which the caller keeps.
+    pub fn data_dir(mut self, data_dir: &Path) -> Self {
+        self.data_dir = Some(data_dir.to_owned());
+        self
+    }
+
+    /// Runs on `app`'s data directory and backend: a restart of `app`.
+    pub fn restart_of(self, app: &TestApp) -> Self {
+        self.data_dir(&app.data_dir).backend(&app.backend)
+    }
+
+    /// Starts the server and waits until it reports its address.
+    pub async fn spawn(self) -> TestApp {
+        let backend = match self.backend {
+            Some(backend) => backend,
+            None if scaled() => isolated_scaled_backend().await,
+            None => Vec::new(),
+        };
+        let (data_dir, dir) = match self.data_dir {
+            Some(data_dir) => (data_dir, None),
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                (dir.path().join("data"), Some(dir))
+            }
+        };
+        let args: &[&str] = if self.api_only { &["--no-workers"] } else { &[] };
+        spawn(&data_dir, &backend, &self.settings, args, dir).await
+    }
 }
 
 async fn spawn(
     data_dir: &Path,
     backend: &[(String, String)],
-    settings: &[(&str, &str)],
+    settings: &[(String, String)],
     args: &[&str],
     dir: Option<tempfile::TempDir>,
 ) -> TestApp {
@@ -206,7 +243,6 @@ async fn spawn(
         .env("OUTGROW_LISTEN", "127.0.0.1:0");
     command.envs(backend.iter().map(|(key, value)| (key, value)));
     for (key, value) in settings {
-        // An empty value removes a default the tests set (e.g. OUTGROW_JWT_KEYS).
         if value.is_empty() {
             command.env_remove(key);
         } else {
@@ -268,11 +304,50 @@ pub struct SignedIn {
 }
 
 impl TestApp {
+    /// How to start a server; see [`TestAppBuilder`].
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// Starts a server with the default test settings.
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
     /// The `outgrow` command with this server's data dir and backend (for CLI calls).
     pub fn command(&self) -> Command {
         let mut command = base_command(&self.data_dir);
         command.envs(self.backend.iter().map(|(key, value)| (key, value)));
         command
+    }
+
+    /// Runs `outgrow <args>` on this server's data dir and backend, asserting that it
+    /// succeeds; returns its standard output.
+    pub fn run_cli(&self, args: &[&str]) -> String {
+        let output = self.command().args(args).output().expect("run outgrow");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "outgrow {}: {stdout}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Waits until the server process exits (after a signal), at most `within`.
+    pub async fn wait_for_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the server did not exit within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -309,6 +384,59 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET path`, anonymously.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// `GET path`, anonymously, with one extra header (`If-None-Match`, `Cookie`, `Origin`…).
+    pub async fn get_with_header(&self, path: &str, name: &str, value: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header(name, value)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET path`, anonymously, asserting a 200; returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        json_body(self.get(path).await, 200).await
+    }
+
+    /// `GET path` as the bearer of `token`, asserting a 200; returns the JSON body.
+    pub async fn get_json_with_token(&self, path: &str, token: &str) -> Value {
+        json_body(self.get_with_token(path, token).await, 200).await
+    }
+
+    /// `POST path` with a JSON `body` as the bearer of `token`.
+    pub async fn post_json_with_token(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send_with_token(self.client.post(self.url(path)).json(body), token)
+            .await
+    }
+
+    /// `POST path` without a body as the bearer of `token`.
+    pub async fn post_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send_with_token(self.client.post(self.url(path)), token)
+            .await
+    }
+
+    /// `PATCH path` with a JSON `body` as the bearer of `token`.
+    pub async fn patch_json_with_token(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send_with_token(self.client.patch(self.url(path)).json(body), token)
+            .await
+    }
+
+    /// `DELETE path` as the bearer of `token`.
+    pub async fn delete_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send_with_token(self.client.delete(self.url(path)), token)
+            .await
+    }
+
+    async fn send_with_token(&self, request: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
+        request.bearer_auth(token).send().await.expect("request")
+    }
+
     pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -332,6 +460,11 @@ impl TestApp {
             &json!({"email": email, "password": password}),
         )
         .await
+    }
+
+    /// Registers a user with a unique address (`buyer{index}-…`) and signs them in.
+    pub async fn signed_in_quick(&self, index: usize) -> SignedIn {
+        self.signed_in(&unique_email(&format!("buyer{index}"))).await
     }
 
     /// Registers `email` (with [`PASSWORD`]) and signs in.
@@ -429,6 +562,23 @@ impl TestApp {
             .expect("text")
     }
 
+    /// Polls the data export at `path` as the bearer of `token` until it is ready (at most
+    /// 15 s); returns its status, with the `download_url`.
+    pub async fn wait_for_export(&self, path: &str, token: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let status = self.get_json_with_token(path, token).await;
+            if status["status"] == "ready" {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "never ready: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -443,6 +593,14 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
+}
+
+/// Asserts that `response` has `status`; returns its JSON body.
+pub async fn json_body(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body = response.text().await.expect("body");
+    assert_eq!(actual, status, "body: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|error| panic!("{error}: {body}"))
 }
 
 /// Asserts a problem+json response with `status`, returning its body.

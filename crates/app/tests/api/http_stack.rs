@@ -19,15 +19,11 @@ fn is_access_log(event: &Value) -> bool {
 
 #[tokio::test]
 async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     let response = app
-        .client
-        .get(app.url("/api/v1/products"))
-        .header("x-request-id", "trace-abc-123")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/api/v1/products", "x-request-id", "trace-abc-123")
+        .await;
 
     assert_eq!(
         header(&response, "x-request-id").as_deref(),
@@ -42,9 +38,9 @@ async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
 
 #[tokio::test]
 async fn probes_are_not_in_the_access_log_at_the_default_level() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     for path in ["/healthz", "/readyz", "/api/v1/products"] {
-        let response = app.client.get(app.url(path)).send().await.expect("get");
+        let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 
@@ -68,15 +64,11 @@ async fn probes_are_not_in_the_access_log_at_the_default_level() {
 
 #[tokio::test]
 async fn a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one() {
-    let app = spawn_app().await;
-    let fresh = app.client.get(app.url("/healthz")).send().await.expect("get");
+    let app = TestApp::spawn().await;
+    let fresh = app.get("/healthz").await;
     let unsafe_id = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "a b<script>")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/healthz", "x-request-id", "a b<script>")
+        .await;
     for response in [fresh, unsafe_id] {
         let id = header(&response, "x-request-id").expect("id");
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
@@ -85,24 +77,21 @@ async fn a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one() {
 
 #[tokio::test]
 async fn every_error_carries_the_request_id_in_its_body() {
-    let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .header("x-request-id", "err-42")
-        .send()
-        .await
-        .expect("get");
+    let app = TestApp::spawn().await;
+    let response = app.get_with_header("/api/v1/me", "x-request-id", "err-42").await;
     let problem = assert_problem(response, 401).await;
     assert_eq!(problem["request_id"], "err-42");
 }
 
 #[tokio::test]
 async fn responses_carry_the_security_headers_for_their_kind() {
-    let app = spawn_app_with(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")])
+        .spawn()
+        .await;
 
     // Every response: no sniffing, no framing, a CSP that allows nothing.
-    let json = app.client.get(app.url("/healthz")).send().await.expect("get");
+    let json = app.get("/healthz").await;
     for (name, value) in [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY")] {
         assert_eq!(header(&json, name).as_deref(), Some(value), "{name}");
     }
@@ -115,19 +104,15 @@ async fn responses_carry_the_security_headers_for_their_kind() {
     assert_eq!(header(&json, "strict-transport-security"), None);
     // …and always when a trusted proxy says the client came over HTTPS.
     let over_https = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/healthz", "x-forwarded-proto", "https")
+        .await;
     assert_eq!(
         header(&over_https, "strict-transport-security").as_deref(),
         Some("max-age=63072000; includeSubDomains")
     );
     // Document-only headers on HTML (the API docs page), not on JSON.
     assert_eq!(header(&json, "referrer-policy"), None);
-    let page = app.client.get(app.url("/api/docs/")).send().await.expect("docs");
+    let page = app.get("/api/docs/").await;
     assert_eq!(page.status(), 200);
     assert_eq!(
         header(&page, "referrer-policy").as_deref(),
@@ -141,27 +126,14 @@ async fn responses_carry_the_security_headers_for_their_kind() {
 
 #[tokio::test]
 async fn large_responses_are_compressed_when_the_client_accepts_it() {
-    let app = spawn_app().await;
-    let plain = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .expect("get");
+    let app = TestApp::spawn().await;
+    let plain = app.get("/api/openapi.json").await;
     let gzip = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/api/openapi.json", "accept-encoding", "gzip")
+        .await;
     let brotli = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .header("accept-encoding", "br")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/api/openapi.json", "accept-encoding", "br")
+        .await;
 
     assert_eq!(header(&plain, "content-encoding"), None);
     assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
@@ -176,11 +148,13 @@ async fn large_responses_are_compressed_when_the_client_accepts_it() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let app = spawn_app_with(&[(
-        "OUTGROW_CORS_ORIGINS",
-        "https://shop.example,https://admin.example",
-    )])
-    .await;
+    let app = TestApp::builder()
+        .settings(&[(
+            "OUTGROW_CORS_ORIGINS",
+            "https://shop.example,https://admin.example",
+        )])
+        .spawn()
+        .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/api/v1/me"))
@@ -208,12 +182,8 @@ async fn cors_allows_only_the_configured_origins() {
     );
     assert_eq!(header(&refused, "access-control-allow-origin"), None);
     let simple = app
-        .client
-        .get(app.url("/api/v1/products"))
-        .header("origin", "https://admin.example")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/api/v1/products", "origin", "https://admin.example")
+        .await;
     assert_eq!(
         header(&simple, "access-control-allow-origin").as_deref(),
         Some("https://admin.example")
@@ -222,7 +192,10 @@ async fn cors_allows_only_the_configured_origins() {
 
 #[tokio::test]
 async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
-    let app = spawn_app_with(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")])
+        .spawn()
+        .await;
 
     let redirected = app
         .client
@@ -233,12 +206,8 @@ async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
         .await
         .expect("get");
     let already_https = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .expect("get");
+        .get_with_header("/healthz", "x-forwarded-proto", "https")
+        .await;
     let post = app
         .client
         .post(app.url("/api/v1/auth/login"))
@@ -259,20 +228,17 @@ async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
 
 #[tokio::test]
 async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
-    let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-forwarded-proto", "http")
-        .send()
-        .await
-        .expect("get");
+    let app = TestApp::spawn().await;
+    let response = app.get_with_header("/healthz", "x-forwarded-proto", "http").await;
     assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]
 async fn an_oversized_body_gets_413() {
-    let app = spawn_app_with(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")])
+        .spawn()
+        .await;
     let big_name = "x".repeat(4096);
 
     let declared = app.register("ann@example.org", PASSWORD, &big_name).await;
@@ -298,7 +264,10 @@ async fn an_oversized_body_gets_413() {
 
 #[tokio::test]
 async fn a_request_that_outlives_the_timeout_gets_408() {
-    let app = spawn_app_with(&[("OUTGROW_REQUEST_TIMEOUT", "1s")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_REQUEST_TIMEOUT", "1s")])
+        .spawn()
+        .await;
     let mut stream = TcpStream::connect(&app.address).await.expect("connect");
     // Headers promise 100 bytes; only 10 arrive, so the handler waits on the body.
     stream
@@ -327,7 +296,10 @@ async fn a_request_that_outlives_the_timeout_gets_408() {
 
 #[tokio::test]
 async fn slow_requests_are_logged_as_warnings() {
-    let app = spawn_app_with(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")])
+        .spawn()
+        .await;
 
     // Registration hashes a password (tens of milliseconds): always over 1 ms.
     app.register("ann@example.org", PASSWORD, "Ann").await;
@@ -345,7 +317,10 @@ async fn slow_requests_are_logged_as_warnings() {
 
 #[tokio::test]
 async fn the_auth_policy_limits_each_address_with_standard_headers() {
-    let app = spawn_app_with(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")])
+        .spawn()
+        .await;
 
     let mut last = None;
     for attempt in 1..=4 {
@@ -388,7 +363,10 @@ async fn the_auth_policy_limits_each_address_with_standard_headers() {
 
 #[tokio::test]
 async fn the_default_policy_limits_each_signed_in_user_separately() {
-    let app = spawn_app_with(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")])
+        .spawn()
+        .await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
 
@@ -408,14 +386,14 @@ async fn the_default_policy_limits_each_signed_in_user_separately() {
         200,
         "bob has his own budget"
     );
-    let probe = app.client.get(app.url("/healthz")).send().await.expect("probe");
+    let probe = app.get("/healthz").await;
     assert_eq!(probe.status(), 200, "probes are never limited");
 }
 
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_are_problems() {
-    let app = spawn_app().await;
-    assert_problem(app.client.get(app.url("/nope")).send().await.expect("get"), 404).await;
+    let app = TestApp::spawn().await;
+    assert_problem(app.get("/nope").await, 404).await;
     let wrong = app
         .client
         .delete(app.url("/api/v1/auth/login"))

@@ -12,7 +12,7 @@ use crate::{
 #[tokio::test]
 async fn claims_walk_on_from_the_last_position_and_a_new_walk_starts_at_the_head() {
     // No workers: the test claims by hand.
-    let app = spawn_api_only(&[]).await;
+    let app = TestApp::builder().api_only().spawn().await;
     let store = queue_of(&app).await;
     let queues = vec!["mail".to_owned()];
     let claim = |after| {

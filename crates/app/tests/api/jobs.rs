@@ -26,32 +26,12 @@ fn header_of<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 
 /// Jobs as the CLI lists them (JSON from `jobs show`).
 fn show_job(app: &TestApp, id: &str) -> Value {
-    let output = app
-        .command()
-        .args(["jobs", "show", id])
-        .output()
-        .expect("jobs show");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("job json")
+    serde_json::from_str(&app.run_cli(&["jobs", "show", id])).expect("job json")
 }
 
 /// The ids of jobs in `state`, from `jobs list`.
 fn job_ids(app: &TestApp, state: &str) -> Vec<String> {
-    let output = app
-        .command()
-        .args(["jobs", "list", "--state", state, "--limit", "1000"])
-        .output()
-        .expect("jobs list");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    app.run_cli(&["jobs", "list", "--state", state, "--limit", "1000"])
         .lines()
         .skip(1)
         .filter_map(|line| line.split_whitespace().next())
@@ -74,7 +54,10 @@ async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool
 #[tokio::test]
 async fn registering_sends_a_welcome_email_through_the_queue() {
     let sink = SmtpSink::up(0);
-    let app = spawn_app_with(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_SMTP_URL", &sink.url())])
+        .spawn()
+        .await;
 
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann <b>Lee</b>")
@@ -112,7 +95,7 @@ async fn registering_sends_a_welcome_email_through_the_queue() {
 
 #[tokio::test]
 async fn without_smtp_mail_is_written_as_eml_files_in_the_data_dir() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.register("ann@example.org", PASSWORD, "Ann").await;
     let mail_dir = app.data_dir.join("mail");
     wait_until("the .eml file", Duration::from_secs(10), || {
@@ -128,13 +111,15 @@ async fn without_smtp_mail_is_written_as_eml_files_in_the_data_dir() {
 #[tokio::test]
 async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
     let port = closed_port();
-    let app = spawn_app_with(&[
-        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-        ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
-        ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
-        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .settings(&[
+            ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+            ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
+            ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+        ])
+        .spawn()
+        .await;
     let started = Instant::now();
     app.register("ann@example.org", PASSWORD, "Ann").await;
 
@@ -175,16 +160,7 @@ async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
 
     // The mail server comes back; an operator revives the job.
     let sink = SmtpSink::up_on(port, 0);
-    let retried = app
-        .command()
-        .args(["jobs", "retry", &id])
-        .output()
-        .expect("jobs retry");
-    assert!(
-        retried.status.success(),
-        "{}",
-        String::from_utf8_lossy(&retried.stderr)
-    );
+    app.run_cli(&["jobs", "retry", &id]);
     wait_until("the revived job to send", Duration::from_secs(10), || {
         sink.messages().len() == 1
     })
@@ -204,13 +180,15 @@ async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
 #[tokio::test]
 async fn admins_operate_the_queue_over_http() {
     let port = closed_port();
-    let app = spawn_app_with(&[
-        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-        ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
-        ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
-        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .settings(&[
+            ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+            ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
+            ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+        ])
+        .spawn()
+        .await;
     let admin = app.admin("admin@example.org").await;
     let user = app.signed_in("ann@example.org").await;
     assert_problem(
@@ -224,26 +202,17 @@ async fn admins_operate_the_queue_over_http() {
     })
     .await;
     let page: Value = app
-        .get_with_token("/api/v1/admin/jobs?state=dead", &admin.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json_with_token("/api/v1/admin/jobs?state=dead", &admin.access_token)
+        .await;
     let id = page["items"][0]["id"].as_str().expect("id").to_owned();
     assert_eq!(page["items"][0]["name"], "email.send");
     let one: Value = app
-        .get_with_token(&format!("/api/v1/admin/jobs/{id}"), &admin.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json_with_token(&format!("/api/v1/admin/jobs/{id}"), &admin.access_token)
+        .await;
     assert_eq!(one["state"], "dead");
     let queues: Value = app
-        .get_with_token("/api/v1/admin/queues", &admin.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json_with_token("/api/v1/admin/queues", &admin.access_token)
+        .await;
     assert!(
         queues
             .as_array()
@@ -254,20 +223,12 @@ async fn admins_operate_the_queue_over_http() {
     );
 
     let cancel = app
-        .client
-        .post(app.url(&format!("/api/v1/admin/jobs/{id}/cancel")))
-        .bearer_auth(&admin.access_token)
-        .send()
-        .await
-        .expect("cancel");
+        .post_with_token(&format!("/api/v1/admin/jobs/{id}/cancel"), &admin.access_token)
+        .await;
     assert_problem(cancel, 409).await;
     let retry = app
-        .client
-        .post(app.url(&format!("/api/v1/admin/jobs/{id}/retry")))
-        .bearer_auth(&admin.access_token)
-        .send()
-        .await
-        .expect("retry");
+        .post_with_token(&format!("/api/v1/admin/jobs/{id}/retry"), &admin.access_token)
+        .await;
     assert_eq!(retry.status(), 200);
     assert_problem(
         app.get_with_token("/api/v1/admin/jobs/not-a-uuid", &admin.access_token)
@@ -322,7 +283,7 @@ async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_tak
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
     ];
     let settings: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = spawn_api_only(&settings).await;
+    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
     let mut first = worker(&app, &settings);
     app.register("ann@example.org", PASSWORD, "Ann").await;
     wait_until("a worker to claim the job", Duration::from_secs(10), || {
@@ -395,7 +356,7 @@ async fn two_worker_processes_never_run_the_same_job_twice() {
         ("OUTGROW_JOB_POLL_INTERVAL", "50ms".to_owned()),
     ];
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = spawn_api_only(&settings).await;
+    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
     enqueue_emails(&app, 1000).await;
 
     let started = Instant::now();
@@ -427,7 +388,7 @@ fn job_ids_in(app: &TestApp, state: &str) -> usize {
 
 #[tokio::test]
 async fn a_dedup_key_admits_one_pending_job_and_a_refused_registration_enqueues_nothing() {
-    let app = spawn_api_only(&[]).await;
+    let app = TestApp::builder().api_only().spawn().await;
     let store = queue_of(&app).await;
     assert!(
         store
@@ -465,7 +426,7 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
         ("OUTGROW_SESSION_CLEANUP_SCHEDULE", "*/2 * * * * *"),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
     ];
-    let app = spawn_api_only(&settings).await;
+    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
     let mut workers = [worker(&app, &settings), worker(&app, &settings)];
     tokio::time::sleep(Duration::from_millis(7500)).await;
     for child in &mut workers {
@@ -519,7 +480,7 @@ async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
     ];
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = spawn_api_only(&settings).await;
+    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
     let mut running = worker(&app, &settings);
     app.register("ann@example.org", PASSWORD, "Ann").await;
     wait_until("a worker to claim the job", Duration::from_secs(10), || {
@@ -565,7 +526,7 @@ async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_u
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
     ];
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = spawn_api_only(&settings).await;
+    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
     enqueue_emails(&app, 5).await;
     let mut running = worker(&app, &settings);
 

@@ -96,11 +96,8 @@ async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
     let started = Instant::now();
     loop {
         let upload: Value = app
-            .get_with_token(&format!("/api/v1/uploads/{id}"), token)
-            .await
-            .json()
-            .await
-            .expect("json");
+            .get_json_with_token(&format!("/api/v1/uploads/{id}"), token)
+            .await;
         if upload["status"] != "processing" {
             return upload;
         }
@@ -114,7 +111,7 @@ async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
 
 #[tokio::test]
 async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let original = encode(image::ImageFormat::Png, 1000, 500);
 
@@ -196,7 +193,7 @@ async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads
 
 #[tokio::test]
 async fn jpeg_gif_and_webp_are_accepted_and_small_images_are_not_upscaled() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     for (format, content_type) in [
         (image::ImageFormat::Jpeg, "image/jpeg"),
@@ -224,7 +221,7 @@ async fn jpeg_gif_and_webp_are_accepted_and_small_images_are_not_upscaled() {
 
 #[tokio::test]
 async fn files_that_are_not_images_are_refused_with_415() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     for bytes in [
         b"%PDF-1.7 not an image at all".to_vec(),
@@ -238,7 +235,10 @@ async fn files_that_are_not_images_are_refused_with_415() {
 
 #[tokio::test]
 async fn oversized_uploads_get_413_and_leave_nothing_behind() {
-    let app = spawn_app_with(&[("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")])
+        .spawn()
+        .await;
     let user = app.signed_in("ann@example.org").await;
     let mut big = encode(image::ImageFormat::Png, 10, 10);
     big.resize(300_000, 0);
@@ -260,7 +260,7 @@ async fn oversized_uploads_get_413_and_leave_nothing_behind() {
 
 #[tokio::test]
 async fn a_decompression_bomb_is_refused_before_decoding() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let bomb = png_claiming(50_000, 50_000);
     assert!(bomb.len() < 100, "a tiny file…");
@@ -280,16 +280,11 @@ async fn a_decompression_bomb_is_refused_before_decoding() {
 
 #[tokio::test]
 async fn malformed_upload_requests_are_400() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let json_body = app
-        .client
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"file": "x"}))
-        .send()
-        .await
-        .expect("post");
+        .post_json_with_token("/api/v1/uploads", &user.access_token, &json!({"file": "x"}))
+        .await;
     assert_problem(json_body, 400).await;
     let no_file = app
         .client
@@ -313,7 +308,7 @@ async fn malformed_upload_requests_are_400() {
 
 #[tokio::test]
 async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     let admin = app.admin("admin@example.org").await;
@@ -357,12 +352,8 @@ async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
         200
     );
     assert_problem(app.get_with_token(&private_path, &bob.access_token).await, 404).await;
-    assert_problem(
-        app.client.get(app.url(&private_path)).send().await.expect("get"),
-        404,
-    )
-    .await;
-    let anonymous = app.client.get(app.url(&public_path)).send().await.expect("get");
+    assert_problem(app.get(&private_path).await, 404).await;
+    let anonymous = app.get(&public_path).await;
     assert_eq!(anonymous.status(), 200);
     assert_eq!(
         header(&anonymous, "cache-control").as_deref(),
@@ -397,7 +388,10 @@ fn link_in(message: &str) -> String {
 #[tokio::test]
 async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_once_signed() {
     let sink = SmtpSink::up(0);
-    let app = spawn_app_with(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_SMTP_URL", &sink.url())])
+        .spawn()
+        .await;
     let user = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     upload(
@@ -411,35 +405,15 @@ async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_on
     .await;
 
     let accepted = app
-        .client
-        .post(app.url("/api/v1/exports"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"format": "csv"}))
-        .send()
-        .await
-        .expect("post");
+        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "csv"}))
+        .await;
     assert_eq!(accepted.status(), 202);
     let location = header(&accepted, "location").expect("Location");
     let export: Value = accepted.json().await.expect("json");
     assert_eq!(export["status"], "pending");
 
     let started = Instant::now();
-    let ready = loop {
-        let status: Value = app
-            .get_with_token(&location, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
-        if status["status"] == "ready" {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "never ready: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let ready = app.wait_for_export(&location, &user.access_token).await;
     assert_problem(app.get_with_token(&location, &bob.access_token).await, 404).await;
     while !sink.messages().iter().any(|m| m.contains("data export is ready")) {
         assert!(started.elapsed() < Duration::from_secs(15), "no export e-mail");
@@ -488,37 +462,19 @@ async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_on
 
 #[tokio::test]
 async fn json_exports_hold_the_account_and_expired_links_are_refused() {
-    let app = spawn_app_with(&[("OUTGROW_EXPORT_LINK_TTL", "1s")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_EXPORT_LINK_TTL", "1s")])
+        .spawn()
+        .await;
     let user = app.signed_in("ann@example.org").await;
     let export: Value = app
-        .client
-        .post(app.url("/api/v1/exports"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"format": "json"}))
-        .send()
+        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "json"}))
         .await
-        .expect("post")
         .json()
         .await
         .expect("json");
     let path = format!("/api/v1/exports/{}", export["id"].as_str().expect("id"));
-    let started = Instant::now();
-    let ready = loop {
-        let status: Value = app
-            .get_with_token(&path, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
-        if status["status"] == "ready" {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "never ready: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let ready = app.wait_for_export(&path, &user.access_token).await;
     let link = ready["download_url"].as_str().expect("link").to_owned();
     let document: Value = app
         .client
@@ -536,31 +492,24 @@ async fn json_exports_hold_the_account_and_expired_links_are_refused() {
     let problem = assert_problem(app.client.get(&link).send().await.expect("get"), 403).await;
     assert!(problem["detail"].as_str().expect("detail").contains("expired"));
     let bad_format = app
-        .client
-        .post(app.url("/api/v1/exports"))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"format": "xml"}))
-        .send()
-        .await
-        .expect("post");
+        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "xml"}))
+        .await;
     assert_problem(bad_format, 400).await;
 }
 
 #[tokio::test]
 async fn exports_have_a_strict_rate_limit_per_user() {
-    let app = spawn_app_with(&[("OUTGROW_RATE_LIMIT_EXPORT", "2/1h")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_RATE_LIMIT_EXPORT", "2/1h")])
+        .spawn()
+        .await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     let request = |token: String| {
         let app = &app;
         async move {
-            app.client
-                .post(app.url("/api/v1/exports"))
-                .bearer_auth(token)
-                .json(&json!({"format": "csv"}))
-                .send()
+            app.post_json_with_token("/api/v1/exports", &token, &json!({"format": "csv"}))
                 .await
-                .expect("post")
         }
     };
     assert_eq!(request(ann.access_token.clone()).await.status(), 202);

@@ -12,24 +12,16 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn liveness_and_readiness_answer_200_when_healthy() {
-    let app = spawn_app().await;
-    let health: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
-    let ready = app.client.get(app.url("/readyz")).send().await.expect("get");
+    let app = TestApp::spawn().await;
+    let health: Value = app.get_json("/healthz").await;
+    let ready = app.get("/readyz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(ready.status(), 200);
 }
 
 #[tokio::test]
 async fn the_first_start_creates_the_data_dir_database_and_key() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     // Tests configure OUTGROW_JWT_KEYS, so no key is generated (see below for generation).
     assert!(!app.data_dir.join("jwt-keys").exists());
     let started = app
@@ -58,36 +50,26 @@ async fn the_first_start_creates_the_data_dir_database_and_key() {
 
 #[tokio::test]
 async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     for _ in 0..3 {
         app.get_with_token(&format!("/api/v1/users/{}", user.id), &user.access_token)
             .await;
     }
-    app.client
-        .get(app.url("/no/such/path/12345"))
-        .send()
-        .await
-        .expect("get");
+    app.get("/no/such/path/12345").await;
     // The store's series too: an event batch (group commit histograms and counters) and an
     // order refused for an unknown product.
     let event = serde_json::json!({"events": [{"type": "page.viewed", "timestamp": chrono::Utc::now().to_rfc3339()}]});
     let stored = app
-        .client
-        .post(app.url("/api/v1/events"))
-        .bearer_auth(&user.access_token)
-        .json(&event)
-        .send()
-        .await
-        .expect("events");
+        .post_json_with_token("/api/v1/events", &user.access_token, &event)
+        .await;
     assert_eq!(stored.status(), 201);
-    app.client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&user.access_token)
-        .json(&serde_json::json!({"items": [{"product_id": uuid::Uuid::now_v7(), "quantity": 1}]}))
-        .send()
-        .await
-        .expect("order");
+    app.post_json_with_token(
+        "/api/v1/orders",
+        &user.access_token,
+        &serde_json::json!({"items": [{"product_id": uuid::Uuid::now_v7(), "quantity": 1}]}),
+    )
+    .await;
 
     let metrics = app.metrics().await;
     assert!(
@@ -134,26 +116,17 @@ async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
 
 #[tokio::test]
 async fn metrics_can_be_turned_off() {
-    let app = spawn_app_with(&[("OUTGROW_METRICS_ENABLED", "false")]).await;
-    assert_problem(
-        app.client.get(app.url("/metrics")).send().await.expect("get"),
-        404,
-    )
-    .await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_METRICS_ENABLED", "false")])
+        .spawn()
+        .await;
+    assert_problem(app.get("/metrics").await, 404).await;
 }
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_route_and_the_auth_schemes() {
-    let app = spawn_app().await;
-    let spec: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let app = TestApp::spawn().await;
+    let spec: Value = app.get_json("/api/openapi.json").await;
     assert!(spec["openapi"].as_str().expect("version").starts_with("3."));
     let paths = spec["paths"].as_object().expect("paths");
     for path in [
@@ -180,29 +153,21 @@ async fn the_openapi_document_describes_every_route_and_the_auth_schemes() {
 
 #[tokio::test]
 async fn the_docs_page_and_its_assets_are_served_from_the_binary() {
-    let app = spawn_app().await;
-    let page = app.client.get(app.url("/api/docs/")).send().await.expect("get");
+    let app = TestApp::spawn().await;
+    let page = app.get("/api/docs/").await;
     assert_eq!(page.status(), 200);
     let csp = header(&page, "content-security-policy").expect("CSP");
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = page.text().await.expect("html");
     assert!(html.contains("swagger-ui"), "{html}");
     for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
-        let response = app
-            .client
-            .get(app.url(&format!("/api/docs/{asset}")))
-            .send()
-            .await
-            .expect("asset");
+        let response = app.get(&format!("/api/docs/{asset}")).await;
         assert_eq!(response.status(), 200, "{asset}");
         assert!(response.bytes().await.expect("body").len() > 100, "{asset}");
     }
     let initializer = app
-        .client
-        .get(app.url("/api/docs/swagger-initializer.js"))
-        .send()
+        .get("/api/docs/swagger-initializer.js")
         .await
-        .expect("get")
         .text()
         .await
         .expect("js");
@@ -211,11 +176,13 @@ async fn the_docs_page_and_its_assets_are_served_from_the_binary() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
-    let mut app = spawn_app_with(&[
-        ("OUTGROW_SHUTDOWN_DELAY", "2s"),
-        ("OUTGROW_SHUTDOWN_TIMEOUT", "10s"),
-    ])
-    .await;
+    let mut app = TestApp::builder()
+        .settings(&[
+            ("OUTGROW_SHUTDOWN_DELAY", "2s"),
+            ("OUTGROW_SHUTDOWN_TIMEOUT", "10s"),
+        ])
+        .spawn()
+        .await;
     let body = br#"{"email":"late@example.org","password":"correct horse battery","name":"Late"}"#;
     let mut in_flight = TcpStream::connect(&app.address).await.expect("connect");
     let head = format!(
@@ -247,12 +214,7 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
             .is_some_and(|m| m.starts_with("draining"))
     })
     .await;
-    let ready = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz while draining");
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     // While draining, requests are still served, but every connection is closed after its
     // response, so that no pooled connection is left to be cut under a request later.
@@ -281,18 +243,7 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
     );
     assert!(text.to_lowercase().contains("connection: close"), "{text}");
 
-    let status = tokio::task::spawn_blocking(move || {
-        for _ in 0..300 {
-            if let Some(status) = app.child.try_wait().expect("wait") {
-                return Some((status, app));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    })
-    .await
-    .expect("join");
-    let (status, app) = status.expect("the server did not exit within 15 s of SIGTERM");
+    let status = app.wait_for_exit(Duration::from_secs(15)).await;
     assert!(status.success(), "exit status {status}");
     app.wait_for_log(|event| event["message"] == "all requests finished")
         .await;
@@ -304,7 +255,7 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
 
 #[tokio::test]
 async fn the_docs_page_renders_every_operation_in_a_real_browser_offline() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|path| std::path::Path::new(path).exists())
@@ -352,11 +303,13 @@ async fn the_docs_page_renders_every_operation_in_a_real_browser_offline() {
 
 #[tokio::test]
 async fn requests_still_running_at_the_shutdown_deadline_are_abandoned_and_the_process_exits() {
-    let mut app = spawn_app_with(&[
-        ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
-        ("OUTGROW_REQUEST_TIMEOUT", "60s"),
-    ])
-    .await;
+    let mut app = TestApp::builder()
+        .settings(&[
+            ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
+            ("OUTGROW_REQUEST_TIMEOUT", "60s"),
+        ])
+        .spawn()
+        .await;
     let mut stalled = TcpStream::connect(&app.address).await.expect("connect");
     stalled
         .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{")
@@ -367,19 +320,7 @@ async fn requests_still_running_at_the_shutdown_deadline_are_abandoned_and_the_p
 
     let signalled = std::time::Instant::now();
     app.terminate();
-    let exited = tokio::task::spawn_blocking(move || {
-        for _ in 0..200 {
-            if let Some(status) = app.child.try_wait().expect("wait") {
-                return Some((status, app));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    })
-    .await
-    .expect("join");
-
-    let (status, app) = exited.expect("the server did not exit within 10 s");
+    let status = app.wait_for_exit(Duration::from_secs(10)).await;
     assert!(status.success());
     assert!(
         signalled.elapsed() < Duration::from_secs(5),
@@ -410,7 +351,11 @@ async fn without_configured_keys_one_is_generated_privately_and_kept_across_rest
         assert!(String::from_utf8_lossy(&output.stderr).contains("OUTGROW_JWT_KEYS"));
         return;
     }
-    let first = spawn_app_on(&data_dir, &[], &[("OUTGROW_JWT_KEYS", "")]).await;
+    let first = TestApp::builder()
+        .data_dir(&data_dir)
+        .settings(&[("OUTGROW_JWT_KEYS", "")])
+        .spawn()
+        .await;
     let user = first.signed_in("ann@example.org").await;
     let key_file = data_dir.join("jwt-keys");
     let spec = std::fs::read_to_string(&key_file).expect("generated key file");
@@ -431,7 +376,11 @@ async fn without_configured_keys_one_is_generated_privately_and_kept_across_rest
     drop(first);
 
     // A restart on the same data dir keeps the key, so earlier tokens stay valid.
-    let second = spawn_app_on(&data_dir, &[], &[("OUTGROW_JWT_KEYS", "")]).await;
+    let second = TestApp::builder()
+        .data_dir(&data_dir)
+        .settings(&[("OUTGROW_JWT_KEYS", "")])
+        .spawn()
+        .await;
     assert_eq!(
         std::fs::read_to_string(&key_file).expect("file"),
         spec,

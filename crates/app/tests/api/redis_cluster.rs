@@ -4,7 +4,8 @@
 //! The features themselves (rate limits and their headers, sessions and revocation across two
 //! instances, the cache and its invalidation bus, read-your-writes markers) run against the
 //! shared cluster on scripts/test's cluster pass: the scaled tests with
-//! `OUTGROW_TEST_REDIS_MODE=cluster`. Ignored on the embedded pass like scaled.rs.
+//! `OUTGROW_TEST_REDIS_MODE=cluster`. Named `scaled_only_*`, like scaled.rs: skipped on the
+//! embedded pass.
 
 use std::time::{Duration, Instant};
 
@@ -48,12 +49,7 @@ async fn assert_a_write_reaches_the_other_cache(
     assert_eq!(patched.status(), 200);
     let written = Instant::now();
     loop {
-        let body: Value = reader
-            .get_with_token(&path, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = reader.get_json_with_token(&path, &user.access_token).await;
         if body["name"] == name {
             break;
         }
@@ -67,17 +63,25 @@ async fn assert_a_write_reaches_the_other_cache(
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works_again_after_it() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works_again_after_it()
+{
+    require_scaled();
     let cluster = RedisCluster::up();
     let backend = backend_on(&cluster).await;
     let settings = [
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = spawn_instance(&backend, &settings).await;
-    let b = spawn_instance(&backend, &settings).await;
+    let a = TestApp::builder()
+        .backend(&backend)
+        .settings(&settings)
+        .spawn()
+        .await;
+    let b = TestApp::builder()
+        .backend(&backend)
+        .settings(&settings)
+        .spawn()
+        .await;
     for app in [&a, &b] {
         app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
             value == Some(1.0)
@@ -172,12 +176,8 @@ async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works
     assert_a_write_reaches_the_other_cache(&b, &a, &bob, "Bob after").await;
     // A revocation on B reaches A's session cache over the bus.
     let out = b
-        .client
-        .post(b.url("/api/v1/auth/logout-all"))
-        .bearer_auth(&ann.access_token)
-        .send()
-        .await
-        .expect("logout-all");
+        .post_with_token("/api/v1/auth/logout-all", &ann.access_token)
+        .await;
     assert_eq!(out.status(), 204);
     eventually(
         "A refuses the revoked token",
@@ -188,14 +188,16 @@ async fn a_cluster_master_restart_degrades_to_the_fallbacks_and_everything_works
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
+    require_scaled();
     let cluster = RedisCluster::up();
     for node in 0..3 {
         cluster.stop_node(node);
     }
-    let app = spawn_instance(&backend_on(&cluster).await, &[]).await;
+    let app = TestApp::builder()
+        .backend(&backend_on(&cluster).await)
+        .spawn()
+        .await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
         201
@@ -224,9 +226,8 @@ async fn outgrow_starts_while_the_cluster_is_down_and_uses_it_once_it_is_up() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn check_reports_the_cluster_and_fails_while_a_master_is_down() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_check_reports_the_cluster_and_fails_while_a_master_is_down() {
+    require_scaled();
     let cluster = RedisCluster::up();
     let dir = tempfile::tempdir().expect("temp dir");
     let check = || -> (bool, String) {

@@ -32,13 +32,7 @@ async fn revoke(app: &TestApp, user: &SignedIn, how: Revocation) {
                 Revocation::Logout => "/api/v1/auth/logout",
                 _ => "/api/v1/auth/logout-all",
             };
-            let out = app
-                .client
-                .post(app.url(path))
-                .bearer_auth(&user.access_token)
-                .send()
-                .await
-                .expect("logout");
+            let out = app.post_with_token(path, &user.access_token).await;
             assert_eq!(out.status(), 204);
         }
         Revocation::RefreshTokenReuse => {
@@ -120,7 +114,7 @@ async fn revoked_on_a_is_refused_on_b(
 
 #[tokio::test]
 async fn session_checks_of_repeated_requests_are_served_from_memory() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     let before = app.metrics().await;
@@ -145,7 +139,7 @@ async fn session_checks_of_repeated_requests_are_served_from_memory() {
 
 #[tokio::test]
 async fn a_revoked_session_is_refused_at_once_by_the_instance_that_revoked_it() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     for (index, how) in [
         Revocation::Logout,
         Revocation::LogoutAll,
@@ -167,13 +161,16 @@ async fn a_revoked_session_is_refused_at_once_by_the_instance_that_revoked_it() 
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_revocation_reaches_every_other_instance_over_the_bus_within_the_bound() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_within_the_bound() {
+    require_scaled();
     // A long TTL: only the invalidation bus can make B refuse the token in time.
     let settings = [("OUTGROW_SESSION_CACHE_TTL", "60s")];
-    let a = spawn_app_with(&settings).await;
-    let b = spawn_instance(&a.backend, &settings).await;
+    let a = TestApp::builder().settings(&settings).spawn().await;
+    let b = TestApp::builder()
+        .backend(&a.backend)
+        .settings(&settings)
+        .spawn()
+        .await;
     for (index, how) in [
         Revocation::Logout,
         Revocation::LogoutAll,
@@ -189,9 +186,8 @@ async fn a_revocation_reaches_every_other_instance_over_the_bus_within_the_bound
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn without_the_bus_a_revocation_reaches_other_instances_within_the_session_cache_ttl() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
+async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within_the_session_cache_ttl() {
+    require_scaled();
     // PostgreSQL sessions and no Redis: nothing tells B; its cache entry expires instead.
     let backend: Vec<(String, String)> = isolated_scaled_backend()
         .await
@@ -203,8 +199,8 @@ async fn without_the_bus_a_revocation_reaches_other_instances_within_the_session
         .filter(|(key, _)| key == "OUTGROW_DATABASE_REPLICA_URLS")
         .flat_map(|(_, urls)| urls.split(',').map(str::to_owned).collect::<Vec<_>>())
         .collect();
-    let a = spawn_instance(&backend, &[]).await;
-    let b = spawn_instance(&backend, &[]).await;
+    let a = TestApp::builder().backend(&backend).spawn().await;
+    let b = TestApp::builder().backend(&backend).spawn().await;
     for (index, how) in [
         Revocation::Logout,
         Revocation::LogoutAll,
@@ -218,10 +214,9 @@ async fn without_the_bus_a_revocation_reaches_other_instances_within_the_session
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn an_authenticated_cached_read_costs_one_redis_round_trip() {
-    assert!(scaled(), "run by scripts/test on the scaled backends");
-    let app = spawn_app().await;
+async fn scaled_only_an_authenticated_cached_read_costs_one_redis_round_trip() {
+    require_scaled();
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     // Warm: the user record is cached, the session is cached by the login.

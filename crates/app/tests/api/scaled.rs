@@ -1,7 +1,7 @@
 //! Scale-out behaviour that only exists on the scaled backends: several stateless instances
 //! sharing PostgreSQL and Redis, read-your-writes over lagging replicas, and faults (a stopped
-//! replica, a stopped Redis). Ignored on the embedded pass; scripts/test runs them on the
-//! scaled pass with `--run-ignored all`.
+//! replica, a stopped Redis). Named `scaled_only_*`: skipped on the embedded pass (see
+//! [`crate::helpers::require_scaled`]).
 
 use std::time::{Duration, Instant};
 
@@ -12,18 +12,11 @@ use crate::{
     services::{PgCluster, RedisServer},
 };
 
-const NEEDS_SCALED: &str = "run by scripts/test on the scaled backends (OUTGROW_TEST_BACKEND=scaled)";
-
-fn require_scaled() {
-    assert!(scaled(), "{NEEDS_SCALED}");
-}
-
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_session_made_on_one_instance_works_and_dies_on_another() {
+async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() {
     require_scaled();
-    let a = spawn_app().await;
-    let b = spawn_instance(&a.backend, &[]).await;
+    let a = TestApp::spawn().await;
+    let b = TestApp::builder().backend(&a.backend).spawn().await;
     assert_eq!(a.register("ann@example.org", PASSWORD, "Ann").await.status(), 201);
 
     // Log in on B; use the token and the cookie on A.
@@ -35,13 +28,7 @@ async fn a_session_made_on_one_instance_works_and_dies_on_another() {
             .status(),
         200
     );
-    let with_cookie = a
-        .client
-        .get(a.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("me");
+    let with_cookie = a.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(with_cookie.status(), 200);
     // A refresh token from B is exchanged on A.
     let refreshed = a
@@ -56,13 +43,7 @@ async fn a_session_made_on_one_instance_works_and_dies_on_another() {
 
     // Log out everywhere on B: the cookie is dead on A at once, the token as soon as the
     // invalidation message arrives (tests/api/revocation.rs measures the bound).
-    let out = b
-        .client
-        .post(b.url("/api/v1/auth/logout-all"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("logout");
+    let out = b.post_with_token("/api/v1/auth/logout-all", &token).await;
     assert_eq!(out.status(), 204);
     let deadline = Instant::now() + Duration::from_secs(1);
     while a.get_with_token("/api/v1/me", &token).await.status() == 200 {
@@ -70,23 +51,20 @@ async fn a_session_made_on_one_instance_works_and_dies_on_another() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_problem(a.get_with_token("/api/v1/me", &token).await, 401).await;
-    let with_cookie = a
-        .client
-        .get(a.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("me");
+    let with_cookie = a.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_problem(with_cookie, 401).await;
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
+async fn scaled_only_the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
     require_scaled();
     let limit = [("OUTGROW_RATE_LIMIT_DEFAULT", "6/1m")];
-    let a = spawn_app_with(&limit).await;
-    let b = spawn_instance(&a.backend, &limit).await;
+    let a = TestApp::builder().settings(&limit).spawn().await;
+    let b = TestApp::builder()
+        .backend(&a.backend)
+        .settings(&limit)
+        .spawn()
+        .await;
     let user = a.signed_in("ann@example.org").await;
 
     let mut statuses = Vec::new();
@@ -104,16 +82,19 @@ async fn the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once() {
+async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_cache_at_once() {
     require_scaled();
     // A long local TTL: only the invalidation bus can make B see the change quickly.
     let settings = [
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = spawn_app_with(&settings).await;
-    let b = spawn_instance(&a.backend, &settings).await;
+    let a = TestApp::builder().settings(&settings).spawn().await;
+    let b = TestApp::builder()
+        .backend(&a.backend)
+        .settings(&settings)
+        .spawn()
+        .await;
     let user = a.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..3 {
@@ -134,12 +115,7 @@ async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once(
 
     let mut seen = None;
     while written.elapsed() < Duration::from_secs(2) {
-        let body: Value = b
-            .get_with_token(&path, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = b.get_json_with_token(&path, &user.access_token).await;
         if body["name"] == "Renamed on A" {
             seen = Some(written.elapsed());
             break;
@@ -154,22 +130,21 @@ async fn a_write_through_one_instance_reaches_the_other_instances_cache_at_once(
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
+async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() {
     require_scaled();
     let cluster = PgCluster::up(2);
     let (database, backend) = cluster.backend(shared_redis_setting()).await;
-    let app = spawn_instance(
-        &backend,
-        &[
+    let app = TestApp::builder()
+        .backend(&backend)
+        .settings(&[
             ("OUTGROW_READ_YOUR_WRITES_WINDOW", "2s"),
             ("OUTGROW_REPLICA_MAX_LAG", "1s"),
             ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
             // Every read reaches the database, so routing is what is tested.
             ("OUTGROW_CACHE_USER_TTL", "1ms"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let user = app.signed_in("ann@example.org").await;
     let admin = app.admin("admin@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
@@ -216,27 +191,17 @@ async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
     );
     // …yet the user, and anyone else reading the user, sees the write at once.
     for token in [&user.access_token, &admin.access_token] {
-        let body: Value = app.get_with_token(&path, token).await.json().await.expect("json");
+        let body: Value = app.get_json_with_token(&path, token).await;
         assert_eq!(body["name"], "Ann After");
     }
-    let me: Value = app
-        .get_with_token("/api/v1/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json_with_token("/api/v1/me", &user.access_token).await;
     assert_eq!(me["name"], "Ann After");
     assert!(metric_value(&app.metrics().await, "db_read_your_writes_total") >= Some(1.0));
 
     // After the window the lagging replicas are out of rotation: still never stale.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     for _ in 0..4 {
-        let body: Value = app
-            .get_with_token(&path, &admin.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = app.get_json_with_token(&path, &admin.access_token).await;
         assert_eq!(body["name"], "Ann After");
     }
     let metrics = app.metrics().await;
@@ -266,21 +231,20 @@ async fn a_users_own_writes_are_read_back_even_while_replicas_lag() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
+async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
     require_scaled();
     let cluster = PgCluster::up(2);
     let (_, backend) = cluster.backend(shared_redis_setting()).await;
-    let app = spawn_instance(
-        &backend,
-        &[
+    let app = TestApp::builder()
+        .backend(&backend)
+        .settings(&[
             ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
             ("OUTGROW_CACHE_USER_TTL", "1ms"),
             ("OUTGROW_READ_YOUR_WRITES_WINDOW", "1100ms"),
             ("OUTGROW_REPLICA_MAX_LAG", "1s"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let admin = app.admin("admin@example.org").await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
@@ -319,15 +283,7 @@ async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart()
         replica_2_reads >= 20.0,
         "the healthy replica took the reads: {replica_2_reads}"
     );
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("ready")
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/readyz").await.status(), 200);
 
     cluster.start_node("replica1");
     // replica-1 returns to rotation.
@@ -348,8 +304,7 @@ async fn requests_succeed_while_a_replica_is_down_and_it_returns_after_restart()
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back() {
+async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back() {
     require_scaled();
     let redis = RedisServer::up();
     // This test's own single Redis, also on the cluster pass (redis_cluster.rs restarts a
@@ -359,7 +314,11 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
     backend.push(("OUTGROW_REDIS_URL".into(), redis.url()));
     // Every request asks the session store (no in-process session cache), so that its
     // fallback while Redis is down is what is tested.
-    let app = spawn_instance(&backend, &[("OUTGROW_SESSION_CACHE_TTL", "0s")]).await;
+    let app = TestApp::builder()
+        .backend(&backend)
+        .settings(&[("OUTGROW_SESSION_CACHE_TTL", "0s")])
+        .spawn()
+        .await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
@@ -387,15 +346,7 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
         );
     }
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("ready")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["redis"], "unreachable (falling back)");
     // Sign-in needs the session store: refused clearly, not hung.
     let started = Instant::now();
@@ -434,15 +385,7 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
             .status(),
         200
     );
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("ready")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["redis"], "ok");
     let fallbacks = metric_value(&app.metrics().await, "auth_session_check_fallback_total");
     app.get_with_token("/api/v1/me", &fresh.access_token).await;
@@ -459,45 +402,27 @@ async fn requests_succeed_without_redis_and_redis_is_used_again_once_it_is_back(
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn a_promotion_from_the_command_line_reaches_the_servers_caches() {
+async fn scaled_only_a_promotion_from_the_command_line_reaches_the_servers_caches() {
     require_scaled();
-    let app = spawn_app_with(&[
-        ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
-        ("OUTGROW_CACHE_USER_TTL", "60s"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .settings(&[
+            ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
+            ("OUTGROW_CACHE_USER_TTL", "60s"),
+        ])
+        .spawn()
+        .await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..2 {
-        let body: Value = app
-            .get_with_token(&path, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = app.get_json_with_token(&path, &user.access_token).await;
         assert_eq!(body["role"], "user");
     }
 
-    let promote = app
-        .command()
-        .args(["admin", "promote", "--email", "ann@example.org"])
-        .output()
-        .expect("run");
-    assert!(
-        promote.status.success(),
-        "{}",
-        String::from_utf8_lossy(&promote.stderr)
-    );
+    app.run_cli(&["admin", "promote", "--email", "ann@example.org"]);
 
     let promoted = Instant::now();
     loop {
-        let body: Value = app
-            .get_with_token(&path, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = app.get_json_with_token(&path, &user.access_token).await;
         if body["role"] == "admin" {
             break;
         }
@@ -510,15 +435,14 @@ async fn a_promotion_from_the_command_line_reaches_the_servers_caches() {
 }
 
 #[tokio::test]
-#[ignore = "needs the scaled backends: scripts/test runs it"]
-async fn without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
+async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
     require_scaled();
     let backend: Vec<(String, String)> = isolated_scaled_backend()
         .await
         .into_iter()
         .filter(|(key, _)| !key.starts_with("OUTGROW_REDIS"))
         .collect();
-    let app = spawn_instance(&backend, &[]).await;
+    let app = TestApp::builder().backend(&backend).spawn().await;
     let started = app
         .wait_for_log(|event| event["message"] == "Outgrow listening")
         .await;
@@ -547,13 +471,7 @@ async fn without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
     assert_problem(app.get_with_token("/api/v1/me", &user.access_token).await, 401).await;
 
     let (cookie, tokens) = app.cookie_login("ann@example.org", PASSWORD).await;
-    let me = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("me");
+    let me = app.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(me.status(), 200);
     let rotated = app
         .post_json(
@@ -564,20 +482,13 @@ async fn without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
     assert_eq!(rotated.status(), 200);
 
     let out = app
-        .client
-        .post(app.url("/api/v1/auth/logout-all"))
-        .bearer_auth(tokens["access_token"].as_str().expect("token"))
-        .send()
-        .await
-        .expect("logout-all");
+        .post_with_token(
+            "/api/v1/auth/logout-all",
+            tokens["access_token"].as_str().expect("token"),
+        )
+        .await;
     assert_eq!(out.status(), 204);
-    let me = app
-        .client
-        .get(app.url("/api/v1/me"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("me");
+    let me = app.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_problem(me, 401).await;
     let metrics = app.metrics().await;
     assert!(

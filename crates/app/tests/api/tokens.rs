@@ -18,7 +18,7 @@ fn header_for(kid: &str) -> Value {
 #[tokio::test]
 async fn a_token_signed_with_the_right_key_for_a_live_session_is_accepted() {
     // Control for the refusals below: the crafting helper itself produces valid tokens.
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let (_, claims) = claims_of_a_real_session(&app).await;
 
     let token = sign_jwt(&header_for(TEST_JWT_KID), &claims, TEST_JWT_SECRET);
@@ -28,7 +28,7 @@ async fn a_token_signed_with_the_right_key_for_a_live_session_is_accepted() {
 
 #[tokio::test]
 async fn an_expired_token_is_refused_with_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let (_, mut claims) = claims_of_a_real_session(&app).await;
     let now = chrono::Utc::now().timestamp();
     claims["iat"] = json!(now - 3600);
@@ -42,7 +42,7 @@ async fn an_expired_token_is_refused_with_401() {
 
 #[tokio::test]
 async fn forged_tampered_and_unsigned_tokens_are_refused_with_401() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let (user, claims) = claims_of_a_real_session(&app).await;
     let mut as_admin = claims.clone();
     as_admin["role"] = json!("admin");
@@ -115,20 +115,14 @@ async fn forged_tampered_and_unsigned_tokens_are_refused_with_401() {
         );
     }
     for value in ["Bearer", "Basic dXNlcjpwYXNz", "Bearer    ", "token abc"] {
-        let response = app
-            .client
-            .get(app.url("/api/v1/me"))
-            .header("authorization", value)
-            .send()
-            .await
-            .expect("me");
+        let response = app.get_with_header("/api/v1/me", "authorization", value).await;
         assert_problem(response, 401).await;
     }
 }
 
 #[tokio::test]
 async fn a_token_for_a_revoked_or_made_up_session_is_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let (_, mut claims) = claims_of_a_real_session(&app).await;
     claims["sid"] = json!(uuid::Uuid::new_v4());
 
@@ -140,11 +134,13 @@ async fn a_token_for_a_revoked_or_made_up_session_is_refused() {
 #[tokio::test]
 async fn tokens_signed_by_a_previous_key_verify_after_rotation() {
     let old_key = "old:fedcba9876543210fedcba9876543210-old";
-    let app = spawn_app_with(&[(
-        "OUTGROW_JWT_KEYS",
-        &format!("new:0123456789abcdef0123456789abcdef-new,{old_key}"),
-    )])
-    .await;
+    let app = TestApp::builder()
+        .settings(&[(
+            "OUTGROW_JWT_KEYS",
+            &format!("new:0123456789abcdef0123456789abcdef-new,{old_key}"),
+        )])
+        .spawn()
+        .await;
     let (user, claims) = claims_of_a_real_session(&app).await;
     assert_eq!(
         jwt_parts(&user.access_token).0["kid"],

@@ -8,9 +8,9 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn me_requires_a_credential() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
-    let response = app.client.get(app.url("/api/v1/me")).send().await.expect("me");
+    let response = app.get("/api/v1/me").await;
 
     assert_eq!(header(&response, "www-authenticate").as_deref(), Some("Bearer"));
     assert_problem(response, 401).await;
@@ -18,15 +18,10 @@ async fn me_requires_a_credential() {
 
 #[tokio::test]
 async fn me_returns_the_signed_in_user() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
 
-    let me: Value = app
-        .get_with_token("/api/v1/me", &user.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json_with_token("/api/v1/me", &user.access_token).await;
 
     assert_eq!(me["id"], user.id.as_str());
     assert_eq!(me["email"], "ann@example.org");
@@ -34,7 +29,7 @@ async fn me_returns_the_signed_in_user() {
 
 #[tokio::test]
 async fn a_new_name_is_visible_at_once_through_the_cache() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     // Warm the cache.
@@ -48,12 +43,7 @@ async fn a_new_name_is_visible_at_once_through_the_cache() {
 
     assert_eq!(patched.status(), 200);
     for read in [path.as_str(), "/api/v1/me"] {
-        let body: Value = app
-            .get_with_token(read, &user.access_token)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let body: Value = app.get_json_with_token(read, &user.access_token).await;
         assert_eq!(body["name"], "Ann Renamed", "{read} served a stale name");
     }
     let metrics = app.metrics().await;
@@ -66,7 +56,7 @@ async fn a_new_name_is_visible_at_once_through_the_cache() {
 
 #[tokio::test]
 async fn a_profile_update_writes_the_new_value_through_to_the_cache() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
@@ -79,12 +69,7 @@ async fn a_profile_update_writes_the_new_value_through_to_the_cache() {
         .patch_me(&user.access_token, json!({"name": "Ann Written Through"}))
         .await;
     assert_eq!(patched.status(), 200);
-    let read: Value = app
-        .get_with_token(&path, &user.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let read: Value = app.get_json_with_token(&path, &user.access_token).await;
 
     // The read right after the update is a hit on the new value: no reload from the database.
     assert_eq!(read["name"], "Ann Written Through");
@@ -99,7 +84,7 @@ async fn a_profile_update_writes_the_new_value_through_to_the_cache() {
 
 #[tokio::test]
 async fn changing_the_password_requires_the_current_one() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
 
     let missing = app
@@ -124,7 +109,7 @@ async fn changing_the_password_requires_the_current_one() {
 
 #[tokio::test]
 async fn a_password_change_ends_the_other_sessions_but_keeps_this_one() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let here = app.signed_in("ann@example.org").await;
     let elsewhere = app.sign_in("ann@example.org", PASSWORD).await;
 
@@ -163,7 +148,7 @@ async fn a_password_change_ends_the_other_sessions_but_keeps_this_one() {
 
 #[tokio::test]
 async fn the_new_password_follows_the_policy() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     for bad in ["short", "ann@example.org", "12345678"] {
         let response = app
@@ -179,7 +164,7 @@ async fn the_new_password_follows_the_policy() {
 
 #[tokio::test]
 async fn an_empty_or_unknown_patch_is_a_400() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let user = app.signed_in("ann@example.org").await;
     assert_problem(app.patch_me(&user.access_token, json!({})).await, 400).await;
     assert_problem(
@@ -197,7 +182,7 @@ async fn an_empty_or_unknown_patch_is_a_400() {
 
 #[tokio::test]
 async fn a_user_reads_themself_but_not_others() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
 
@@ -222,7 +207,7 @@ async fn a_user_reads_themself_but_not_others() {
 
 #[tokio::test]
 async fn an_admin_reads_anyone_and_unknown_ids_are_404() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let bob = app.signed_in("bob@example.org").await;
     let admin = app.admin("admin@example.org").await;
 
@@ -248,14 +233,14 @@ async fn an_admin_reads_anyone_and_unknown_ids_are_404() {
 
 #[tokio::test]
 async fn listing_users_is_for_admins() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let ann = app.signed_in("ann@example.org").await;
     assert_problem(app.get_with_token("/api/v1/users", &ann.access_token).await, 403).await;
 }
 
 #[tokio::test]
 async fn admins_page_through_every_user_once_in_a_stable_order() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.admin("admin@example.org").await;
     for index in 0..24 {
         assert_eq!(
@@ -316,7 +301,7 @@ async fn all_pages(app: &TestApp, token: &str) -> (Vec<String>, usize) {
 
 #[tokio::test]
 async fn page_sizes_and_cursors_are_validated() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.admin("admin@example.org").await;
     for query in [
         "limit=0",
@@ -339,7 +324,7 @@ async fn page_sizes_and_cursors_are_validated() {
 
 #[tokio::test]
 async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.signed_in("ann@example.org").await;
 
     let create = app
@@ -351,16 +336,7 @@ async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
     assert!(!create.status.success());
     assert!(String::from_utf8_lossy(&create.stderr).contains("admin promote"));
 
-    let promote = app
-        .command()
-        .args(["admin", "promote", "--email", "ann@example.org"])
-        .output()
-        .expect("run");
-    assert!(
-        promote.status.success(),
-        "{}",
-        String::from_utf8_lossy(&promote.stderr)
-    );
+    app.run_cli(&["admin", "promote", "--email", "ann@example.org"]);
     let admin = app.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(
         app.get_with_token("/api/v1/users", &admin.access_token)
@@ -373,7 +349,7 @@ async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
 #[tokio::test]
 async fn the_admin_password_can_come_from_standard_input() {
     use std::io::Write;
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let mut child = app
         .command()
         .args(["admin", "create", "--email", "root@example.org", "--name", "Root"])
@@ -390,12 +366,7 @@ async fn the_admin_password_can_come_from_standard_input() {
     assert!(child.wait().expect("wait").success());
 
     let admin = app.sign_in("root@example.org", "piped admin secret").await;
-    let me: Value = app
-        .get_with_token("/api/v1/me", &admin.access_token)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get_json_with_token("/api/v1/me", &admin.access_token).await;
     assert_eq!(me["role"], "admin");
     assert_eq!(me["name"], "Root");
 }

@@ -11,13 +11,12 @@ use crate::helpers::*;
 /// A product created by `admin`; returns its id.
 async fn a_product(app: &TestApp, admin: &SignedIn) -> String {
     let response = app
-        .client
-        .post(app.url("/api/v1/products"))
-        .bearer_auth(&admin.access_token)
-        .json(&json!({"name": "Oak chair", "price_minor": 4900, "currency": "EUR", "stock": 5}))
-        .send()
-        .await
-        .expect("create product");
+        .post_json_with_token(
+            "/api/v1/products",
+            &admin.access_token,
+            &json!({"name": "Oak chair", "price_minor": 4900, "currency": "EUR", "stock": 5}),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let product: Value = response.json().await.expect("json");
     product["id"].as_str().expect("id").to_owned()
@@ -42,11 +41,8 @@ async fn view(app: &TestApp, product: &str, times: usize) {
 /// The product's stored views, from the admin report (0 when it has none yet).
 async fn stored_views(app: &TestApp, admin: &SignedIn, product: &str) -> i64 {
     let report: Value = app
-        .get_with_token("/api/v1/admin/analytics?top=10", &admin.access_token)
-        .await
-        .json()
-        .await
-        .expect("report");
+        .get_json_with_token("/api/v1/admin/analytics?top=10", &admin.access_token)
+        .await;
     report["most_viewed"]
         .as_array()
         .expect("most_viewed")
@@ -57,7 +53,10 @@ async fn stored_views(app: &TestApp, admin: &SignedIn, product: &str) -> i64 {
 
 #[tokio::test]
 async fn views_are_written_behind_in_batches_within_the_flush_interval() {
-    let app = spawn_app_with(&[("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")]).await;
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")])
+        .spawn()
+        .await;
     let admin = app.admin("admin@example.org").await;
     let product = a_product(&app, &admin).await;
 
@@ -81,7 +80,7 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
     // A long interval: nothing is written while the test runs but at shutdown.
     let rare = [("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "1h")];
     // The first instance owns the data directory: it stays in scope to the end.
-    let mut first = spawn_app_with(&rare).await;
+    let mut first = TestApp::builder().settings(&rare).spawn().await;
     let admin = first.admin("admin@example.org").await;
     let product = a_product(&first, &admin).await;
     let (data_dir, backend) = (first.data_dir.clone(), first.backend.clone());
@@ -90,7 +89,12 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
     view(&first, &product, 10).await;
     first.terminate();
     assert!(first.child.wait().expect("exit").success());
-    let mut second = spawn_app_on(&data_dir, &backend, &rare).await;
+    let mut second = TestApp::builder()
+        .data_dir(&data_dir)
+        .backend(&backend)
+        .settings(&rare)
+        .spawn()
+        .await;
     assert_eq!(stored_views(&second, &admin, &product).await, 10);
 
     // kill -9 before any flush: those views are the loss the interval bounds.
@@ -98,7 +102,12 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
     second.child.kill().expect("kill -9");
     second.child.wait().expect("exit");
     let frequent = [("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")];
-    let mut third = spawn_app_on(&data_dir, &backend, &frequent).await;
+    let mut third = TestApp::builder()
+        .data_dir(&data_dir)
+        .backend(&backend)
+        .settings(&frequent)
+        .spawn()
+        .await;
     assert_eq!(stored_views(&third, &admin, &product).await, 10);
 
     // kill -9 after a flush: what was flushed stays.
@@ -110,6 +119,11 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
         .await;
     third.child.kill().expect("kill -9");
     third.child.wait().expect("exit");
-    let fourth = spawn_app_on(&data_dir, &backend, &frequent).await;
+    let fourth = TestApp::builder()
+        .data_dir(&data_dir)
+        .backend(&backend)
+        .settings(&frequent)
+        .spawn()
+        .await;
     assert_eq!(stored_views(&fourth, &admin, &product).await, 15);
 }

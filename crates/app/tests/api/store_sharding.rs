@@ -1,0 +1,153 @@
+//! Orders on shards (scaled pass only): each order lands on the shard of its user's bucket,
+//! survives a bucket move, and a reservation whose order never reached its shard is released.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_bucket_move() {
+    require_scaled();
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
+        .spawn()
+        .await;
+    let admin = app.admin("admin@example.org").await;
+    let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
+    let user = app.signed_in("ann@example.org").await;
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        let response = order(&app, &user, json!([{"product_id": id, "quantity": 1}]), None).await;
+        assert_eq!(response.status(), 201);
+        let body = json_body(response, 201).await;
+        placed.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let shard_urls = shard_urls(&app);
+    let shown = app.run_cli(&["shards", "show", "--user", &user.id]);
+    assert!(
+        shown.contains("shard-0") && shown.contains("512 bucket(s)"),
+        "{shown}"
+    );
+    let line = shown
+        .lines()
+        .find(|line| line.starts_with("user "))
+        .expect("the user's line");
+    let bucket: u16 = line
+        .split("bucket ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|bucket| bucket.parse().ok())
+        .expect("bucket");
+    let home: usize = if line.ends_with("shard-0") { 0 } else { 1 };
+    let on = |shard: usize| {
+        let url = shard_urls[shard].clone();
+        let user = user.id.clone();
+        async move {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect");
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM orders WHERE user_id = $1::uuid")
+                .bind(user)
+                .fetch_one(&mut connection)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(on(home).await, 5, "all on the shard of bucket {bucket}");
+    assert_eq!(on(1 - home).await, 0);
+
+    let moved = app.run_cli(&[
+        "shards",
+        "move",
+        "--bucket",
+        &bucket.to_string(),
+        "--to",
+        &(1 - home).to_string(),
+        "--settle",
+        "1s",
+    ]);
+    assert!(moved.contains("5 orders"), "{moved}");
+    assert_eq!(on(home).await, 0, "deleted from the old shard");
+    assert_eq!(on(1 - home).await, 5, "copied to the new one");
+    // The server routes by the new map: every order is still readable, new ones land there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for order_id in &placed {
+        let response = app
+            .get_with_token(&format!("/api/v1/orders/{order_id}"), &user.access_token)
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let response = order(&app, &user, json!([{"product_id": id, "quantity": 1}]), None).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(on(1 - home).await, 6);
+    let cancelled = cancel_order(&app, &user, &placed[0]).await;
+    assert_eq!(cancelled.status(), 200);
+}
+
+#[tokio::test]
+async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_released() {
+    require_scaled();
+    use sqlx::Connection;
+    let app = TestApp::builder()
+        .settings(&[
+            ("OUTGROW_REQUEST_TIMEOUT", "2s"),
+            ("OUTGROW_ORDER_RECONCILE_AFTER", "3s"),
+            ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "200ms"),
+        ])
+        .spawn()
+        .await;
+    let admin = app.admin("admin@example.org").await;
+    let id = create_product_id(&app, &admin, "Mug", 1000, 10).await;
+    let user = app.signed_in("ann@example.org").await;
+    let primary = backend_setting(&app, "OUTGROW_DATABASE_URL").expect("primary");
+    let shards = shard_urls(&app);
+    // Both shards refuse connections: the stock is reserved on the primary, the order cannot
+    // be written, and the request fails without taking the stock for good.
+    let mut admin_connection = sqlx::PgConnection::connect(primary).await.expect("connect");
+    let names: Vec<String> = shards
+        .iter()
+        .map(|url| url.rsplit('/').next().expect("database").to_owned())
+        .collect();
+    for name in &names {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
+        )))
+        .execute(&mut admin_connection)
+        .await
+        .expect("close the shard");
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(name)
+            .execute(&mut admin_connection)
+            .await
+            .expect("drop its connections");
+    }
+    let refused = order(&app, &user, json!([{"product_id": id, "quantity": 4}]), None).await;
+    // A shard that refuses connections is unavailable (503 + Retry-After), not an error of ours.
+    assert_eq!(header(&refused, "retry-after").as_deref(), Some("1"));
+    assert_problem(refused, 503).await;
+    for name in &names {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"
+        )))
+        .execute(&mut admin_connection)
+        .await
+        .expect("reopen the shard");
+    }
+    // The reconciler settles it: the order does not exist, so the 4 units come back.
+    let mut stock = Value::Null;
+    for _ in 0..100 {
+        let current = product(&app, &id).await;
+        stock = current["stock"].clone();
+        if stock == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stock, 10, "the reservation was released");
+    assert_eq!(count_rows(&app, "orders", "WHERE status = 'placed'").await, 0);
+    // And ordering works again.
+    let placed = order(&app, &user, json!([{"product_id": id, "quantity": 4}]), None).await;
+    assert_eq!(placed.status(), 201);
+}
