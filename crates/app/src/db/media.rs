@@ -1,10 +1,14 @@
-//! Rows for uploads and exports (their bytes live in the object store). The SQL text is
-//! shared by both backends: it is written with `$n` placeholders, which SQLite reads as `?n`.
-//! On PostgreSQL everything runs on the primary: these rows are written by one request or
-//! job and read back at once by their owner, and they are few.
+//! Rows for uploads and exports (their bytes live in the object store). Every statement is a
+//! constant below, the same text on both backends. On PostgreSQL everything runs on the
+//! primary (SQLite: the writer pool): these rows are written by one request or job and read
+//! back at once by their owner, and they are few.
 
 use chrono::{DateTime, Utc};
-use outgrow_platform::jobs::{NewJob, enqueue_postgres, enqueue_sqlite};
+use outgrow_platform::{
+    jobs::{EnqueueJob, NewJob},
+    sql::{Sql, SqlPool},
+    with_pool,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -52,104 +56,136 @@ pub struct ExportRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// The database behind uploads and exports.
+/// The database behind uploads and exports: the primary (SQLite: the writer pool).
 #[derive(Debug, Clone)]
-pub enum MediaStore {
-    /// SQLite: the writer pool (reads too: these are read right after being written).
-    Sqlite(sqlx::SqlitePool),
-    /// PostgreSQL: the primary.
-    Postgres(sqlx::PgPool),
+pub struct MediaStore {
+    pool: SqlPool,
 }
 
-/// `$1` → `?1`: SQLite's numbered parameters.
-fn for_sqlite(sql: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql.replace('$', "?"))
-}
-
-/// Runs `$body` with `$pool` bound to whichever pool this store has, and `$sql` converted for it.
-macro_rules! on_pool {
-    ($store:expr, $sql:expr, |$pool:ident, $text:ident| $body:expr) => {
-        match $store {
-            MediaStore::Sqlite($pool) => {
-                let $text = for_sqlite($sql);
-                $body
-            }
-            MediaStore::Postgres($pool) => {
-                let $text = sqlx::AssertSqlSafe($sql.to_owned());
-                $body
-            }
-        }
+/// The columns of an [`UploadRow`] (a macro, so that the statements below are literals).
+macro_rules! upload_columns {
+    () => {
+        "id, owner_id, content_type, size_bytes, width, height, public, status, variants, error, created_at, updated_at"
     };
 }
 
-const UPLOAD_COLUMNS: &str = "id, owner_id, content_type, size_bytes, width, height, public, status, variants, error, created_at, updated_at";
-const EXPORT_COLUMNS: &str = "id, user_id, format, status, size_bytes, error, created_at, finished_at";
+/// The columns of an [`ExportRow`].
+macro_rules! export_columns {
+    () => {
+        "id, user_id, format, status, size_bytes, error, created_at, finished_at"
+    };
+}
+
+/// Records an upload.
+pub const UPLOAD_INSERT: Sql = Sql::new(
+    "uploads.insert",
+    concat!(
+        "INSERT INTO uploads (",
+        upload_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ),
+);
+/// An upload by id.
+pub const UPLOAD_BY_ID: Sql = Sql::new(
+    "uploads.by_id",
+    concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1"),
+);
+/// Every upload of an owner, newest first.
+pub const UPLOADS_OF_OWNER: Sql = Sql::new(
+    "uploads.of_owner",
+    concat!(
+        "SELECT ",
+        upload_columns!(),
+        " FROM uploads WHERE owner_id = $1 ORDER BY id DESC"
+    ),
+);
+/// Records the outcome of processing an upload.
+pub const UPLOAD_FINISH: Sql = Sql::new(
+    "uploads.finish",
+    "UPDATE uploads SET status = $1, variants = $2, error = $3, updated_at = $4 WHERE id = $5",
+);
+/// Records an export.
+pub const EXPORT_INSERT: Sql = Sql::new(
+    "exports.insert",
+    concat!(
+        "INSERT INTO exports (",
+        export_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ),
+);
+/// An export by id.
+pub const EXPORT_BY_ID: Sql = Sql::new(
+    "exports.by_id",
+    concat!("SELECT ", export_columns!(), " FROM exports WHERE id = $1"),
+);
+/// Finishes a pending export (a rerun finds it finished and changes nothing).
+pub const EXPORT_FINISH: Sql = Sql::new(
+    "exports.finish",
+    "UPDATE exports SET status = $1, size_bytes = $2, error = $3, finished_at = $4 WHERE id = $5 AND status = 'pending'",
+);
+
+/// Every named statement of this module, for `scripts/explain-queries`.
+pub const STATEMENTS: &[Sql] = &[
+    UPLOAD_INSERT,
+    UPLOAD_BY_ID,
+    UPLOADS_OF_OWNER,
+    UPLOAD_FINISH,
+    EXPORT_INSERT,
+    EXPORT_BY_ID,
+    EXPORT_FINISH,
+];
 
 impl MediaStore {
+    /// Upload and export rows on `pool` (the primary, or SQLite's writer).
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+
     /// Inserts an upload and the jobs that process it, in one transaction.
     pub async fn insert_upload(&self, row: &UploadRow, jobs: &[NewJob]) -> Result<(), StoreError> {
-        let sql = "INSERT INTO uploads (id, owner_id, content_type, size_bytes, width, height, public, status, variants, error, created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-        macro_rules! insert {
-            ($tx:expr, $text:expr) => {
-                sqlx::query($text)
-                    .bind(row.id)
-                    .bind(row.owner_id)
-                    .bind(&row.content_type)
-                    .bind(row.size_bytes)
-                    .bind(row.width)
-                    .bind(row.height)
-                    .bind(row.public)
-                    .bind(&row.status)
-                    .bind(&row.variants)
-                    .bind(&row.error)
-                    .bind(row.created_at)
-                    .bind(row.updated_at)
-                    .execute(&mut *$tx)
-                    .await?
-            };
-        }
-        match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                insert!(tx, for_sqlite(sql));
-                for job in jobs {
-                    enqueue_sqlite(&mut tx, job).await?;
-                }
-                tx.commit().await?;
+        with_pool!(&self.pool, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql(UPLOAD_INSERT))
+                .bind(row.id)
+                .bind(row.owner_id)
+                .bind(&row.content_type)
+                .bind(row.size_bytes)
+                .bind(row.width)
+                .bind(row.height)
+                .bind(row.public)
+                .bind(&row.status)
+                .bind(&row.variants)
+                .bind(&row.error)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            for job in jobs {
+                tx.enqueue(job).await?;
             }
-            Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                insert!(tx, sqlx::AssertSqlSafe(sql.to_owned()));
-                for job in jobs {
-                    enqueue_postgres(&mut tx, job).await?;
-                }
-                tx.commit().await?;
-            }
-        }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// The upload `id`.
     pub async fn upload(&self, id: Uuid) -> Result<Option<UploadRow>, StoreError> {
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1");
-        Ok(on_pool!(self, &sql, |pool, text| sqlx::query_as::<_, UploadRow>(
-            text
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?))
+        Ok(with_pool!(&self.pool, |pool, sql| {
+            sqlx::query_as(sql(UPLOAD_BY_ID))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Every upload of `owner`, newest first.
     pub async fn uploads_of(&self, owner: Uuid) -> Result<Vec<UploadRow>, StoreError> {
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE owner_id = $1 ORDER BY id DESC");
-        Ok(on_pool!(self, &sql, |pool, text| sqlx::query_as::<_, UploadRow>(
-            text
-        )
-        .bind(owner)
-        .fetch_all(pool)
-        .await?))
+        Ok(with_pool!(&self.pool, |pool, sql| {
+            sqlx::query_as(sql(UPLOADS_OF_OWNER))
+                .bind(owner)
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// Records the outcome of processing: the variants, or the error.
@@ -161,70 +197,51 @@ impl MediaStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let status = if error.is_some() { "failed" } else { "ready" };
-        let sql = "UPDATE uploads SET status = $1, variants = $2, error = $3, updated_at = $4 WHERE id = $5";
         let variants = Json(variants.to_vec());
-        on_pool!(self, sql, |pool, text| sqlx::query(text)
-            .bind(status)
-            .bind(&variants)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        with_pool!(&self.pool, |pool, sql| {
+            sqlx::query(sql(UPLOAD_FINISH))
+                .bind(status)
+                .bind(&variants)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Inserts an export and the job that builds it, in one transaction.
     pub async fn insert_export(&self, row: &ExportRow, jobs: &[NewJob]) -> Result<(), StoreError> {
-        let sql =
-            "INSERT INTO exports (id, user_id, format, status, size_bytes, error, created_at, finished_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        macro_rules! insert {
-            ($tx:expr, $text:expr) => {
-                sqlx::query($text)
-                    .bind(row.id)
-                    .bind(row.user_id)
-                    .bind(&row.format)
-                    .bind(&row.status)
-                    .bind(row.size_bytes)
-                    .bind(&row.error)
-                    .bind(row.created_at)
-                    .bind(row.finished_at)
-                    .execute(&mut *$tx)
-                    .await?
-            };
-        }
-        match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                insert!(tx, for_sqlite(sql));
-                for job in jobs {
-                    enqueue_sqlite(&mut tx, job).await?;
-                }
-                tx.commit().await?;
+        with_pool!(&self.pool, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql(EXPORT_INSERT))
+                .bind(row.id)
+                .bind(row.user_id)
+                .bind(&row.format)
+                .bind(&row.status)
+                .bind(row.size_bytes)
+                .bind(&row.error)
+                .bind(row.created_at)
+                .bind(row.finished_at)
+                .execute(&mut *tx)
+                .await?;
+            for job in jobs {
+                tx.enqueue(job).await?;
             }
-            Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                insert!(tx, sqlx::AssertSqlSafe(sql.to_owned()));
-                for job in jobs {
-                    enqueue_postgres(&mut tx, job).await?;
-                }
-                tx.commit().await?;
-            }
-        }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// The export `id`.
     pub async fn export(&self, id: Uuid) -> Result<Option<ExportRow>, StoreError> {
-        let sql = format!("SELECT {EXPORT_COLUMNS} FROM exports WHERE id = $1");
-        Ok(on_pool!(self, &sql, |pool, text| sqlx::query_as::<_, ExportRow>(
-            text
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?))
+        Ok(with_pool!(&self.pool, |pool, sql| {
+            sqlx::query_as(sql(EXPORT_BY_ID))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Marks an export ready (with its size) or failed and, in the same transaction, enqueues
@@ -241,45 +258,25 @@ impl MediaStore {
             Ok(size) => ("ready", Some(size), None),
             Err(error) => ("failed", None, Some(error)),
         };
-        let sql = "UPDATE exports SET status = $1, size_bytes = $2, error = $3, finished_at = $4
-                   WHERE id = $5 AND status = 'pending'";
-        macro_rules! update {
-            ($tx:expr, $text:expr) => {
-                sqlx::query($text)
-                    .bind(status)
-                    .bind(size)
-                    .bind(error)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected()
-            };
-        }
-        let changed = match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let changed = update!(tx, for_sqlite(sql)) == 1;
-                if changed {
-                    for job in jobs {
-                        enqueue_sqlite(&mut tx, job).await?;
-                    }
+        Ok(with_pool!(&self.pool, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(sql(EXPORT_FINISH))
+                .bind(status)
+                .bind(size)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if changed {
+                for job in jobs {
+                    tx.enqueue(job).await?;
                 }
-                tx.commit().await?;
-                changed
             }
-            Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let changed = update!(tx, sqlx::AssertSqlSafe(sql.to_owned())) == 1;
-                if changed {
-                    for job in jobs {
-                        enqueue_postgres(&mut tx, job).await?;
-                    }
-                }
-                tx.commit().await?;
-                changed
-            }
-        };
-        Ok(changed)
+            tx.commit().await?;
+            changed
+        }))
     }
 }

@@ -4,18 +4,20 @@
 //! time; a dedicated single-connection writer pool queues writers in the application (fair,
 //! bounded by the acquire timeout) instead of letting them collide on `SQLITE_BUSY`, while
 //! readers proceed in parallel under WAL. The same read/write split is what the PostgreSQL
-//! backend routes to the primary and the replicas ([`postgres`]). [`markers`] holds the
-//! read-your-writes markers and [`redis_sessions`] the Redis session store of the scaled mode.
+//! backend routes to the primary and the replicas ([`postgres`]); [`route`] is where a
+//! statement's routing class picks the pool on either backend. [`accounts`] holds the users and
+//! SQL sessions, [`markers`] the read-your-writes markers and [`redis_sessions`] the Redis
+//! session store of the scaled mode.
 
+pub mod accounts;
 pub mod markers;
 pub mod media;
 pub mod postgres;
-mod postgres_repos;
 pub mod redis_sessions;
+pub mod route;
 pub mod session_cache;
 pub mod shards;
 pub mod sql;
-mod sqlite;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -199,18 +201,12 @@ impl Database {
 
     /// Upload and export rows on this database.
     pub fn media(&self) -> media::MediaStore {
-        match self {
-            Self::Sqlite(db) => media::MediaStore::Sqlite(db.writer.clone()),
-            Self::Postgres(db) => media::MediaStore::Postgres(db.primary().clone()),
-        }
+        media::MediaStore::new(self.primary_pool())
     }
 
     /// The job queue on this database (SQLite: the writer pool; PostgreSQL: the primary).
     pub fn jobs(&self) -> outgrow_platform::jobs::JobStore {
-        match self {
-            Self::Sqlite(db) => outgrow_platform::jobs::JobStore::Sqlite(db.writer.clone()),
-            Self::Postgres(db) => outgrow_platform::jobs::JobStore::Postgres(db.primary().clone()),
-        }
+        self.primary_pool()
     }
 
     /// What the start-up log and `outgrow check` show (never credentials).
@@ -223,18 +219,12 @@ impl Database {
 
     /// The user repository on this backend.
     pub fn users(&self) -> Arc<dyn UserRepository> {
-        match self {
-            Self::Sqlite(db) => Arc::new(sqlite::SqliteUsers::new(db.writer.clone(), db.reader.clone())),
-            Self::Postgres(db) => Arc::new(postgres_repos::PgUsers::new(db.clone())),
-        }
+        Arc::new(accounts::SqlUsers::new(self.clone()))
     }
 
     /// The SQL session store on this backend.
     pub fn sessions(&self) -> Arc<dyn SessionStore> {
-        match self {
-            Self::Sqlite(db) => Arc::new(sqlite::SqliteSessions::new(db.writer.clone(), db.reader.clone())),
-            Self::Postgres(db) => Arc::new(postgres_repos::PgSessions::new(db.clone())),
-        }
+        Arc::new(accounts::SqlSessions::new(self.clone()))
     }
 
     /// Waits for checked-out connections to return and closes every pool.
@@ -253,6 +243,11 @@ impl SqliteDatabase {
     /// The read-only pool (many connections under WAL).
     pub fn reader(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    /// The one-connection pool every write goes through.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 }
 

@@ -10,7 +10,8 @@ use crate::{
     db::{
         Database,
         media::Variant,
-        sql::{SqlPool, for_postgres, for_sqlite, with_pool},
+        route::with_db,
+        sql::{Sql, SqlPool, with_pool},
     },
     repo::StoreError,
 };
@@ -73,12 +74,129 @@ enum Arg {
     Text(String),
 }
 
-const COLUMNS: &str = "p.id, p.name, p.description, p.price_minor, p.currency, p.stock, p.image_id, \
-     CASE WHEN u.status = 'ready' THEN u.variants END AS image_variants, p.created_at, p.updated_at";
+/// The columns of a [`ProductRow`] and where they come from (macros, so that the statements
+/// below are literals).
+macro_rules! product_columns {
+    () => {
+        "p.id, p.name, p.description, p.price_minor, p.currency, p.stock, p.image_id, \
+         CASE WHEN u.status = 'ready' THEN u.variants END AS image_variants, p.created_at, p.updated_at"
+    };
+}
+macro_rules! product_from {
+    () => {
+        "products p LEFT JOIN uploads u ON u.id = p.image_id"
+    };
+}
+
 /// The read-your-writes subject of the catalog as a whole (listings); products are their own.
 pub const CATALOG: Uuid = Uuid::nil();
 
-const FROM: &str = "products p LEFT JOIN uploads u ON u.id = p.image_id";
+/// A product by id, with its image's variants.
+pub const PRODUCT_BY_ID: Sql = Sql::new(
+    "products.by_id",
+    concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM ",
+        product_from!(),
+        " WHERE p.id = $1"
+    ),
+);
+/// The catalog's version (cached pages are keyed by it).
+pub const CATALOG_VERSION: Sql = Sql::new("catalog.version", "SELECT version FROM catalog_version");
+/// Retires every cached page: part of each catalog write's transaction.
+pub const CATALOG_BUMP: Sql = Sql::new("catalog.bump", "UPDATE catalog_version SET version = version + 1");
+/// Creates a product.
+pub const PRODUCT_INSERT: Sql = Sql::new(
+    "products.insert",
+    "INSERT INTO products (id, name, description, price_minor, currency, stock, image_id, created_at, updated_at)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+);
+/// Applies a partial update (`NULL` leaves a column; `$7` says whether to set the image).
+pub const PRODUCT_UPDATE: Sql = Sql::new(
+    "products.update",
+    "UPDATE products SET
+                          name = COALESCE($2, name),
+                          description = COALESCE($3, description),
+                          price_minor = COALESCE($4, price_minor),
+                          currency = COALESCE($5, currency),
+                          stock = COALESCE($6, stock),
+                          image_id = CASE WHEN $7 THEN $8 ELSE image_id END,
+                          updated_at = $9
+                      WHERE id = $1",
+);
+/// Deletes a product.
+pub const PRODUCT_DELETE: Sql = Sql::new("products.delete", "DELETE FROM products WHERE id = $1");
+/// Products showing an image.
+pub const PRODUCTS_SHOWING_IMAGE: Sql = Sql::new(
+    "products.showing_image",
+    "SELECT id FROM products WHERE image_id = $1",
+);
+
+/// Every named statement of this module, for `scripts/explain-queries` (the listings, whose
+/// filters are optional, are assembled by [`list_statement`]).
+pub const STATEMENTS: &[Sql] = &[
+    PRODUCT_BY_ID,
+    CATALOG_VERSION,
+    CATALOG_BUMP,
+    PRODUCT_INSERT,
+    PRODUCT_UPDATE,
+    PRODUCT_DELETE,
+    PRODUCTS_SHOWING_IMAGE,
+];
+
+/// The text and parameters of a catalog page: the optional filters are joined with `AND`, the
+/// text search in each backend's full-text index (PostgreSQL `tsvector`, SQLite FTS5).
+fn list_statement(query: &ProductQuery, postgres: bool) -> (String, Vec<Arg>) {
+    let mut conditions = Vec::new();
+    let mut args = Vec::new();
+    let next = |arg: Arg, args: &mut Vec<Arg>| {
+        args.push(arg);
+        format!("${}", args.len())
+    };
+    if let Some(after) = query.after {
+        conditions.push(format!("p.id > {}", next(Arg::Uuid(after), &mut args)));
+    }
+    if let Some(min) = query.min_price {
+        conditions.push(format!("p.price_minor >= {}", next(Arg::Int(min), &mut args)));
+    }
+    if let Some(max) = query.max_price {
+        conditions.push(format!("p.price_minor <= {}", next(Arg::Int(max), &mut args)));
+    }
+    if let Some(text) = &query.text {
+        if postgres {
+            let param = next(Arg::Text(text.clone()), &mut args);
+            conditions.push(format!("p.search @@ plainto_tsquery('simple', {param})"));
+        } else {
+            let param = next(Arg::Text(fts5_query(text)), &mut args);
+            conditions.push(format!(
+                "p.rowid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH {param})"
+            ));
+        }
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let limit = next(Arg::Int(i64::from(query.limit)), &mut args);
+    let sql = format!(
+        concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM ",
+            product_from!(),
+            " {} ORDER BY p.id LIMIT {}"
+        ),
+        filter, limit
+    );
+    (sql, args)
+}
+
+/// The PostgreSQL text of the catalog page `query` selects (for `scripts/explain-queries`).
+pub fn list_statement_postgres(query: &ProductQuery) -> String {
+    list_statement(query, true).0
+}
 
 /// The catalog on either backend.
 #[derive(Debug, Clone)]
@@ -99,45 +217,38 @@ impl Catalog {
     /// Runs a product query on a reader: a replica (round robin, lag-aware) or SQLite's reader
     /// pool — or the primary while `subject` (a product, or [`CATALOG`]) was written recently,
     /// so that no cache is filled from a replica that has not seen the write yet.
-    async fn read(&self, subject: Uuid, sql: &str, args: Vec<Arg>) -> Result<Vec<ProductRow>, StoreError> {
-        macro_rules! bind_all {
-            ($query:expr) => {{
-                let mut query = $query;
-                for arg in &args {
-                    query = match arg {
-                        Arg::Uuid(value) => query.bind(*value),
-                        Arg::Int(value) => query.bind(*value),
-                        Arg::Text(value) => query.bind(value.clone()),
-                    };
-                }
-                query
-            }};
-        }
-        match &self.db {
-            Database::Sqlite(sqlite) => {
-                let query = bind_all!(sqlx::query_as::<_, ProductRow>(for_sqlite(sql)));
-                Ok(query.fetch_all(sqlite.reader()).await?)
+    async fn read(
+        &self,
+        subject: Uuid,
+        statement: &str,
+        args: &[Arg],
+    ) -> Result<Vec<ProductRow>, StoreError> {
+        let subject = Some(outgrow_domain::UserId(subject));
+        Ok(with_db!(&self.db, read(subject), |conn, sql| {
+            let mut query = sqlx::query_as::<_, ProductRow>(sql(statement));
+            for arg in args {
+                query = match arg {
+                    Arg::Uuid(value) => query.bind(*value),
+                    Arg::Int(value) => query.bind(*value),
+                    Arg::Text(value) => query.bind(value.as_str()),
+                };
             }
-            Database::Postgres(pg) => Ok(pg
-                .read(Some(outgrow_domain::UserId(subject)), |mut connection| {
-                    let query = bind_all!(sqlx::query_as::<_, ProductRow>(for_postgres(sql)));
-                    async move { query.fetch_all(&mut *connection).await }
-                })
-                .await?),
-        }
+            query.fetch_all(conn).await
+        })?)
     }
 
     /// The product `id`.
     pub async fn get(&self, id: Uuid) -> Result<Option<ProductRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE p.id = $1");
-        Ok(self.read(id, &sql, vec![Arg::Uuid(id)]).await?.pop())
+        Ok(self
+            .read(id, PRODUCT_BY_ID.postgres(), &[Arg::Uuid(id)])
+            .await?
+            .pop())
     }
 
     /// The product `id`, read on the primary (right after a write).
     pub async fn get_current(&self, id: Uuid) -> Result<Option<ProductRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE p.id = $1");
-        Ok(with_pool!(&self.primary, |pool, text| {
-            sqlx::query_as::<_, ProductRow>(text(&sql))
+        Ok(with_pool!(&self.primary, |pool, sql| {
+            sqlx::query_as::<_, ProductRow>(sql(PRODUCT_BY_ID))
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
@@ -147,47 +258,16 @@ impl Catalog {
     /// One page of products in id (creation) order.
     pub async fn list(&self, query: &ProductQuery) -> Result<Vec<ProductRow>, StoreError> {
         let postgres = matches!(self.db, Database::Postgres(_));
-        let mut conditions = Vec::new();
-        let mut args = Vec::new();
-        let next = |arg: Arg, args: &mut Vec<Arg>| {
-            args.push(arg);
-            format!("${}", args.len())
-        };
-        if let Some(after) = query.after {
-            conditions.push(format!("p.id > {}", next(Arg::Uuid(after), &mut args)));
-        }
-        if let Some(min) = query.min_price {
-            conditions.push(format!("p.price_minor >= {}", next(Arg::Int(min), &mut args)));
-        }
-        if let Some(max) = query.max_price {
-            conditions.push(format!("p.price_minor <= {}", next(Arg::Int(max), &mut args)));
-        }
-        if let Some(text) = &query.text {
-            if postgres {
-                let param = next(Arg::Text(text.clone()), &mut args);
-                conditions.push(format!("p.search @@ plainto_tsquery('simple', {param})"));
-            } else {
-                let param = next(Arg::Text(fts5_query(text)), &mut args);
-                conditions.push(format!(
-                    "p.rowid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH {param})"
-                ));
-            }
-        }
-        let filter = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let limit = next(Arg::Int(i64::from(query.limit)), &mut args);
-        let sql = format!("SELECT {COLUMNS} FROM {FROM} {filter} ORDER BY p.id LIMIT {limit}");
-        self.read(CATALOG, &sql, args).await
+        let (statement, args) = list_statement(query, postgres);
+        self.read(CATALOG, &statement, &args).await
     }
 
     /// The catalog's version: bumped by every write, so cached pages keyed by it retire at once.
     pub async fn version(&self) -> Result<i64, StoreError> {
-        let sql = "SELECT version FROM catalog_version";
-        Ok(with_pool!(&self.primary, |pool, text| {
-            sqlx::query_scalar::<_, i64>(text(sql)).fetch_one(pool).await?
+        Ok(with_pool!(&self.primary, |pool, sql| {
+            sqlx::query_scalar::<_, i64>(sql(CATALOG_VERSION))
+                .fetch_one(pool)
+                .await?
         }))
     }
 
@@ -195,12 +275,9 @@ impl Catalog {
     pub async fn create(&self, new: &NewProduct) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
         let now = Utc::now();
-        let insert = "INSERT INTO products (id, name, description, price_minor, currency, stock, image_id, created_at, updated_at)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
-        let bump = "UPDATE catalog_version SET version = version + 1";
-        with_pool!(&self.primary, |pool, text| {
+        with_pool!(&self.primary, |pool, sql| {
             let mut tx = pool.begin().await?;
-            sqlx::query(text(insert))
+            sqlx::query(sql(PRODUCT_INSERT))
                 .bind(id)
                 .bind(&new.name)
                 .bind(&new.description)
@@ -211,7 +288,7 @@ impl Catalog {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(text(bump)).execute(&mut *tx).await?;
+            sqlx::query(sql(CATALOG_BUMP)).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         Ok(id)
@@ -219,23 +296,13 @@ impl Catalog {
 
     /// Applies `patch`; false when there is no such product.
     pub async fn update(&self, id: Uuid, patch: &ProductPatch) -> Result<bool, StoreError> {
-        let update = "UPDATE products SET
-                          name = COALESCE($2, name),
-                          description = COALESCE($3, description),
-                          price_minor = COALESCE($4, price_minor),
-                          currency = COALESCE($5, currency),
-                          stock = COALESCE($6, stock),
-                          image_id = CASE WHEN $7 THEN $8 ELSE image_id END,
-                          updated_at = $9
-                      WHERE id = $1";
-        let bump = "UPDATE catalog_version SET version = version + 1";
         let (set_image, image) = match patch.image_id {
             Some(image) => (true, image),
             None => (false, None),
         };
-        let updated = with_pool!(&self.primary, |pool, text| {
+        let updated = with_pool!(&self.primary, |pool, sql| {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query(text(update))
+            let updated = sqlx::query(sql(PRODUCT_UPDATE))
                 .bind(id)
                 .bind(&patch.name)
                 .bind(&patch.description)
@@ -248,7 +315,7 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query(text(bump)).execute(&mut *tx).await?;
+            sqlx::query(sql(CATALOG_BUMP)).execute(&mut *tx).await?;
             tx.commit().await?;
             updated
         });
@@ -257,16 +324,14 @@ impl Catalog {
 
     /// Deletes a product (orders keep their own copy of what was sold); false when absent.
     pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let delete = "DELETE FROM products WHERE id = $1";
-        let bump = "UPDATE catalog_version SET version = version + 1";
-        let deleted = with_pool!(&self.primary, |pool, text| {
+        let deleted = with_pool!(&self.primary, |pool, sql| {
             let mut tx = pool.begin().await?;
-            let deleted = sqlx::query(text(delete))
+            let deleted = sqlx::query(sql(PRODUCT_DELETE))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query(text(bump)).execute(&mut *tx).await?;
+            sqlx::query(sql(CATALOG_BUMP)).execute(&mut *tx).await?;
             tx.commit().await?;
             deleted
         });
@@ -275,9 +340,8 @@ impl Catalog {
 
     /// Products showing `upload` (their cached copies must go when its variants change).
     pub async fn showing_image(&self, upload: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let sql = "SELECT id FROM products WHERE image_id = $1";
-        Ok(with_pool!(&self.primary, |pool, text| {
-            sqlx::query_scalar::<_, Uuid>(text(sql))
+        Ok(with_pool!(&self.primary, |pool, sql| {
+            sqlx::query_scalar::<_, Uuid>(sql(PRODUCTS_SHOWING_IMAGE))
                 .bind(upload)
                 .fetch_all(pool)
                 .await?

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         shards::{Route, Shards},
-        sql::{EnqueueJob, SqlPool, with_pool},
+        sql::{EnqueueJob, SqlPool, is_unique_violation, with_pool},
     },
     repo::StoreError,
 };
@@ -507,11 +507,12 @@ impl Orders {
                 .bind(row.created_at)
                 .execute(&mut *tx)
                 .await
-                .map_err(|error| match error {
-                    sqlx::Error::Database(ref database) if database.is_unique_violation() => {
+                .map_err(|error| {
+                    if is_unique_violation(&error) {
                         StoreError::Unavailable("the order timed out before it was written".into())
+                    } else {
+                        error.into()
                     }
-                    other => other.into(),
                 })?;
             for line in &order.items {
                 sqlx::query(text(item))

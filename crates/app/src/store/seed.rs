@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::db::{
     shards::Shards,
-    sql::{SqlPool, for_postgres, for_sqlite},
+    sql::{SqlPool, for_postgres},
 };
 
 /// The password of every seeded account.
@@ -98,31 +98,24 @@ async fn insert_rows(
             tuples.join(", ")
         )
     };
-    macro_rules! run {
-        ($pool:expr, $convert:expr) => {{
-            let mut tx = $pool.begin().await?;
-            for chunk in rows.chunks(per_statement) {
-                let sql = statement(chunk.len());
-                let mut query = sqlx::query($convert(&sql));
-                for row in chunk {
-                    for value in row {
-                        query = match value {
-                            Value::Uuid(value) => query.bind(*value),
-                            Value::Text(value) => query.bind(value.clone()),
-                            Value::Int(value) => query.bind(*value),
-                            Value::Time(value) => query.bind(*value),
-                        };
-                    }
+    crate::db::sql::with_pool!(pool, |pool, sql| {
+        let mut tx = pool.begin().await?;
+        for chunk in rows.chunks(per_statement) {
+            let mut query = sqlx::query(sql(&statement(chunk.len())));
+            for row in chunk {
+                for value in row {
+                    query = match value {
+                        Value::Uuid(value) => query.bind(*value),
+                        Value::Text(value) => query.bind(value.clone()),
+                        Value::Int(value) => query.bind(*value),
+                        Value::Time(value) => query.bind(*value),
+                    };
                 }
-                query.execute(&mut *tx).await?;
             }
-            tx.commit().await?;
-        }};
-    }
-    match pool {
-        SqlPool::Postgres(pool) => run!(pool, for_postgres),
-        SqlPool::Sqlite(pool) => run!(pool, for_sqlite),
-    }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
     Ok(())
 }
 

@@ -11,8 +11,8 @@
 //! `(locked_by, attempts)`, so a worker that lost its lease cannot overwrite the outcome of the
 //! run that replaced it. Delivery is at least once: handlers must be idempotent.
 //!
-//! Enqueueing takes any sqlx executor, so a job can be written in the same transaction as the
-//! data it follows: no committed row without its job, no job without its row.
+//! Enqueueing ([`EnqueueJob`]) works on a connection of either backend, so a job can be written
+//! in the same transaction as the data it follows: no committed row without its job, no job without its row.
 
 mod outcomes;
 mod runner;
@@ -27,7 +27,27 @@ use uuid::Uuid;
 
 pub use runner::{JobContext, Registry, Worker, WorkerOptions};
 pub use schedule::{Recurring, parse_schedule};
-pub use store::{ClaimCursor, Claimed, JobFilter, JobStore, QueueStats, enqueue_postgres, enqueue_sqlite};
+pub use store::{ClaimCursor, Claimed, EnqueueJob, JobFilter, JobStore, QueueStats};
+
+/// Every named statement of the queue, for `scripts/explain-queries`.
+pub const STATEMENTS: &[crate::sql::Sql] = &[
+    store::INSERT,
+    store::NOTIFY,
+    store::REAP,
+    store::CLAIM,
+    store::HEARTBEAT,
+    outcomes::FINISH,
+    store::RELEASE,
+    store::LIST,
+    store::GET,
+    store::RETRY,
+    store::CANCEL,
+    store::STATS,
+    store::DELETE_FINISHED,
+    schedule::RECURRING_INSERT,
+    schedule::RECURRING_DUE,
+    schedule::RECURRING_ADVANCE,
+];
 
 /// A kind of job: its payload is the implementing type itself.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {

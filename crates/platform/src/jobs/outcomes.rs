@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::store::{Claimed, JobStore};
+use crate::sql::{Sql, Statement};
 
 /// The most outcomes written by one statement.
 const MAX_BATCH: usize = 500;
@@ -81,6 +82,23 @@ async fn record(store: JobStore, worker: String, mut receiver: mpsc::UnboundedRe
     }
 }
 
+/// Records outcomes, fenced by (worker, attempt) row by row. PostgreSQL: the whole batch in one
+/// statement (`unnest` of one array per column). SQLite: one row per statement, the batch in
+/// one transaction (one writer: the commit is what costs).
+pub const FINISH: Sql = Sql::per_backend(
+    "jobs.finish",
+    "UPDATE jobs AS j SET state = o.state, last_error = coalesce(o.error, j.last_error),
+                            run_at = coalesce(o.run_at, j.run_at), finished_at = o.finished_at,
+                            locked_until = NULL, locked_by = NULL
+                     FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+                          AS o(id, attempt, state, error, run_at, finished_at)
+                     WHERE j.id = o.id AND j.attempts = o.attempt AND j.locked_by = $7 AND j.state = 'running'
+                     RETURNING j.id",
+    "UPDATE jobs SET state = $1, last_error = coalesce($2, last_error), run_at = coalesce($3, run_at),
+                                finished_at = $4, locked_until = NULL, locked_by = NULL
+                         WHERE id = $5 AND locked_by = $6 AND attempts = $7 AND state = 'running'",
+);
+
 /// The columns one outcome writes.
 struct Columns<'a> {
     state: &'static str,
@@ -124,21 +142,17 @@ impl JobStore {
                         run_at,
                         finished_at,
                     } = columns(result, *now);
-                    let rows = sqlx::query(
-                        "UPDATE jobs SET state = ?, last_error = coalesce(?, last_error), run_at = coalesce(?, run_at),
-                                finished_at = ?, locked_until = NULL, locked_by = NULL
-                         WHERE id = ? AND locked_by = ? AND attempts = ? AND state = 'running'",
-                    )
-                    .bind(state)
-                    .bind(error)
-                    .bind(run_at)
-                    .bind(finished_at)
-                    .bind(job.id)
-                    .bind(worker)
-                    .bind(job.attempt)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    let rows = sqlx::query(FINISH.for_sqlite())
+                        .bind(state)
+                        .bind(error)
+                        .bind(run_at)
+                        .bind(finished_at)
+                        .bind(job.id)
+                        .bind(worker)
+                        .bind(job.attempt)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     if rows == 1 {
                         updated.push(job.id);
                     }
@@ -167,24 +181,16 @@ impl JobStore {
                     run_ats.push(run_at);
                     finished_ats.push(finished_at);
                 }
-                sqlx::query_scalar(
-                    "UPDATE jobs AS j SET state = o.state, last_error = coalesce(o.error, j.last_error),
-                            run_at = coalesce(o.run_at, j.run_at), finished_at = o.finished_at,
-                            locked_until = NULL, locked_by = NULL
-                     FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-                          AS o(id, attempt, state, error, run_at, finished_at)
-                     WHERE j.id = o.id AND j.attempts = o.attempt AND j.locked_by = $7 AND j.state = 'running'
-                     RETURNING j.id",
-                )
-                .bind(ids)
-                .bind(attempts)
-                .bind(states)
-                .bind(errors)
-                .bind(run_ats)
-                .bind(finished_ats)
-                .bind(worker)
-                .fetch_all(pool)
-                .await
+                sqlx::query_scalar(FINISH.for_postgres())
+                    .bind(ids)
+                    .bind(attempts)
+                    .bind(states)
+                    .bind(errors)
+                    .bind(run_ats)
+                    .bind(finished_ats)
+                    .bind(worker)
+                    .fetch_all(pool)
+                    .await
             }
         }
     }

@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
-use sqlx::Row;
 
 use super::{
     NewJob,
-    store::{JobStore, enqueue_postgres, enqueue_sqlite},
+    store::{EnqueueJob, JobStore},
 };
-use crate::shutdown::ShutdownSignal;
+use crate::{shutdown::ShutdownSignal, sql::Sql, with_pool};
 
 /// One recurring job.
 #[derive(Clone)]
@@ -57,6 +56,22 @@ impl Recurring {
     }
 }
 
+/// Records a schedule's first tick (kept when the schedule already exists).
+pub const RECURRING_INSERT: Sql = Sql::new(
+    "recurring.insert",
+    "INSERT INTO recurring_jobs (name, next_run_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+);
+/// A schedule's next due time.
+pub const RECURRING_DUE: Sql = Sql::new(
+    "recurring.due",
+    "SELECT next_run_at FROM recurring_jobs WHERE name = $1",
+);
+/// Advances a due schedule: a compare-and-set on the due time that was read.
+pub const RECURRING_ADVANCE: Sql = Sql::new(
+    "recurring.advance",
+    "UPDATE recurring_jobs SET next_run_at = $1 WHERE name = $2 AND next_run_at = $3",
+);
+
 impl JobStore {
     /// Enqueues `recurring`'s job if its tick is due and no other worker took it; returns
     /// whether this call enqueued.
@@ -64,81 +79,37 @@ impl JobStore {
         let Some(first) = recurring.next_after(now) else {
             return Ok(false);
         };
-        match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO recurring_jobs (name, next_run_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                )
+        with_pool!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql(RECURRING_INSERT))
                 .bind(recurring.name)
                 .bind(first)
                 .execute(&mut *tx)
                 .await?;
-                let due: DateTime<Utc> = sqlx::query("SELECT next_run_at FROM recurring_jobs WHERE name = ?")
-                    .bind(recurring.name)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("next_run_at")?;
-                if due > now {
-                    // Keep the row inserted above: the schedule's first tick is now known.
-                    tx.commit().await?;
-                    return Ok(false);
-                }
-                let next = recurring.next_after(now).unwrap_or(first);
-                let advanced = sqlx::query(
-                    "UPDATE recurring_jobs SET next_run_at = ? WHERE name = ? AND next_run_at = ?",
-                )
+            let due: DateTime<Utc> = sqlx::query_scalar(sql(RECURRING_DUE))
+                .bind(recurring.name)
+                .fetch_one(&mut *tx)
+                .await?;
+            if due > now {
+                // Keep the row inserted above: the schedule's first tick is now known.
+                tx.commit().await?;
+                return Ok(false);
+            }
+            let next = recurring.next_after(now).unwrap_or(first);
+            let advanced = sqlx::query(sql(RECURRING_ADVANCE))
                 .bind(next)
                 .bind(recurring.name)
                 .bind(due)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                if advanced == 1 {
-                    let job = job_for(recurring, due)?;
-                    enqueue_sqlite(&mut tx, &job).await?;
-                }
-                tx.commit().await?;
-                Ok(advanced == 1)
+            if advanced == 1 {
+                let job = job_for(recurring, due)?;
+                tx.enqueue(&job).await?;
             }
-            Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO recurring_jobs (name, next_run_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(recurring.name)
-                .bind(first)
-                .execute(&mut *tx)
-                .await?;
-                let due: DateTime<Utc> =
-                    sqlx::query("SELECT next_run_at FROM recurring_jobs WHERE name = $1")
-                        .bind(recurring.name)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("next_run_at")?;
-                if due > now {
-                    // Keep the row inserted above: the schedule's first tick is now known.
-                    tx.commit().await?;
-                    return Ok(false);
-                }
-                let next = recurring.next_after(now).unwrap_or(first);
-                let advanced = sqlx::query(
-                    "UPDATE recurring_jobs SET next_run_at = $1 WHERE name = $2 AND next_run_at = $3",
-                )
-                .bind(next)
-                .bind(recurring.name)
-                .bind(due)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if advanced == 1 {
-                    let job = job_for(recurring, due)?;
-                    enqueue_postgres(&mut tx, &job).await?;
-                }
-                tx.commit().await?;
-                Ok(advanced == 1)
-            }
-        }
+            tx.commit().await?;
+            Ok(advanced == 1)
+        })
     }
 
     /// Checks every schedule each second until `stop`.

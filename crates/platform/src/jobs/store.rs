@@ -1,23 +1,25 @@
 //! The queue's storage: one table (`jobs`) and one for recurring schedules
 //! (`recurring_jobs`), on SQLite or PostgreSQL. The application owns the migrations.
+//!
+//! Every statement is a [`Sql`] constant below, written once; a second text for SQLite only
+//! where the dialects differ (the claim, the statistics' `FILTER`, the list's `::text` casts).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Row, SqlitePool, types::Json};
+use sqlx::{PgConnection, SqliteConnection, types::Json};
 use uuid::Uuid;
 
 use super::{JobRecord, JobState, NewJob};
+use crate::{
+    sql::{Sql, SqlPool, Statement},
+    with_pool,
+};
 
 /// The notification channel workers listen on (PostgreSQL).
 pub const NOTIFY_CHANNEL: &str = "outgrow_jobs";
 
-/// The queue's database.
-#[derive(Debug, Clone)]
-pub enum JobStore {
-    /// SQLite (the writer pool: every queue operation writes).
-    Sqlite(SqlitePool),
-    /// PostgreSQL (the primary).
-    Postgres(PgPool),
-}
+/// The queue's database: SQLite's writer pool (every queue operation writes) or PostgreSQL's
+/// primary. The queue's operations are methods of that pool.
+pub type JobStore = SqlPool;
 
 /// A claimed job, as the runner needs it.
 #[derive(Debug, Clone)]
@@ -73,171 +75,253 @@ pub struct QueueStats {
     pub oldest_ready_seconds: f64,
 }
 
-const RECORD_COLUMNS: &str = "id, queue, name, payload, priority, state, attempts, max_attempts, interruptions, \
-     run_at, locked_until, locked_by, last_error, dedup_key, created_at, finished_at";
-
-macro_rules! record_from_row {
-    ($name:ident, $row:ty) => {
-        fn $name(row: &$row) -> Result<JobRecord, sqlx::Error> {
-            let state: String = row.try_get("state")?;
-            let Json(payload): Json<serde_json::Value> = row.try_get("payload")?;
-            Ok(JobRecord {
-                id: row.try_get("id")?,
-                queue: row.try_get("queue")?,
-                name: row.try_get("name")?,
-                payload,
-                priority: row.try_get("priority")?,
-                state: JobState::parse(&state)
-                    .ok_or_else(|| sqlx::Error::Decode(format!("job state {state:?}").into()))?,
-                attempts: row.try_get("attempts")?,
-                max_attempts: row.try_get("max_attempts")?,
-                interruptions: row.try_get("interruptions")?,
-                run_at: row.try_get("run_at")?,
-                locked_until: row.try_get("locked_until")?,
-                locked_by: row.try_get("locked_by")?,
-                last_error: row.try_get("last_error")?,
-                dedup_key: row.try_get("dedup_key")?,
-                created_at: row.try_get("created_at")?,
-                finished_at: row.try_get("finished_at")?,
-            })
-        }
+/// The columns of a [`JobRecord`] (a macro, so that the statements below are literals).
+macro_rules! record_columns {
+    () => {
+        "id, queue, name, payload, priority, state, attempts, max_attempts, interruptions, run_at, \
+         locked_until, locked_by, last_error, dedup_key, created_at, finished_at"
     };
 }
-record_from_row!(sqlite_record, sqlx::sqlite::SqliteRow);
-record_from_row!(pg_record, sqlx::postgres::PgRow);
 
-/// One row of the per-queue statistics query (same columns on both backends).
-macro_rules! stats_from_row {
-    ($row:expr, $now:expr) => {{
-        let oldest: Option<DateTime<Utc>> = $row.try_get("oldest")?;
-        Ok(QueueStats {
-            queue: $row.try_get("queue")?,
-            ready: $row.try_get("ready")?,
-            running: $row.try_get("running")?,
-            dead: $row.try_get("dead")?,
-            oldest_ready_seconds: oldest.map_or(0.0, |at| ($now - at).as_seconds_f64().max(0.0)),
-        })
-    }};
-}
-
-macro_rules! claimed_from_row {
-    ($name:ident, $row:ty) => {
-        fn $name(row: &$row) -> Result<Claimed, sqlx::Error> {
-            let Json(payload): Json<serde_json::Value> = row.try_get("payload")?;
-            Ok(Claimed {
-                id: row.try_get("id")?,
-                queue: row.try_get("queue")?,
-                name: row.try_get("name")?,
-                payload,
-                attempt: row.try_get("attempts")?,
-                max_attempts: row.try_get("max_attempts")?,
-            })
-        }
-    };
-}
-claimed_from_row!(sqlite_claimed, sqlx::sqlite::SqliteRow);
-claimed_from_row!(pg_claimed, sqlx::postgres::PgRow);
-
-const INSERT_SQLITE: &str = "INSERT INTO jobs (id, queue, name, payload, priority, state, attempts, max_attempts, \
-     interruptions, run_at, dedup_key, created_at) VALUES (?, ?, ?, ?, ?, 'ready', 0, ?, 0, ?, ?, ?) \
-     ON CONFLICT DO NOTHING";
-const INSERT_POSTGRES: &str = "INSERT INTO jobs (id, queue, name, payload, priority, state, attempts, max_attempts, \
+/// Enqueues a job (a dedup key already pending makes it a no-op).
+pub const INSERT: Sql = Sql::new(
+    "jobs.insert",
+    "INSERT INTO jobs (id, queue, name, payload, priority, state, attempts, max_attempts, \
      interruptions, run_at, dedup_key, created_at) VALUES ($1, $2, $3, $4, $5, 'ready', 0, $6, 0, $7, $8, $9) \
-     ON CONFLICT DO NOTHING";
-
-/// Enqueues `job` on SQLite through `connection` — pass a transaction to enqueue atomically
-/// with the data the job follows. Returns false when a job with the same dedup key is pending.
-pub async fn enqueue_sqlite(
-    connection: &mut sqlx::SqliteConnection,
-    job: &NewJob,
-) -> Result<bool, sqlx::Error> {
-    let now = Utc::now();
-    let result = sqlx::query(INSERT_SQLITE)
-        .bind(job.id)
-        .bind(&job.queue)
-        .bind(&job.name)
-        .bind(Json(&job.payload))
-        .bind(job.priority)
-        .bind(job.max_attempts)
-        .bind(job.run_at.unwrap_or(now))
-        .bind(&job.dedup_key)
-        .bind(now)
-        .execute(connection)
-        .await?;
-    Ok(result.rows_affected() == 1)
-}
-
-/// Enqueues `job` on PostgreSQL through `connection` (a transaction, to enqueue atomically with
-/// the data the job follows) and notifies workers when the transaction commits.
-pub async fn enqueue_postgres(
-    connection: &mut sqlx::PgConnection,
-    job: &NewJob,
-) -> Result<bool, sqlx::Error> {
-    let now = Utc::now();
-    let result = sqlx::query(INSERT_POSTGRES)
-        .bind(job.id)
-        .bind(&job.queue)
-        .bind(&job.name)
-        .bind(Json(&job.payload))
-        .bind(job.priority)
-        .bind(job.max_attempts)
-        .bind(job.run_at.unwrap_or(now))
-        .bind(&job.dedup_key)
-        .bind(now)
-        .execute(&mut *connection)
-        .await?;
-    // Delivered at commit, to every listening worker; a lost one is covered by polling.
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(&job.queue)
-        .execute(&mut *connection)
-        .await?;
-    Ok(result.rows_affected() == 1)
-}
-
-impl JobStore {
-    /// Enqueues `job` on its own (not tied to other data).
-    pub async fn enqueue(&self, job: &NewJob) -> Result<bool, sqlx::Error> {
-        let inserted = match self {
-            Self::Sqlite(pool) => enqueue_sqlite(&mut *pool.acquire().await?, job).await?,
-            Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let inserted = enqueue_postgres(&mut tx, job).await?;
-                tx.commit().await?;
-                inserted
-            }
-        };
-        Ok(inserted)
-    }
-
-    /// Returns expired leases to the queue (or to `dead` when out of attempts), recording an
-    /// interruption; returns how many.
-    pub async fn reap_expired(&self, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-        let sql_sqlite = "UPDATE jobs SET
-                 state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
-                 finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END,
-                 interruptions = interruptions + 1,
-                 last_error = 'interrupted: the lease of ' || coalesce(locked_by, '?') || ' expired before the run finished',
-                 run_at = ?, locked_until = NULL, locked_by = NULL
-             WHERE state = 'running' AND locked_until < ?";
-        let sql_pg = "UPDATE jobs SET
+     ON CONFLICT DO NOTHING",
+);
+/// Wakes the listening workers when the enqueueing transaction commits (PostgreSQL only).
+pub const NOTIFY: Sql = Sql::new("jobs.notify", "SELECT pg_notify($1, $2)");
+/// Returns expired leases to the queue, or to `dead` when out of attempts.
+pub const REAP: Sql = Sql::new(
+    "jobs.reap",
+    "UPDATE jobs SET
                  state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
                  finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END,
                  interruptions = interruptions + 1,
                  last_error = 'interrupted: the lease of ' || coalesce(locked_by, '?') || ' expired before the run finished',
                  run_at = $1, locked_until = NULL, locked_by = NULL
-             WHERE state = 'running' AND locked_until < $1";
-        let result = match self {
-            Self::Sqlite(pool) => sqlx::query(sql_sqlite)
-                .bind(now)
-                .bind(now)
+             WHERE state = 'running' AND locked_until < $1",
+);
+/// Claims due jobs. PostgreSQL: `claim_jobs` (migration 0009), an `UPDATE … WHERE id IN (the
+/// first `limit` due ready jobs after the position, FOR UPDATE SKIP LOCKED)` with its plan
+/// pinned to the ordered index walk. SQLite: one writer at a time, so the subquery and the
+/// update are atomic without locks; the queues come as a JSON array (`json_each`).
+pub const CLAIM: Sql = Sql::per_backend(
+    "jobs.claim",
+    "SELECT id, queue, name, payload, attempts, max_attempts, priority, run_at
+                     FROM claim_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $4, locked_by = $2
+                     WHERE id IN (SELECT id FROM jobs
+                                  WHERE state = 'ready' AND run_at <= $5 AND queue IN (SELECT value FROM json_each($1))
+                                  ORDER BY priority DESC, run_at LIMIT $3)
+                     RETURNING id, queue, name, payload, attempts, max_attempts, priority, run_at",
+);
+/// Extends a lease the worker still holds.
+pub const HEARTBEAT: Sql = Sql::new(
+    "jobs.heartbeat",
+    "UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND attempts = $4 AND state = 'running'",
+);
+/// Gives an unfinished run back (shutdown), the attempt not counted.
+pub const RELEASE: Sql = Sql::new(
+    "jobs.release",
+    "UPDATE jobs SET state = 'ready', attempts = attempts - 1, run_at = $1, locked_until = NULL, locked_by = NULL
+                 WHERE id = $2 AND locked_by = $3 AND attempts = $4 AND state = 'running'",
+);
+/// Deletes finished jobs (dead ones stay until an operator acts).
+pub const DELETE_FINISHED: Sql = Sql::new(
+    "jobs.delete_finished",
+    "DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < $1",
+);
+/// Jobs by optional state and queue, newest first. SQLite has no `::text` cast (PostgreSQL
+/// needs it to type a parameter that may be NULL).
+pub const LIST: Sql = Sql::per_backend(
+    "jobs.list",
+    concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)
+                     ORDER BY id DESC LIMIT $3"
+    ),
+    concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM jobs WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2)
+                     ORDER BY id DESC LIMIT $3"
+    ),
+);
+/// One job.
+pub const GET: Sql = Sql::new(
+    "jobs.get",
+    concat!("SELECT ", record_columns!(), " FROM jobs WHERE id = $1"),
+);
+/// Sends a dead or cancelled job back to the queue with fresh attempts.
+pub const RETRY: Sql = Sql::new(
+    "jobs.retry",
+    "UPDATE jobs SET state = 'ready', attempts = 0, run_at = $1, finished_at = NULL
+                 WHERE id = $2 AND state IN ('dead', 'cancelled')",
+);
+/// Cancels a job that has not started.
+pub const CANCEL: Sql = Sql::new(
+    "jobs.cancel",
+    "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE id = $2 AND state = 'ready'",
+);
+/// Depth, running, dead and the oldest due job per queue (SQLite has no `FILTER`: it sums
+/// booleans instead).
+pub const STATS: Sql = Sql::per_backend(
+    "jobs.stats",
+    "SELECT queue,
+                            count(*) FILTER (WHERE state = 'ready') AS ready,
+                            count(*) FILTER (WHERE state = 'running') AS running,
+                            count(*) FILTER (WHERE state = 'dead') AS dead,
+                            min(run_at) FILTER (WHERE state = 'ready' AND run_at <= $1) AS oldest
+                     FROM jobs WHERE state IN ('ready', 'running', 'dead') GROUP BY queue",
+    "SELECT queue,
+                            sum(state = 'ready') AS ready, sum(state = 'running') AS running, sum(state = 'dead') AS dead,
+                            min(CASE WHEN state = 'ready' AND run_at <= $1 THEN run_at END) AS oldest
+                     FROM jobs WHERE state IN ('ready', 'running', 'dead') GROUP BY queue",
+);
+
+/// A row of `jobs` as stored (the state as text, the payload as JSON).
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    queue: String,
+    name: String,
+    payload: Json<serde_json::Value>,
+    priority: i16,
+    state: String,
+    attempts: i32,
+    max_attempts: i32,
+    interruptions: i32,
+    run_at: DateTime<Utc>,
+    locked_until: Option<DateTime<Utc>>,
+    locked_by: Option<String>,
+    last_error: Option<String>,
+    dedup_key: Option<String>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobRow> for JobRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(row: JobRow) -> Result<Self, Self::Error> {
+        let state = JobState::parse(&row.state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("job state {:?}", row.state).into()))?;
+        Ok(Self {
+            id: row.id,
+            queue: row.queue,
+            name: row.name,
+            payload: row.payload.0,
+            priority: row.priority,
+            state,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            interruptions: row.interruptions,
+            run_at: row.run_at,
+            locked_until: row.locked_until,
+            locked_by: row.locked_by,
+            last_error: row.last_error,
+            dedup_key: row.dedup_key,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// A claimed row: the job and its position in claim order.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: Uuid,
+    queue: String,
+    name: String,
+    payload: Json<serde_json::Value>,
+    attempts: i32,
+    max_attempts: i32,
+    priority: i16,
+    run_at: DateTime<Utc>,
+}
+
+/// One row of the per-queue statistics.
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    queue: String,
+    ready: i64,
+    running: i64,
+    dead: i64,
+    oldest: Option<DateTime<Utc>>,
+}
+
+/// Enqueues a job on a connection of either backend — pass a transaction to enqueue
+/// atomically with the data the job follows. False when a job with its dedup key is pending.
+pub trait EnqueueJob {
+    /// Inserts `job` (PostgreSQL: and notifies the workers when the transaction commits).
+    fn enqueue(&mut self, job: &NewJob) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+}
+
+/// Runs [`INSERT`] for `job` on one connection (compiled once per backend).
+macro_rules! insert_job {
+    ($connection:expr, $text:expr, $job:expr, $now:expr) => {
+        sqlx::query($text)
+            .bind($job.id)
+            .bind(&$job.queue)
+            .bind(&$job.name)
+            .bind(Json(&$job.payload))
+            .bind($job.priority)
+            .bind($job.max_attempts)
+            .bind($job.run_at.unwrap_or($now))
+            .bind(&$job.dedup_key)
+            .bind($now)
+            .execute($connection)
+            .await?
+            .rows_affected()
+            == 1
+    };
+}
+
+impl EnqueueJob for SqliteConnection {
+    async fn enqueue(&mut self, job: &NewJob) -> Result<bool, sqlx::Error> {
+        let now = Utc::now();
+        Ok(insert_job!(&mut *self, INSERT.for_sqlite(), job, now))
+    }
+}
+
+impl EnqueueJob for PgConnection {
+    async fn enqueue(&mut self, job: &NewJob) -> Result<bool, sqlx::Error> {
+        let now = Utc::now();
+        let inserted = insert_job!(&mut *self, INSERT.for_postgres(), job, now);
+        // Delivered at commit, to every listening worker; a lost one is covered by polling.
+        sqlx::query(NOTIFY.for_postgres())
+            .bind(NOTIFY_CHANNEL)
+            .bind(&job.queue)
+            .execute(&mut *self)
+            .await?;
+        Ok(inserted)
+    }
+}
+
+impl JobStore {
+    /// Enqueues `job` on its own (not tied to other data).
+    pub async fn enqueue(&self, job: &NewJob) -> Result<bool, sqlx::Error> {
+        with_pool!(self, |pool, _sql| {
+            let mut tx = pool.begin().await?;
+            let inserted = tx.enqueue(job).await?;
+            tx.commit().await?;
+            Ok(inserted)
+        })
+    }
+
+    /// Returns expired leases to the queue (or to `dead` when out of attempts), recording an
+    /// interruption; returns how many.
+    pub async fn reap_expired(&self, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        Ok(with_pool!(self, |pool, sql| {
+            sqlx::query(sql(REAP))
                 .bind(now)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Self::Postgres(pool) => sqlx::query(sql_pg).bind(now).execute(pool).await?.rows_affected(),
-        };
-        Ok(result)
+                .rows_affected()
+        }))
     }
 
     /// Claims up to `limit` due jobs of `queues` for `worker`, with a lease until `until`, in
@@ -253,58 +337,57 @@ impl JobStore {
         now: DateTime<Utc>,
         after: Option<&ClaimCursor>,
     ) -> Result<(Vec<Claimed>, Option<ClaimCursor>), sqlx::Error> {
-        match self {
+        let rows: Vec<ClaimedRow> = match self {
             Self::Sqlite(pool) => {
-                // One writer at a time: the subquery and the update are atomic.
                 let queues = serde_json::to_string(queues).unwrap_or_else(|_| "[]".into());
-                let rows = sqlx::query(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?, locked_by = ?
-                     WHERE id IN (SELECT id FROM jobs
-                                  WHERE state = 'ready' AND run_at <= ? AND queue IN (SELECT value FROM json_each(?))
-                                  ORDER BY priority DESC, run_at LIMIT ?)
-                     RETURNING id, queue, name, payload, attempts, max_attempts",
-                )
-                .bind(until)
-                .bind(worker)
-                .bind(now)
-                .bind(queues)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-                Ok((rows.iter().map(sqlite_claimed).collect::<Result<_, _>>()?, None))
+                sqlx::query_as(CLAIM.for_sqlite())
+                    .bind(queues)
+                    .bind(worker)
+                    .bind(i64::from(limit))
+                    .bind(until)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
             }
             Self::Postgres(pool) => {
-                // `claim_jobs` (migration 0009): UPDATE … WHERE id IN (the first `limit` due ready
-                // jobs after the position, FOR UPDATE SKIP LOCKED), its plan pinned to the
-                // ordered index walk.
-                let rows = sqlx::query(
-                    "SELECT id, queue, name, payload, attempts, max_attempts, priority, run_at
-                     FROM claim_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(queues)
-                .bind(worker)
-                .bind(i64::from(limit))
-                .bind(until)
-                .bind(now)
-                .bind(after.map(|cursor| cursor.priority))
-                .bind(after.map(|cursor| cursor.run_at))
-                .bind(after.map(|cursor| cursor.id))
-                .fetch_all(pool)
-                .await?;
-                let mut last: Option<ClaimCursor> = None;
-                for row in &rows {
-                    let position = ClaimCursor {
-                        priority: row.try_get("priority")?,
-                        run_at: row.try_get("run_at")?,
-                        id: row.try_get("id")?,
-                    };
-                    if last.as_ref().is_none_or(|last| position.key() > last.key()) {
-                        last = Some(position);
-                    }
+                sqlx::query_as(CLAIM.for_postgres())
+                    .bind(queues)
+                    .bind(worker)
+                    .bind(i64::from(limit))
+                    .bind(until)
+                    .bind(now)
+                    .bind(after.map(|cursor| cursor.priority))
+                    .bind(after.map(|cursor| cursor.run_at))
+                    .bind(after.map(|cursor| cursor.id))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        let mut last: Option<ClaimCursor> = None;
+        if matches!(self, Self::Postgres(_)) {
+            for row in &rows {
+                let position = ClaimCursor {
+                    priority: row.priority,
+                    run_at: row.run_at,
+                    id: row.id,
+                };
+                if last.as_ref().is_none_or(|last| position.key() > last.key()) {
+                    last = Some(position);
                 }
-                Ok((rows.iter().map(pg_claimed).collect::<Result<_, _>>()?, last))
             }
         }
+        let claimed = rows
+            .into_iter()
+            .map(|row| Claimed {
+                id: row.id,
+                queue: row.queue,
+                name: row.name,
+                payload: row.payload.0,
+                attempt: row.attempts,
+                max_attempts: row.max_attempts,
+            })
+            .collect();
+        Ok((claimed, last))
     }
 
     /// Extends the lease of a run this worker still holds; false when it lost the lease.
@@ -314,219 +397,111 @@ impl JobStore {
         worker: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, sqlx::Error> {
-        let result = match self {
-            Self::Sqlite(pool) => {
-                sqlx::query("UPDATE jobs SET locked_until = ? WHERE id = ? AND locked_by = ? AND attempts = ? AND state = 'running'")
-                    .bind(until)
-                    .bind(job.id)
-                    .bind(worker)
-                    .bind(job.attempt)
-                    .execute(pool)
-                    .await?
-            .rows_affected()
-            }
-            Self::Postgres(pool) => {
-                sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND attempts = $4 AND state = 'running'")
-                    .bind(until)
-                    .bind(job.id)
-                    .bind(worker)
-                    .bind(job.attempt)
-                    .execute(pool)
-                    .await?
-            .rows_affected()
-            }
-        };
-        Ok(result == 1)
+        let updated = with_pool!(self, |pool, sql| {
+            sqlx::query(sql(HEARTBEAT))
+                .bind(until)
+                .bind(job.id)
+                .bind(worker)
+                .bind(job.attempt)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     /// Gives an unfinished run back (shutdown): ready again at once, the attempt not counted.
     pub async fn release(&self, job: &Claimed, worker: &str) -> Result<bool, sqlx::Error> {
         let now = Utc::now();
-        let result = match self {
-            Self::Sqlite(pool) => sqlx::query(
-                "UPDATE jobs SET state = 'ready', attempts = attempts - 1, run_at = ?, locked_until = NULL, locked_by = NULL
-                 WHERE id = ? AND locked_by = ? AND attempts = ? AND state = 'running'",
-            )
-            .bind(now)
-            .bind(job.id)
-            .bind(worker)
-            .bind(job.attempt)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Self::Postgres(pool) => sqlx::query(
-                "UPDATE jobs SET state = 'ready', attempts = attempts - 1, run_at = $1, locked_until = NULL, locked_by = NULL
-                 WHERE id = $2 AND locked_by = $3 AND attempts = $4 AND state = 'running'",
-            )
-            .bind(now)
-            .bind(job.id)
-            .bind(worker)
-            .bind(job.attempt)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(result == 1)
+        let updated = with_pool!(self, |pool, sql| {
+            sqlx::query(sql(RELEASE))
+                .bind(now)
+                .bind(job.id)
+                .bind(worker)
+                .bind(job.attempt)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     /// Deletes done and cancelled jobs that finished before `before` (dead jobs stay until an
     /// operator retries or cancels them); returns how many.
     pub async fn delete_finished(&self, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-        let result = match self {
-            Self::Sqlite(pool) => {
-                sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < ?")
-                    .bind(before)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Self::Postgres(pool) => {
-                sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND finished_at < $1")
-                    .bind(before)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
-        Ok(result)
+        Ok(with_pool!(self, |pool, sql| {
+            sqlx::query(sql(DELETE_FINISHED))
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Jobs matching `filter`, newest first.
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, sqlx::Error> {
         let state = filter.state.map(JobState::as_str);
         let limit = i64::from(filter.limit.clamp(1, 1000));
-        match self {
-            Self::Sqlite(pool) => {
-                let sql = format!(
-                    "SELECT {RECORD_COLUMNS} FROM jobs WHERE (? IS NULL OR state = ?) AND (? IS NULL OR queue = ?)
-                     ORDER BY id DESC LIMIT ?"
-                );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(state)
-                    .bind(state)
-                    .bind(&filter.queue)
-                    .bind(&filter.queue)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(sqlite_record).collect()
-            }
-            Self::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT {RECORD_COLUMNS} FROM jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2)
-                     ORDER BY id DESC LIMIT $3"
-                );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(state)
-                    .bind(&filter.queue)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(pg_record).collect()
-            }
-        }
+        let rows: Vec<JobRow> = with_pool!(self, |pool, sql| {
+            sqlx::query_as(sql(LIST))
+                .bind(state)
+                .bind(&filter.queue)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(JobRecord::try_from).collect()
     }
 
     /// One job.
     pub async fn get(&self, id: Uuid) -> Result<Option<JobRecord>, sqlx::Error> {
-        match self {
-            Self::Sqlite(pool) => {
-                let sql = format!("SELECT {RECORD_COLUMNS} FROM jobs WHERE id = ?");
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?;
-                row.as_ref().map(sqlite_record).transpose()
-            }
-            Self::Postgres(pool) => {
-                let sql = format!("SELECT {RECORD_COLUMNS} FROM jobs WHERE id = $1");
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?;
-                row.as_ref().map(pg_record).transpose()
-            }
-        }
+        let row: Option<JobRow> = with_pool!(self, |pool, sql| {
+            sqlx::query_as(sql(GET)).bind(id).fetch_optional(pool).await?
+        });
+        row.map(JobRecord::try_from).transpose()
     }
 
     /// Sends a dead or cancelled job back to the queue with fresh attempts; false when the job
     /// is in another state.
     pub async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-        let result = match self {
-            Self::Sqlite(pool) => sqlx::query(
-                "UPDATE jobs SET state = 'ready', attempts = 0, run_at = ?, finished_at = NULL
-                 WHERE id = ? AND state IN ('dead', 'cancelled')",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Self::Postgres(pool) => sqlx::query(
-                "UPDATE jobs SET state = 'ready', attempts = 0, run_at = $1, finished_at = NULL
-                 WHERE id = $2 AND state IN ('dead', 'cancelled')",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(result == 1)
+        let updated = with_pool!(self, |pool, sql| {
+            sqlx::query(sql(RETRY))
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     /// Cancels a job that has not started; false when it is running or finished.
     pub async fn cancel(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-        let result = match self {
-            Self::Sqlite(pool) => sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'ready'",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Self::Postgres(pool) => sqlx::query(
-                "UPDATE jobs SET state = 'cancelled', finished_at = $1 WHERE id = $2 AND state = 'ready'",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(result == 1)
+        let updated = with_pool!(self, |pool, sql| {
+            sqlx::query(sql(CANCEL))
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     /// Depth, running, dead and the age of the oldest due job, per queue.
     pub async fn stats(&self, now: DateTime<Utc>) -> Result<Vec<QueueStats>, sqlx::Error> {
-        match self {
-            Self::Sqlite(pool) => {
-                let rows = sqlx::query(
-                    "SELECT queue,
-                            sum(state = 'ready') AS ready, sum(state = 'running') AS running, sum(state = 'dead') AS dead,
-                            min(CASE WHEN state = 'ready' AND run_at <= ? THEN run_at END) AS oldest
-                     FROM jobs WHERE state IN ('ready', 'running', 'dead') GROUP BY queue",
-                )
-                .bind(now)
-                .fetch_all(pool)
-                .await?;
-                rows.iter().map(|row| stats_from_row!(row, now)).collect()
-            }
-            Self::Postgres(pool) => {
-                let rows = sqlx::query(
-                    "SELECT queue,
-                            count(*) FILTER (WHERE state = 'ready') AS ready,
-                            count(*) FILTER (WHERE state = 'running') AS running,
-                            count(*) FILTER (WHERE state = 'dead') AS dead,
-                            min(run_at) FILTER (WHERE state = 'ready' AND run_at <= $1) AS oldest
-                     FROM jobs WHERE state IN ('ready', 'running', 'dead') GROUP BY queue",
-                )
-                .bind(now)
-                .fetch_all(pool)
-                .await?;
-                rows.iter().map(|row| stats_from_row!(row, now)).collect()
-            }
-        }
+        let rows: Vec<StatsRow> = with_pool!(self, |pool, sql| {
+            sqlx::query_as(sql(STATS)).bind(now).fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|row| QueueStats {
+                queue: row.queue,
+                ready: row.ready,
+                running: row.running,
+                dead: row.dead,
+                oldest_ready_seconds: row.oldest.map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0)),
+            })
+            .collect())
     }
 }
