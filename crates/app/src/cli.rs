@@ -554,7 +554,7 @@ async fn admin(settings: &Settings, command: AdminCommand) -> anyhow::Result<Exi
             // Running servers cache user records: with Redis, tell them all to drop this one.
             if let Some(redis) = outgrow_platform::redis_client::RedisClient::from_settings(settings)? {
                 outgrow_platform::cache::Cache::tiered(1, redis, settings.cache_local_ttl)
-                    .invalidate(crate::http::users::USERS_CACHE, &user.id.to_string())
+                    .invalidate(crate::caches::USERS, &user.id.to_string())
                     .await;
             }
             println!(
