@@ -123,7 +123,7 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
     if upload.status != "processing" {
         return Ok(());
     }
-    let key = crate::http::uploads::original_key(upload.id);
+    let key = crate::objects::original_key(upload.id);
     let object = state
         .storage
         .get(&key)
@@ -139,7 +139,7 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
         Ok(variants) => {
             let mut made = Vec::with_capacity(variants.len());
             for (variant, bytes) in variants {
-                let key = crate::http::uploads::variant_key(upload.id, variant.width);
+                let key = crate::objects::variant_key(upload.id, variant.width);
                 state.storage.put(&key, bytes::Bytes::from(bytes)).await?;
                 made.push(variant);
             }
@@ -150,7 +150,7 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
             tracing::info!(upload_id = %upload.id, variants = made.len(), "image variants ready");
             // Products showing this image list its variants: their cached copies must go.
             let products = state.catalog.showing_image(upload.id).await?;
-            crate::http::products::forget_products(state, products).await;
+            crate::caches::forget_products(state, products).await;
         }
         Err(error) => {
             // A file that does not decode never will: record it instead of retrying.
@@ -208,7 +208,7 @@ async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow
     // Same key on every attempt: a rerun overwrites, never duplicates.
     state
         .storage
-        .put(&crate::links::export_key(&export), bytes::Bytes::from(file))
+        .put(&crate::objects::export_key(&export), bytes::Bytes::from(file))
         .await?;
     let (link, expires_at) = crate::links::export_link(state, export.id, Utc::now());
     let email = SendEmail {
@@ -254,7 +254,7 @@ async fn reconcile_order(
     let products = state.orders.products_of(job.order_id).await?;
     let outcome = state.orders.reconcile(job.order_id).await?;
     if outcome == crate::store::orders::Reconciled::Released {
-        crate::http::products::forget_products(state, products).await;
+        crate::caches::forget_products(state, products).await;
         tracing::warn!(order_id = %job.order_id, "an unfinished order was released and its stock returned");
     }
     metrics::counter!("orders_reconciled_total", "outcome" => format!("{outcome:?}").to_lowercase())

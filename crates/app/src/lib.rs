@@ -5,14 +5,18 @@
 //! password, token and cookie primitives; `cli` the subcommands.
 
 pub mod auth;
+pub mod caches;
 pub mod cli;
 pub mod db;
 pub mod exports;
 pub mod http;
 pub mod images;
 pub mod jobs;
+#[cfg(test)]
+mod layering;
 pub mod links;
 pub mod mail;
+pub mod objects;
 pub mod repo;
 pub mod server;
 pub mod state;

@@ -1,18 +1,42 @@
 //! Time-limited signed links (export downloads): `?expires=<unix>&signature=<hex>`, where the
 //! signature is HMAC-SHA256 over the resource id and the expiry, keyed by a key derived from
 //! the JWT signing key. Any instance can verify a link any other made; nothing is stored.
+//!
+//! Refusals are a [`LinkError`] of this module's own; the HTTP layer maps it to its 403.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::{db::media::ExportRow, http::error::ApiError, state::AppState};
+use crate::state::AppState;
 
-/// The storage key of an export's file.
-pub fn export_key(row: &ExportRow) -> String {
-    format!("exports/{}.{}", row.id, row.format)
+/// Why a link was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkError {
+    /// Not a signature this service made for this resource and expiry.
+    BadSignature,
+    /// A genuine link, past its expiry.
+    Expired,
 }
+
+impl LinkError {
+    /// What to tell the user, as is.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadSignature => "the link's signature is not valid",
+            Self::Expired => "the link has expired; request a new export",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for LinkError {}
 
 fn mac(key: &[u8; 32], id: Uuid, expires: i64) -> Hmac<Sha256> {
     // A 32-byte key is always valid for HMAC.
@@ -43,14 +67,13 @@ pub fn verify_export_link(
     expires: i64,
     signature: &str,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let signature =
-        hex::decode(signature).map_err(|_| ApiError::Forbidden("the link's signature is not valid"))?;
+) -> Result<(), LinkError> {
+    let signature = hex::decode(signature).map_err(|_| LinkError::BadSignature)?;
     mac(&state.link_key, id, expires)
         .verify_slice(&signature)
-        .map_err(|_| ApiError::Forbidden("the link's signature is not valid"))?;
+        .map_err(|_| LinkError::BadSignature)?;
     if now.timestamp() > expires {
-        return Err(ApiError::Forbidden("the link has expired; request a new export"));
+        return Err(LinkError::Expired);
     }
     Ok(())
 }

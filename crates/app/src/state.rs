@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use outgrow_platform::{
     cache::{Cache, CachePolicy},
     config::Settings,
-    ratelimit::{LocalRateLimiter, RateLimiter, RatePolicy, RedisRateLimiter},
+    ratelimit::{self, LocalRateLimiter, RateLimiter, RatePolicy, RedisRateLimiter},
     redis_client::RedisClient,
     shutdown::Shutdown,
 };
@@ -28,6 +28,14 @@ use crate::{
     },
     repo::{SessionStore, UserRepository},
 };
+
+/// How often the rate limiter forgets idle clients.
+const RATE_LIMITER_CLEAN_UP: Duration = Duration::from_secs(60);
+
+/// How long a shutdown waits for the background tasks to stop before aborting them. They stop
+/// at the signal; only one in the middle of its work (a view-count flush, a replica probe)
+/// takes a moment, bounded by its own statement and connection timeouts.
+pub const BACKGROUND_TASKS_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A cheap handle on [`App`], given to every handler.
 #[derive(Clone)]
@@ -138,13 +146,15 @@ impl App {
                 "could not read the shard map yet; order and event writes wait for it"
             );
         }
-        tokio::spawn(
+        shutdown.spawn(
+            "shard map refresher",
             shards
                 .clone()
                 .run_refresher(settings.shard_map_refresh, shutdown.signal()),
         );
         if let Database::Postgres(pg) = &db {
-            tokio::spawn(
+            shutdown.spawn(
+                "replica prober",
                 pg.clone()
                     .run_replica_prober(settings.replica_probe_interval, shutdown.signal()),
             );
@@ -158,27 +168,28 @@ impl App {
             export: settings.rate_limit_export.policy("export"),
         };
         let all_policies = [policies.default, policies.auth, policies.export];
-        let (rate_limiter, local_limiter): (Arc<dyn RateLimiter>, _) = match &redis {
-            Some(redis) => {
-                let limiter = Arc::new(RedisRateLimiter::new(
-                    redis.clone(),
-                    &all_policies,
-                    settings.rate_limit_on_redis_failure,
-                ));
-                let fallback = Arc::new(LocalRateLimiter::new(&all_policies));
-                (limiter, fallback)
-            }
-            None => {
-                let limiter = Arc::new(LocalRateLimiter::new(&all_policies));
-                (limiter.clone() as Arc<dyn RateLimiter>, limiter)
-            }
+        let rate_limiter: Arc<dyn RateLimiter> = match &redis {
+            Some(redis) => Arc::new(RedisRateLimiter::new(
+                redis.clone(),
+                &all_policies,
+                settings.rate_limit_on_redis_failure,
+            )),
+            None => Arc::new(LocalRateLimiter::new(&all_policies)),
         };
-        spawn_rate_limiter_cleanup(local_limiter, &shutdown);
+        // The limiter requests are checked against sheds its own idle clients (with Redis: its
+        // fallback's, which grow while Redis is down).
+        shutdown.spawn(
+            "rate limiter clean-up",
+            ratelimit::run_clean_up(rate_limiter.clone(), RATE_LIMITER_CLEAN_UP, shutdown.signal()),
+        );
         let cache = match &redis {
             Some(redis) => Cache::tiered(settings.cache_capacity, redis.clone(), settings.cache_local_ttl),
             None => Cache::in_process(settings.cache_capacity),
         };
-        tokio::spawn(cache.clone().run_invalidation_listener(shutdown.signal()));
+        shutdown.spawn(
+            "cache invalidation listener",
+            cache.clone().run_invalidation_listener(shutdown.signal()),
+        );
         let store: Arc<dyn SessionStore> = match &redis {
             Some(redis) => Arc::new(RedisSessions::new(redis.clone())),
             None => db.sessions(),
@@ -187,10 +198,10 @@ impl App {
             Arc::new(CachedSessions::new(store, &cache, settings.session_cache_ttl));
         let metrics = if settings.metrics_enabled {
             let handle = outgrow_platform::telemetry::init_metrics().context("starting metrics")?;
-            tokio::spawn(outgrow_platform::telemetry::run_metrics_upkeep(
-                handle.clone(),
-                shutdown.signal(),
-            ));
+            shutdown.spawn(
+                "metrics upkeep",
+                outgrow_platform::telemetry::run_metrics_upkeep(handle.clone(), shutdown.signal()),
+            );
             Some(handle)
         } else {
             None
@@ -217,7 +228,8 @@ impl App {
             settings.events_batch_max,
         );
         let views = Arc::new(crate::store::views::ViewCounter::new(db.primary_pool()));
-        tokio::spawn(
+        shutdown.spawn(
+            "view count flusher",
             views
                 .clone()
                 .run_flusher(settings.view_count_flush_interval, shutdown.signal()),
@@ -249,9 +261,11 @@ impl App {
         Ok(AppState(Arc::new(app)))
     }
 
-    /// The end of a shutdown: queued events and counted views are written, then every pool
-    /// closes.
+    /// The end of a shutdown: the background tasks are stopped and awaited (at most
+    /// [`BACKGROUND_TASKS_DEADLINE`]), queued events and counted views are written, then every
+    /// pool closes — so no task still uses a pool when it closes.
     pub async fn close(&self) {
+        self.shutdown.wait_for_tasks(BACKGROUND_TASKS_DEADLINE).await;
         self.events.close_and_flush().await;
         match self.views.flush().await {
             Ok(0) => {}
@@ -260,6 +274,7 @@ impl App {
         }
         self.shards.close().await;
         self.db.close().await;
+        tracing::info!("database pools closed");
     }
 
     /// One line for the start-up log: which backend serves each concern.
@@ -276,20 +291,4 @@ impl App {
             self.storage.describe()
         )
     }
-}
-
-/// Periodically forgets idle clients so the limiter's memory tracks active ones only.
-fn spawn_rate_limiter_cleanup(limiter: Arc<LocalRateLimiter>, shutdown: &Shutdown) {
-    let stop = shutdown.signal();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        let stopped = stop.stopped();
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => limiter.forget_idle_keys(),
-                _ = &mut stopped => return,
-            }
-        }
-    });
 }

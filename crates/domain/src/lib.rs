@@ -7,11 +7,16 @@
 mod email;
 mod money;
 mod password;
+mod product;
 mod user;
 
 pub use email::Email;
 pub use money::{Currency, MAX_AMOUNT_MINOR, Money};
 pub use password::Password;
+pub use product::{
+    MAX_DESCRIPTION_CHARS, MAX_PRODUCT_NAME_CHARS, MAX_SEARCH_CHARS, MAX_STOCK, ProductDescription,
+    ProductName, SearchText, Stock,
+};
 pub use user::{Role, UserId, UserName};
 
 /// Why a value was refused at the boundary; the message is shown to the user as is.

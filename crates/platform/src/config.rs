@@ -12,8 +12,6 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::ratelimit::{RatePolicy, RedisFailureMode};
-
 /// The prefix of every environment variable that configures Outgrow.
 pub const ENV_PREFIX: &str = "OUTGROW_";
 
@@ -329,6 +327,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// What the shared rate limiter does when Redis cannot be reached (see `ratelimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailureMode {
+    /// Limit with this instance's in-process limiter (per instance, so N instances allow up
+    /// to N times the limit) — the default: keeps protection without a single point of failure.
+    Local,
+    /// Let every request through (fail open).
+    Allow,
+    /// Refuse every limited request with 429 (fail closed).
+    Deny,
+}
+
 /// A rate policy as written in configuration: `count/window`, e.g. `600/1m` or `10/1h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RatePolicySetting {
@@ -342,15 +353,6 @@ impl RatePolicySetting {
     /// A policy of `limit` requests per `window`.
     pub const fn new(limit: u32, window: Duration) -> Self {
         Self { limit, window }
-    }
-
-    /// The runtime policy under `name`.
-    pub fn policy(self, name: &'static str) -> RatePolicy {
-        RatePolicy {
-            name,
-            limit: self.limit,
-            window: self.window,
-        }
     }
 }
 

@@ -15,6 +15,9 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
+pub use crate::config::RedisFailureMode;
+use crate::{config::RatePolicySetting, shutdown::ShutdownSignal};
+
 /// A named limit: `limit` requests per `window`, with bursts of up to `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RatePolicy {
@@ -35,6 +38,18 @@ impl RatePolicy {
             self.limit,
             self.window.as_secs().max(1)
         )
+    }
+}
+
+impl RatePolicySetting {
+    /// The runtime policy under `name`. Here rather than in `config`: configuration is the
+    /// bottom of the platform and imports none of the modules it configures.
+    pub fn policy(self, name: &'static str) -> RatePolicy {
+        RatePolicy {
+            name,
+            limit: self.limit,
+            window: self.window,
+        }
     }
 }
 
@@ -80,6 +95,27 @@ pub trait RateLimiter: Send + Sync {
     async fn check(&self, policy: &RatePolicy, key: &str) -> Decision;
     /// Which backend decides, for the start-up log and `outgrow check`.
     fn backend_name(&self) -> &'static str;
+    /// Drops, from whatever this limiter keeps in this process's memory (its own state, or
+    /// its fallback's), the clients that are back to a full burst. [`run_clean_up`] calls it
+    /// periodically, so memory follows the recently active clients rather than every client
+    /// ever seen. Required, not defaulted: a limiter that keeps state must say how it sheds it.
+    fn forget_idle_keys(&self);
+}
+
+/// Calls [`RateLimiter::forget_idle_keys`] on `limiter` every `every` until `stop`. Given the
+/// limiter requests are checked against, so the clean-up cannot miss the state that grows.
+pub async fn run_clean_up(limiter: Arc<dyn RateLimiter>, every: Duration, stop: ShutdownSignal) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let stopped = stop.stopped();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => limiter.forget_idle_keys(),
+            _ = &mut stopped => return,
+        }
+    }
 }
 
 type KeyedGovernor =
@@ -110,13 +146,9 @@ impl LocalRateLimiter {
         Self { clock, limiters }
     }
 
-    /// Drops the state of keys that are back to a full burst, so memory follows the number of
-    /// recently active clients rather than every client ever seen. Called periodically.
-    pub fn forget_idle_keys(&self) {
-        for (_, limiter) in self.limiters.values() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
+    /// How many clients this limiter holds state for, over every policy.
+    pub fn tracked_keys(&self) -> usize {
+        self.limiters.values().map(|(_, limiter)| limiter.len()).sum()
     }
 
     fn decide(&self, policy: &RatePolicy, limiter: &KeyedGovernor, key: &str) -> Decision {
@@ -168,98 +200,21 @@ impl RateLimiter for LocalRateLimiter {
     fn backend_name(&self) -> &'static str {
         "in-process"
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const POLICY: RatePolicy = RatePolicy {
-        name: "test",
-        limit: 3,
-        window: Duration::from_secs(60),
-    };
-
-    #[tokio::test]
-    async fn the_burst_is_allowed_and_the_next_request_refused() {
-        let limiter = LocalRateLimiter::new(&[POLICY]);
-        let mut remaining = Vec::new();
-        for _ in 0..3 {
-            let decision = limiter.check(&POLICY, "client").await;
-            assert!(decision.allowed);
-            remaining.push(decision.remaining);
+    fn forget_idle_keys(&self) {
+        for (_, limiter) in self.limiters.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
-        assert_eq!(remaining, vec![2, 1, 0]);
-        let refused = limiter.check(&POLICY, "client").await;
-        assert!(!refused.allowed);
-        let retry = refused.retry_after_secs().expect("retry after");
-        assert!(
-            (19..=20).contains(&retry),
-            "one request refills in 20 s, got {retry}"
-        );
-    }
-
-    #[tokio::test]
-    async fn keys_are_limited_independently() {
-        let limiter = LocalRateLimiter::new(&[POLICY]);
-        for _ in 0..3 {
-            limiter.check(&POLICY, "a").await;
-        }
-        assert!(!limiter.check(&POLICY, "a").await.allowed);
-        assert!(limiter.check(&POLICY, "b").await.allowed);
-    }
-
-    #[test]
-    fn the_scripts_reply_becomes_the_same_decision_as_the_local_limiter_makes() {
-        // 3 per minute: one request every 20 s. A fresh client's first request runs 20 s ahead.
-        let first = decision_from_reply(&POLICY, 20_000_000);
-        assert!(first.allowed);
-        assert_eq!((first.remaining, first.reset_after), (2, Duration::from_secs(20)));
-        // The burst is used up: 60 s ahead, nothing remains.
-        let third = decision_from_reply(&POLICY, 60_000_000);
-        assert_eq!((third.allowed, third.remaining), (true, 0));
-        // Refused: one more request in 19.5 s; the full burst 40 s later.
-        let refused = decision_from_reply(&POLICY, -19_500_000);
-        // A limit so high that its interval is below a microsecond: every request is allowed.
-        assert!(decision_from_reply(&POLICY, 0).allowed);
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after_secs(), Some(20));
-        assert_eq!(refused.reset_after, Duration::from_millis(59_500));
-    }
-
-    #[test]
-    fn headers_follow_the_draft_syntax() {
-        let decision = Decision {
-            allowed: true,
-            remaining: 2,
-            reset_after: Duration::from_millis(20_001),
-            retry_after: None,
-        };
-        assert_eq!(POLICY.header_value(), "\"test\";q=3;w=60");
-        assert_eq!(decision.header_value(&POLICY), "\"test\";r=2;t=21");
     }
 }
 
-/// What the shared limiter does when Redis cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisFailureMode {
-    /// Limit with this instance's in-process limiter (per instance, so N instances allow up
-    /// to N times the limit) — the default: keeps protection without a single point of failure.
-    Local,
-    /// Let every request through (fail open).
-    Allow,
-    /// Refuse every limited request with 429 (fail closed).
-    Deny,
-}
-
-impl RedisFailureMode {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-        }
+/// The `mode` label of `rate_limit_fallback_total`.
+fn failure_label(mode: RedisFailureMode) -> &'static str {
+    match mode {
+        RedisFailureMode::Local => "local",
+        RedisFailureMode::Allow => "allow",
+        RedisFailureMode::Deny => "deny",
     }
 }
 
@@ -343,7 +298,7 @@ impl RedisRateLimiter {
         }
     }
 
-    /// The in-process limiter used while Redis is unreachable (for its periodic clean-up).
+    /// The in-process limiter used while Redis is unreachable.
     pub fn fallback(&self) -> &LocalRateLimiter {
         &self.fallback
     }
@@ -369,7 +324,7 @@ impl RateLimiter for RedisRateLimiter {
         match outcome {
             Ok(reply) => decision_from_reply(policy, reply),
             Err(_) => {
-                metrics::counter!("rate_limit_fallback_total", "mode" => self.on_failure.label())
+                metrics::counter!("rate_limit_fallback_total", "mode" => failure_label(self.on_failure))
                     .increment(1);
                 match self.on_failure {
                     RedisFailureMode::Local => self.fallback.check(policy, key).await,
@@ -392,5 +347,150 @@ impl RateLimiter for RedisRateLimiter {
 
     fn backend_name(&self) -> &'static str {
         "redis (GCRA script)"
+    }
+
+    /// The fallback is what grows while Redis is down (every client then lands in it).
+    fn forget_idle_keys(&self) {
+        self.fallback.forget_idle_keys();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RatePolicy = RatePolicy {
+        name: "test",
+        limit: 3,
+        window: Duration::from_secs(60),
+    };
+
+    #[tokio::test]
+    async fn the_burst_is_allowed_and_the_next_request_refused() {
+        let limiter = LocalRateLimiter::new(&[POLICY]);
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let decision = limiter.check(&POLICY, "client").await;
+            assert!(decision.allowed);
+            remaining.push(decision.remaining);
+        }
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let refused = limiter.check(&POLICY, "client").await;
+        assert!(!refused.allowed);
+        let retry = refused.retry_after_secs().expect("retry after");
+        assert!(
+            (19..=20).contains(&retry),
+            "one request refills in 20 s, got {retry}"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_are_limited_independently() {
+        let limiter = LocalRateLimiter::new(&[POLICY]);
+        for _ in 0..3 {
+            limiter.check(&POLICY, "a").await;
+        }
+        assert!(!limiter.check(&POLICY, "a").await.allowed);
+        assert!(limiter.check(&POLICY, "b").await.allowed);
+    }
+
+    /// Two requests per 20 ms: a client is idle again (back to a full burst) 20 ms after its
+    /// last request.
+    const FAST: RatePolicy = RatePolicy {
+        name: "fast",
+        limit: 2,
+        window: Duration::from_millis(20),
+    };
+
+    async fn until(mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..200 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        done()
+    }
+
+    #[tokio::test]
+    async fn the_clean_up_forgets_idle_clients_of_the_local_limiter() {
+        let limiter = Arc::new(LocalRateLimiter::new(&[FAST]));
+        for client in 0..50 {
+            limiter.check(&FAST, &format!("client-{client}")).await;
+        }
+        assert_eq!(limiter.tracked_keys(), 50);
+        let shutdown = crate::shutdown::Shutdown::new();
+
+        let clean_up = tokio::spawn(run_clean_up(
+            limiter.clone(),
+            Duration::from_millis(10),
+            shutdown.signal(),
+        ));
+
+        assert!(
+            until(|| limiter.tracked_keys() == 0).await,
+            "idle clients are forgotten"
+        );
+        shutdown.stop();
+        clean_up.await.expect("the clean-up stops at the signal");
+    }
+
+    #[tokio::test]
+    async fn the_clean_up_of_the_redis_limiter_forgets_idle_clients_of_the_fallback_it_uses() {
+        // Redis unreachable: every client lands in the fallback, which must not grow for as
+        // long as Redis stays down.
+        let redis =
+            crate::redis_client::RedisClient::new("redis://127.0.0.1:1", "t:", Duration::from_millis(50))
+                .expect("a lazy client");
+        let limiter = Arc::new(RedisRateLimiter::new(redis, &[FAST], RedisFailureMode::Local));
+        for client in 0..50 {
+            assert!(limiter.check(&FAST, &format!("client-{client}")).await.allowed);
+        }
+        assert_eq!(limiter.fallback().tracked_keys(), 50, "the fallback decided");
+        let shutdown = crate::shutdown::Shutdown::new();
+
+        let clean_up = tokio::spawn(run_clean_up(
+            limiter.clone(),
+            Duration::from_millis(10),
+            shutdown.signal(),
+        ));
+
+        assert!(
+            until(|| limiter.fallback().tracked_keys() == 0).await,
+            "the fallback still holds {} idle clients",
+            limiter.fallback().tracked_keys()
+        );
+        shutdown.stop();
+        clean_up.await.expect("the clean-up stops at the signal");
+    }
+
+    #[test]
+    fn the_scripts_reply_becomes_the_same_decision_as_the_local_limiter_makes() {
+        // 3 per minute: one request every 20 s. A fresh client's first request runs 20 s ahead.
+        let first = decision_from_reply(&POLICY, 20_000_000);
+        assert!(first.allowed);
+        assert_eq!((first.remaining, first.reset_after), (2, Duration::from_secs(20)));
+        // The burst is used up: 60 s ahead, nothing remains.
+        let third = decision_from_reply(&POLICY, 60_000_000);
+        assert_eq!((third.allowed, third.remaining), (true, 0));
+        // Refused: one more request in 19.5 s; the full burst 40 s later.
+        let refused = decision_from_reply(&POLICY, -19_500_000);
+        // A limit so high that its interval is below a microsecond: every request is allowed.
+        assert!(decision_from_reply(&POLICY, 0).allowed);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs(), Some(20));
+        assert_eq!(refused.reset_after, Duration::from_millis(59_500));
+    }
+
+    #[test]
+    fn headers_follow_the_draft_syntax() {
+        let decision = Decision {
+            allowed: true,
+            remaining: 2,
+            reset_after: Duration::from_millis(20_001),
+            retry_after: None,
+        };
+        assert_eq!(POLICY.header_value(), "\"test\";q=3;w=60");
+        assert_eq!(decision.header_value(&POLICY), "\"test\";r=2;t=21");
     }
 }

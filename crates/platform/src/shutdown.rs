@@ -4,19 +4,45 @@
 //! turns 503 first and the listener closes only after `shutdown_delay`; in-flight requests then
 //! get `shutdown_timeout` to finish. Every long-lived task holds a [`ShutdownSignal`] and stops
 //! when it fires.
+//!
+//! Background tasks (refreshers, probers, listeners, flushers) are started with
+//! [`Shutdown::spawn`], which keeps their handles: [`Shutdown::wait_for_tasks`] stops them and
+//! waits for them, so none still runs when the pools they use are closed (what mini-redis's
+//! `shutdown_complete` channel does).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    future::Future,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinHandle};
 
 /// Owned by `main`; flips the process into draining and tells every task to stop.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     draining: Arc<AtomicBool>,
     stop: Arc<watch::Sender<bool>>,
+    /// The background tasks started through [`Shutdown::spawn`], by name, until they are
+    /// awaited.
+    tasks: Arc<Mutex<Vec<NamedTask>>>,
+}
+
+/// A background task's name (for the log) and handle.
+type NamedTask = (&'static str, JoinHandle<()>);
+
+/// What [`Shutdown::wait_for_tasks`] saw, by task name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TasksStopped {
+    /// Returned after the stop signal.
+    pub stopped: Vec<&'static str>,
+    /// Ended by a panic.
+    pub failed: Vec<&'static str>,
+    /// Still running at the deadline, so aborted.
+    pub aborted: Vec<&'static str>,
 }
 
 /// A receiver of the stop signal, cheap to clone into tasks.
@@ -38,6 +64,7 @@ impl Shutdown {
         Self {
             draining: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(stop),
+            tasks: Arc::default(),
         }
     }
 
@@ -62,6 +89,56 @@ impl Shutdown {
         ShutdownSignal {
             stop: self.stop.subscribe(),
         }
+    }
+
+    /// Runs `task` in the background, owned by this shutdown: it must return soon after a
+    /// [`ShutdownSignal`] of this shutdown fires, and [`Shutdown::wait_for_tasks`] waits for it.
+    /// `name` is for the log.
+    pub fn spawn(&self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name, handle));
+    }
+
+    /// Stops every background task (see [`Shutdown::stop`]) and waits for them, at most
+    /// `deadline` in all; those still running then are aborted. Logs the outcome and returns
+    /// it. Call it before closing what the tasks use (the database pools).
+    pub async fn wait_for_tasks(&self, deadline: Duration) -> TasksStopped {
+        self.stop();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        let until = tokio::time::Instant::now() + deadline;
+        let mut outcome = TasksStopped::default();
+        for (name, mut handle) in tasks {
+            match tokio::time::timeout_at(until, &mut handle).await {
+                Ok(Ok(())) => outcome.stopped.push(name),
+                Ok(Err(error)) => {
+                    tracing::error!(task = name, %error, "a background task failed");
+                    outcome.failed.push(name);
+                }
+                Err(_) => {
+                    handle.abort();
+                    // An aborted task ends at its next await point; wait for that, briefly.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), handle).await;
+                    outcome.aborted.push(name);
+                }
+            }
+        }
+        if outcome.aborted.is_empty() {
+            tracing::info!(
+                tasks = outcome.stopped.len() + outcome.failed.len(),
+                names = outcome.stopped.join(", "),
+                "background tasks stopped"
+            );
+        } else {
+            tracing::warn!(
+                deadline = ?deadline,
+                aborted = outcome.aborted.join(", "),
+                "background tasks did not stop in time and were aborted"
+            );
+        }
+        outcome
     }
 }
 
@@ -110,5 +187,44 @@ mod tests {
         early.stopped().await;
         shutdown.signal().stopped().await;
         assert!(shutdown.is_draining());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_tasks_stops_them_and_returns_once_they_have_finished() {
+        let shutdown = Shutdown::new();
+        let finished = Arc::new(AtomicBool::new(false));
+        let signal = shutdown.signal();
+        let flag = finished.clone();
+        shutdown.spawn("flusher", async move {
+            signal.stopped().await;
+            // Work done after the signal (a last flush) is waited for too.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+
+        let outcome = shutdown.wait_for_tasks(Duration::from_secs(5)).await;
+
+        assert!(finished.load(Ordering::SeqCst), "the task ran to its end first");
+        assert_eq!(outcome.stopped, vec!["flusher"]);
+        assert!(shutdown.is_draining());
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ignores_the_signal_is_aborted_at_the_deadline() {
+        let shutdown = Shutdown::new();
+        shutdown.spawn("stubborn", std::future::pending());
+        let signal = shutdown.signal();
+        shutdown.spawn("polite", signal.stopped());
+        let started = std::time::Instant::now();
+
+        let outcome = shutdown.wait_for_tasks(Duration::from_millis(100)).await;
+
+        assert_eq!(outcome.aborted, vec!["stubborn"]);
+        assert_eq!(outcome.stopped, vec!["polite"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "bounded: {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -5,7 +5,6 @@ use axum::{
     extract::{Path, State},
 };
 use chrono::{DateTime, Utc};
-use outgrow_domain::Role;
 use outgrow_platform::jobs::{JobFilter, JobRecord, JobState, QueueStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +14,7 @@ use uuid::Uuid;
 use super::{
     authn::Principal,
     error::{ApiError, Problem},
-    extract::ApiQuery,
+    extract::{ApiQuery, path_uuid},
 };
 use crate::state::AppState;
 
@@ -29,12 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_queues))
 }
 
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    match principal.role {
-        Role::Admin => Ok(()),
-        Role::User => Err(ApiError::Forbidden("operating the job queue is for admins")),
-    }
-}
+/// The 403 of every route here.
+const ADMINS_ONLY: &str = "operating the job queue is for admins";
 
 /// A job as operators see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,7 +122,7 @@ pub async fn list_jobs(
     principal: Principal,
     ApiQuery(query): ApiQuery<ListJobsQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin(ADMINS_ONLY)?;
     let job_state = query
         .state
         .as_deref()
@@ -155,10 +150,6 @@ pub async fn list_jobs(
     }))
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be a job id (a UUID)"))
-}
-
 /// One job.
 #[utoipa::path(
     get, path = "/api/v1/admin/jobs/{id}", tag = "admin",
@@ -175,11 +166,11 @@ pub async fn get_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin(ADMINS_ONLY)?;
     let job = state
         .db
         .jobs()
-        .get(parse_id(&id)?)
+        .get(path_uuid(&id, "a job id")?)
         .await
         .map_err(crate::repo::StoreError::from)?;
     job.map(|job| Json(job.into()))
@@ -202,8 +193,8 @@ pub async fn retry_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    require_admin(&principal)?;
-    let id = parse_id(&id)?;
+    principal.require_admin(ADMINS_ONLY)?;
+    let id = path_uuid(&id, "a job id")?;
     let store = state.db.jobs();
     let changed = store
         .retry(id, Utc::now())
@@ -228,8 +219,8 @@ pub async fn cancel_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    require_admin(&principal)?;
-    let id = parse_id(&id)?;
+    principal.require_admin(ADMINS_ONLY)?;
+    let id = path_uuid(&id, "a job id")?;
     let store = state.db.jobs();
     let changed = store
         .cancel(id, Utc::now())
@@ -292,7 +283,7 @@ pub async fn list_queues(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<QueueResponse>>, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin(ADMINS_ONLY)?;
     let stats = state
         .db
         .jobs()

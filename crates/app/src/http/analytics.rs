@@ -3,7 +3,6 @@
 
 use axum::{Json, extract::State};
 use chrono::{DateTime, TimeDelta, Utc};
-use outgrow_domain::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -100,9 +99,7 @@ pub async fn get_analytics(
     principal: Principal,
     ApiQuery(query): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<AnalyticsReport>, ApiError> {
-    if principal.role != Role::Admin {
-        return Err(ApiError::Forbidden("analytics are for admins"));
-    }
+    principal.require_admin("analytics are for admins")?;
     let hours = query.hours.unwrap_or(24);
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(ApiError::invalid("hours", format!("must be 1 to {MAX_HOURS}")));

@@ -19,6 +19,7 @@ use super::{
     authn::Principal,
     error::{ApiError, FieldError, Problem},
     extract::ApiJson,
+    reply::located,
     users::UserResponse,
 };
 use outgrow_platform::jobs::Job;
@@ -107,14 +108,8 @@ pub async fn register(
         )
         .await?;
     tracing::info!(user_id = %user.id, "account registered; welcome e-mail queued");
-    let location =
-        HeaderValue::from_str(&format!("/api/v1/users/{}", user.id)).map_err(anyhow::Error::from)?;
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(UserResponse::from(user)),
-    )
-        .into_response())
+    let location = format!("/api/v1/users/{}", user.id);
+    located(StatusCode::CREATED, &location, UserResponse::from(user))
 }
 
 /// Credentials.

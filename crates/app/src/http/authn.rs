@@ -37,6 +37,15 @@ impl Principal {
     pub fn may_access(&self, user: UserId) -> bool {
         self.user_id == user || self.role == Role::Admin
     }
+
+    /// Lets an administrator through; anyone else gets a 403 saying `refusal` (what only
+    /// admins may do).
+    pub fn require_admin(&self, refusal: &'static str) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::User => Err(ApiError::Forbidden(refusal)),
+        }
+    }
 }
 
 /// The kinds of credential.

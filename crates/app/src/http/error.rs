@@ -157,7 +157,7 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail,
-            request_id: super::middleware::current_request_id(),
+            request_id: super::request_id::current_request_id(),
             errors: Vec::new(),
         }
     }
@@ -211,6 +211,12 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        Self::Validation(vec![error])
     }
 }
 

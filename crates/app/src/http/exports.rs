@@ -6,7 +6,7 @@ use axum::{
     body::Body,
     extract::{Path, State},
     http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -19,9 +19,10 @@ use uuid::Uuid;
 use super::{
     authn::Principal,
     error::{ApiError, Problem},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiQuery, path_uuid},
+    reply::located,
 };
-use crate::{db::media::ExportRow, jobs::BuildExport, links, state::AppState};
+use crate::{db::media::ExportRow, jobs::BuildExport, links, objects, state::AppState};
 
 /// The routes of this feature: creating an export (limited by the strict `export` rate
 /// policy, see `stack::RouteGroup`), reading it, and the signed download (no credential: the
@@ -61,6 +62,13 @@ pub struct ExportResponse {
     pub download_expires_at: Option<DateTime<Utc>>,
     /// When it was requested.
     pub created_at: DateTime<Utc>,
+}
+
+/// A refused download link is a 403: the link is the only credential, and it is not valid.
+impl From<links::LinkError> for ApiError {
+    fn from(error: links::LinkError) -> Self {
+        Self::Forbidden(error.message())
+    }
 }
 
 fn response(state: &AppState, row: ExportRow) -> ExportResponse {
@@ -111,14 +119,8 @@ pub async fn create_export(
         .to_new_job()
         .map_err(anyhow::Error::from)?;
     state.media.insert_export(&row, &[job]).await?;
-    let location =
-        HeaderValue::from_str(&format!("/api/v1/exports/{}", row.id)).map_err(anyhow::Error::from)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(response(&state, row)),
-    )
-        .into_response())
+    let location = format!("/api/v1/exports/{}", row.id);
+    located(StatusCode::ACCEPTED, &location, response(&state, row))
 }
 
 /// An export's status, with a fresh signed link once ready (owner or admin).
@@ -136,7 +138,7 @@ pub async fn get_export(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<ExportResponse>, ApiError> {
-    let id = Uuid::try_parse(&id).map_err(|_| ApiError::invalid("id", "must be an export id (a UUID)"))?;
+    let id = path_uuid(&id, "an export id")?;
     let row = state
         .media
         .export(id)
@@ -171,7 +173,7 @@ pub async fn download_export(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> Result<Response, ApiError> {
-    let id = Uuid::try_parse(&id).map_err(|_| ApiError::invalid("id", "must be an export id (a UUID)"))?;
+    let id = path_uuid(&id, "an export id")?;
     links::verify_export_link(&state, id, query.expires, &query.signature, Utc::now())?;
     let row = state
         .media
@@ -181,7 +183,7 @@ pub async fn download_export(
         .ok_or(ApiError::NotFound("no such export"))?;
     let object = state
         .storage
-        .get(&links::export_key(&row))
+        .get(&objects::export_key(&row))
         .await
         .map_err(|error| ApiError::Unavailable(format!("object storage: {error}")))?
         .ok_or(ApiError::NotFound("the export file is gone"))?;

@@ -5,6 +5,7 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use super::{
     authn::{Authentication, Principal},
@@ -72,6 +73,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 ApiError::BadRequest(format!("invalid query string: {}", source_text(&rejection)))
             })
     }
+}
+
+/// The `id` segment of a path, which must be a UUID; `what` names it in the 400's message
+/// (`"an order id"`).
+pub fn path_uuid(id: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", format!("must be {what} (a UUID)")))
 }
 
 /// The signed-in caller; a handler taking it answers 401 to anyone else.

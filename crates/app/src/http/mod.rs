@@ -17,7 +17,10 @@ pub mod extract;
 pub mod middleware;
 pub mod ops;
 pub mod orders;
+pub mod paging;
 pub mod products;
+pub mod reply;
+pub mod request_id;
 pub mod stack;
 pub mod uploads;
 pub mod users;
@@ -152,7 +155,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         header::LINK,
         header::ETAG,
         HeaderName::from_static("idempotent-replayed"),
-        middleware::X_REQUEST_ID.clone(),
+        request_id::X_REQUEST_ID.clone(),
     ];
     let base = CorsLayer::new()
         .allow_methods([
@@ -167,7 +170,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             header::CONTENT_TYPE,
             header::IF_NONE_MATCH,
             HeaderName::from_static("idempotency-key"),
-            middleware::X_REQUEST_ID.clone(),
+            request_id::X_REQUEST_ID.clone(),
         ])
         .expose_headers(exposed)
         .max_age(std::time::Duration::from_secs(3600));

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
 use outgrow_domain::{Role, UserId};
@@ -20,10 +20,12 @@ use uuid::Uuid;
 use super::{
     authn::Principal,
     error::{ApiError, FieldError, Problem},
-    extract::{ApiJson, ApiQuery},
-    products::forget_products,
+    extract::{ApiJson, ApiQuery, path_uuid},
+    paging::{cut_page, page_response, page_size},
+    reply::located,
 };
 use crate::{
+    caches::forget_products,
     state::AppState,
     store::orders::{CancelError, Claim, ClaimError, IdempotencyKey, Order, OrderLine, PlaceError},
 };
@@ -39,8 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 const MAX_LINES: usize = 50;
 const MAX_QUANTITY: u32 = 1_000;
 const MAX_KEY_CHARS: usize = 255;
-const DEFAULT_PAGE: u32 = 20;
-const MAX_PAGE: u32 = 100;
 /// The answer while the caller's bucket moves between shards (503 + `Retry-After`).
 const MOVING: &str = "your orders are being moved between databases; retry in a moment";
 /// The header marking a replayed answer.
@@ -195,8 +195,7 @@ fn created(body: &serde_json::Value, replayed: bool) -> Result<Response, ApiErro
         .get("id")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
-    let location = HeaderValue::from_str(&format!("/api/v1/orders/{id}")).map_err(anyhow::Error::from)?;
-    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response();
+    let mut response = located(StatusCode::CREATED, &format!("/api/v1/orders/{id}"), body)?;
     if replayed {
         response
             .headers_mut()
@@ -311,33 +310,18 @@ pub async fn list_orders(
     principal: Principal,
     ApiQuery(query): ApiQuery<ListOrdersQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_PAGE}")));
-    }
+    let limit = page_size(query.limit)?;
     let mut orders = state
         .orders
         .list(principal.user_id, query.before, limit + 1)
         .await?;
-    let more = orders.len() > limit as usize;
-    orders.truncate(limit as usize);
-    let next_before = more.then(|| orders.last().map(|order| order.order.id)).flatten();
-    let mut response = Json(OrderPage {
+    let next_before = cut_page(&mut orders, limit, |order| order.order.id);
+    let page = OrderPage {
         items: orders.iter().map(OrderResponse::from).collect(),
         next_before,
-    })
-    .into_response();
-    if let Some(next) = next_before {
-        let link = format!("</api/v1/orders?before={next}&limit={limit}>; rel=\"next\"");
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
-        }
-    }
-    Ok(response)
-}
-
-fn order_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be an order id (a UUID)"))
+    };
+    let next = next_before.map(|next| format!("/api/v1/orders?before={next}&limit={limit}"));
+    Ok(page_response(page, next))
 }
 
 /// Whose order `id` is, as far as the caller may know: their own, or (for an admin) anyone's.
@@ -366,7 +350,7 @@ pub async fn get_order(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let id = order_id(&id)?;
+    let id = path_uuid(&id, "an order id")?;
     let owner = owner_for(&state, &principal, id).await?;
     let order = state
         .orders
@@ -392,7 +376,7 @@ pub async fn cancel_order(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let id = order_id(&id)?;
+    let id = path_uuid(&id, "an order id")?;
     let owner = owner_for(&state, &principal, id).await?;
     let order = match state.orders.cancel(owner, id).await {
         Ok(order) => order,

@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use outgrow_domain::{Currency, Money, Role};
+use outgrow_domain::{Currency, Money, ProductDescription, ProductName, SearchText, Stock};
 use outgrow_platform::cache::CachePolicy;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -20,9 +20,12 @@ use uuid::Uuid;
 use super::{
     authn::Principal,
     error::{ApiError, FieldError, Problem},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiQuery, path_uuid},
+    paging::{cut_page, link_next, page_size},
+    reply::located,
 };
 use crate::{
+    caches,
     state::AppState,
     store::catalog::{NewProduct, ProductPatch, ProductQuery, ProductRow},
 };
@@ -33,13 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_products, create_product))
         .routes(routes!(get_product, update_product, delete_product))
 }
-
-const DEFAULT_PAGE: u32 = 20;
-const MAX_PAGE: u32 = 100;
-const MAX_NAME_CHARS: usize = 200;
-const MAX_DESCRIPTION_CHARS: usize = 5_000;
-const MAX_STOCK: i64 = 1_000_000_000;
-const MAX_QUERY_CHARS: usize = 200;
 
 /// A product's image: the original and its WebP variants for `srcset`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -147,11 +143,8 @@ pub async fn list_products(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListProductsQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     let mut errors = Vec::new();
-    if !(1..=MAX_PAGE).contains(&limit) {
-        errors.push(FieldError::new("limit", format!("must be 1 to {MAX_PAGE}")));
-    }
+    let limit = page_size(query.limit).map_err(|error| errors.push(error)).ok();
     for (field, value) in [("min_price", query.min_price), ("max_price", query.max_price)] {
         if value.is_some_and(|price| price < 0) {
             errors.push(FieldError::new(field, "must not be negative"));
@@ -162,18 +155,17 @@ pub async fn list_products(
     {
         errors.push(FieldError::new("max_price", "must not be below min_price"));
     }
-    let text = query.q.as_deref().map(str::trim).filter(|text| !text.is_empty());
-    if let Some(text) = text
-        && (text.chars().count() > MAX_QUERY_CHARS || text.chars().any(char::is_control))
-    {
-        errors.push(FieldError::new(
-            "q",
-            format!("must be at most {MAX_QUERY_CHARS} characters, without control characters"),
-        ));
-    }
-    if !errors.is_empty() {
+    let search = match query.q.as_deref().map(SearchText::parse).transpose() {
+        Ok(search) => search.flatten(),
+        Err(error) => {
+            errors.push(FieldError::new("q", error));
+            None
+        }
+    };
+    let text = search.as_ref().map(SearchText::as_str);
+    let (Some(limit), true) = (limit, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
-    }
+    };
     let filter = ProductQuery {
         after: query.after,
         min_price: query.min_price,
@@ -183,7 +175,7 @@ pub async fn list_products(
     };
     // Pages are cached under the catalog's version: a write bumps it, and every page cached
     // before becomes unreachable at once (and expires by its TTL).
-    let version = catalog_version(&state).await?;
+    let version = caches::catalog_version(&state).await?;
     let key = format!(
         "v{version}|{}|{}|{}|{}|{limit}",
         filter.after.map(|id| id.to_string()).unwrap_or_default(),
@@ -201,14 +193,12 @@ pub async fn list_products(
     let catalog = state.catalog.clone();
     let mut rows: Vec<ProductRow> = state
         .cache
-        .get_or_load("catalog_pages", &key, policy, || async move {
+        .get_or_load(caches::CATALOG_PAGES, &key, policy, || async move {
             catalog.list(&filter).await.map(Some)
         })
         .await?
         .unwrap_or_default();
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_after = more.then(|| rows.last().map(|row| row.id)).flatten();
+    let next_after = cut_page(&mut rows, limit, |row| row.id);
     let page = ProductPage {
         items: rows.into_iter().map(ProductResponse::from).collect(),
         next_after,
@@ -225,9 +215,7 @@ pub async fn list_products(
         if let Some(text) = text {
             link.push_str(&format!("&q={}", form_encode(text)));
         }
-        if let Ok(value) = HeaderValue::from_str(&format!("<{link}>; rel=\"next\"")) {
-            response.headers_mut().insert(header::LINK, value);
-        }
+        link_next(&mut response, &link);
     }
     Ok(response)
 }
@@ -247,54 +235,13 @@ pub async fn get_product(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = product_id(&id)?;
-    let row = cached_product(&state, id)
+    let id = path_uuid(&id, "a product id")?;
+    let row = caches::cached_product(&state, id)
         .await?
         .ok_or(ApiError::NotFound("no such product"))?;
     // A view, 200 or 304 alike; counted in memory and written behind.
     state.views.record(id);
     cacheable(&state, &headers, &ProductResponse::from(row))
-}
-
-/// The product `id`, cache-aside (absent products are cached briefly too).
-pub async fn cached_product(state: &AppState, id: Uuid) -> Result<Option<ProductRow>, ApiError> {
-    let policy = CachePolicy::with_ttl(state.settings.cache_product_ttl);
-    let catalog = state.catalog.clone();
-    Ok(state
-        .cache
-        .get_or_load("products", &id.to_string(), policy, || async move {
-            catalog.get(id).await
-        })
-        .await?)
-}
-
-/// Forgets the cached copies of `products` (after their stock or content changed).
-pub async fn forget_products(state: &AppState, products: Vec<Uuid>) {
-    for id in products {
-        // Marked first: a reload right after the invalidation must not come from a replica
-        // that has not replayed the change yet.
-        state.db.wrote(id).await;
-        state.cache.invalidate("products", &id.to_string()).await;
-    }
-}
-
-async fn catalog_version(state: &AppState) -> Result<i64, ApiError> {
-    let policy = CachePolicy::with_ttl(state.settings.cache_product_ttl);
-    let catalog = state.catalog.clone();
-    Ok(state
-        .cache
-        .get_or_load("catalog", "version", policy, || async move {
-            catalog.version().await.map(Some)
-        })
-        .await?
-        .unwrap_or_default())
-}
-
-/// After a catalog write: the product's copy and every cached page go, everywhere.
-async fn catalog_changed(state: &AppState, id: Uuid) {
-    state.db.wrote(crate::store::catalog::CATALOG).await;
-    state.cache.invalidate("catalog", "version").await;
-    forget_products(state, vec![id]).await;
 }
 
 /// Renders `body` as a public, cacheable response with a strong ETag; answers 304 when the
@@ -342,17 +289,8 @@ fn form_encode(text: &str) -> String {
         .collect()
 }
 
-fn product_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be a product id (a UUID)"))
-}
-
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("only administrators manage the catalog"))
-    }
-}
+/// The 403 of the catalog's writes.
+const ADMINS_ONLY: &str = "only administrators manage the catalog";
 
 /// A new product.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -392,53 +330,21 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
     Option::<Uuid>::deserialize(deserializer).map(Some)
 }
 
-fn check_name(name: &str, errors: &mut Vec<FieldError>) -> String {
-    let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control)
-    {
-        errors.push(FieldError::new(
-            "name",
-            format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters"),
-        ));
-    }
-    trimmed.to_owned()
-}
-
-fn check_description(description: &str, errors: &mut Vec<FieldError>) -> String {
-    let kept = description.trim();
-    let control = kept
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r');
-    if kept.chars().count() > MAX_DESCRIPTION_CHARS || control {
-        errors.push(FieldError::new(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters, without control characters"),
-        ));
-    }
-    kept.to_owned()
-}
-
-fn check_stock(stock: i64, errors: &mut Vec<FieldError>) {
-    if !(0..=MAX_STOCK).contains(&stock) {
-        errors.push(FieldError::new("stock", format!("must be 0 to {MAX_STOCK}")));
-    }
+/// `parsed`'s value, or `None` with its error recorded against `field`: every invalid field
+/// of a request is reported at once.
+fn collect<T>(
+    field: &str,
+    parsed: Result<T, outgrow_domain::ValidationError>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    parsed
+        .map_err(|error| errors.push(FieldError::new(field, error)))
+        .ok()
 }
 
 fn check_price(minor: i64, currency: &str, errors: &mut Vec<FieldError>) -> Option<Money> {
-    let currency = match Currency::parse(currency) {
-        Ok(currency) => currency,
-        Err(error) => {
-            errors.push(FieldError::new("currency", error));
-            return None;
-        }
-    };
-    match Money::new(minor, currency) {
-        Ok(money) => Some(money),
-        Err(error) => {
-            errors.push(FieldError::new("price_minor", error));
-            None
-        }
-    }
+    let currency = collect("currency", Currency::parse(currency), errors)?;
+    collect("price_minor", Money::new(minor, currency), errors)
 }
 
 /// An image must be a public upload that exists: the catalog is public.
@@ -468,39 +374,41 @@ pub async fn create_product(
     principal: Principal,
     ApiJson(request): ApiJson<CreateProductRequest>,
 ) -> Result<Response, ApiError> {
-    require_admin(&principal)?;
+    principal.require_admin(ADMINS_ONLY)?;
     let mut errors = Vec::new();
-    let name = check_name(&request.name, &mut errors);
-    let description = check_description(&request.description, &mut errors);
+    let name = collect("name", ProductName::parse(&request.name), &mut errors);
+    let description = collect(
+        "description",
+        ProductDescription::parse(&request.description),
+        &mut errors,
+    );
     let price = check_price(request.price_minor, &request.currency, &mut errors);
-    check_stock(request.stock, &mut errors);
-    let Some(price) = price.filter(|_| errors.is_empty()) else {
+    let stock = collect("stock", Stock::new(request.stock), &mut errors);
+    let (Some(name), Some(description), Some(price), Some(stock)) = (name, description, price, stock) else {
         return Err(ApiError::Validation(errors));
     };
     check_image(&state, request.image_id).await?;
     let id = state
         .catalog
         .create(&NewProduct {
-            name,
-            description,
+            name: name.into_inner(),
+            description: description.into_inner(),
             price,
-            stock: request.stock,
+            stock: stock.units(),
             image_id: request.image_id,
         })
         .await?;
-    catalog_changed(&state, id).await;
+    caches::catalog_changed(&state, id).await;
     let row = state
         .catalog
         .get_current(id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("product {id} vanished after its creation"))?;
-    let location = HeaderValue::from_str(&format!("/api/v1/products/{id}")).map_err(anyhow::Error::from)?;
-    Ok((
+    located(
         StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(ProductResponse::from(row)),
+        &format!("/api/v1/products/{id}"),
+        ProductResponse::from(row),
     )
-        .into_response())
 }
 
 /// Changes a product (admins only).
@@ -522,17 +430,20 @@ pub async fn update_product(
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateProductRequest>,
 ) -> Result<Json<ProductResponse>, ApiError> {
-    require_admin(&principal)?;
-    let id = product_id(&id)?;
+    principal.require_admin(ADMINS_ONLY)?;
+    let id = path_uuid(&id, "a product id")?;
     let mut errors = Vec::new();
-    let name = request.name.as_deref().map(|name| check_name(name, &mut errors));
+    let name = request
+        .name
+        .as_deref()
+        .and_then(|name| collect("name", ProductName::parse(name), &mut errors));
     let description = request
         .description
         .as_deref()
-        .map(|description| check_description(description, &mut errors));
-    if let Some(stock) = request.stock {
-        check_stock(stock, &mut errors);
-    }
+        .and_then(|description| collect("description", ProductDescription::parse(description), &mut errors));
+    let stock = request
+        .stock
+        .and_then(|stock| collect("stock", Stock::new(stock), &mut errors));
     let price = match (request.price_minor, request.currency.as_deref()) {
         (Some(minor), Some(currency)) => check_price(minor, currency, &mut errors),
         (None, None) => None,
@@ -559,16 +470,16 @@ pub async fn update_product(
         check_image(&state, image).await?;
     }
     let patch = ProductPatch {
-        name,
-        description,
+        name: name.map(ProductName::into_inner),
+        description: description.map(ProductDescription::into_inner),
         price,
-        stock: request.stock,
+        stock: stock.map(Stock::units),
         image_id: request.image_id,
     };
     if !state.catalog.update(id, &patch).await? {
         return Err(ApiError::NotFound("no such product"));
     }
-    catalog_changed(&state, id).await;
+    caches::catalog_changed(&state, id).await;
     let row = state
         .catalog
         .get_current(id)
@@ -593,11 +504,11 @@ pub async fn delete_product(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&principal)?;
-    let id = product_id(&id)?;
+    principal.require_admin(ADMINS_ONLY)?;
+    let id = path_uuid(&id, "a product id")?;
     if !state.catalog.delete(id).await? {
         return Err(ApiError::NotFound("no such product"));
     }
-    catalog_changed(&state, id).await;
+    caches::catalog_changed(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }

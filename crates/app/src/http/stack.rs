@@ -43,7 +43,8 @@ use tower::{Layer, Service};
 use super::{
     authn,
     error::ApiError,
-    middleware::{self, X_REQUEST_ID},
+    middleware,
+    request_id::{X_REQUEST_ID, incoming_request_id, new_request_id},
 };
 use crate::state::AppState;
 
@@ -93,7 +94,7 @@ where
         let state = self.state.clone();
         // The id's bytes are shared (reference counted) by the request header, the log context,
         // problem bodies and the response header.
-        let request_id = middleware::incoming_request_id(&request).unwrap_or_else(middleware::new_request_id);
+        let request_id = incoming_request_id(&request).unwrap_or_else(new_request_id);
         let id_header = HeaderValue::from_maybe_shared(request_id.clone()).ok();
         if let Some(value) = &id_header {
             request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
@@ -159,7 +160,7 @@ fn liveness(state: &AppState, request: &Request) -> Option<Response> {
         &mut headers,
         middleware::over_https(request, &state.settings.trusted_proxies),
     );
-    let id = middleware::incoming_request_id(request).unwrap_or_else(middleware::new_request_id);
+    let id = incoming_request_id(request).unwrap_or_else(new_request_id);
     if let Ok(value) = HeaderValue::from_maybe_shared(id) {
         headers.insert(X_REQUEST_ID.clone(), value);
     }

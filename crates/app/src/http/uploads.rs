@@ -19,8 +19,17 @@ use uuid::Uuid;
 use super::{
     authn::{Authentication, Principal},
     error::{ApiError, Problem},
+    extract::path_uuid,
+    reply::located,
 };
-use crate::{db::media::UploadRow, images, jobs::MakeImageVariants, repo::StoreError, state::AppState};
+use crate::{
+    db::media::UploadRow,
+    images,
+    jobs::MakeImageVariants,
+    objects::{original_key, variant_key},
+    repo::StoreError,
+    state::AppState,
+};
 
 /// The routes of this feature (under `/api/v1/uploads`).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -111,16 +120,6 @@ impl From<UploadRow> for UploadResponse {
     }
 }
 
-/// The storage key of an upload's original.
-pub fn original_key(id: Uuid) -> String {
-    format!("uploads/{id}/original")
-}
-
-/// The storage key of a variant.
-pub fn variant_key(id: Uuid, width: u32) -> String {
-    format!("uploads/{id}/w{width}.webp")
-}
-
 /// Uploads an image (multipart/form-data: a `file` part, and optionally `public=true`).
 /// The body is streamed to storage as it arrives; its type is decided by its bytes.
 #[utoipa::path(
@@ -193,13 +192,11 @@ pub async fn create_upload(
         .map_err(anyhow::Error::from)?;
     state.media.insert_upload(&row, &[job]).await?;
     tracing::info!(upload_id = %id, size, width, height, "upload stored; variants queued");
-    let location = HeaderValue::from_str(&format!("/api/v1/uploads/{id}")).map_err(anyhow::Error::from)?;
-    Ok((
+    located(
         StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(UploadResponse::from(row)),
+        &format!("/api/v1/uploads/{id}"),
+        UploadResponse::from(row),
     )
-        .into_response())
 }
 
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
@@ -296,7 +293,7 @@ async fn readable(
     headers_auth: Option<&Authentication>,
 ) -> Result<UploadRow, ApiError> {
     let caller = caller(headers_auth)?;
-    let id = Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", "must be an upload id (a UUID)"))?;
+    let id = path_uuid(id, "an upload id")?;
     let row = state
         .media
         .upload(id)

@@ -8,8 +8,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use chrono::{DateTime, Utc};
 use outgrow_domain::{Password, Role, UserId, UserName};
@@ -21,8 +20,10 @@ use super::{
     authn::Principal,
     error::{ApiError, FieldError, Problem},
     extract::{ApiJson, ApiQuery},
+    paging::{cut_page, page_response, page_size},
+    reply::json_bytes,
 };
-use crate::{repo::User, state::AppState};
+use crate::{caches, repo::User, state::AppState};
 
 /// The routes of this feature (under `/api/v1`).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,28 +65,16 @@ impl From<User> for UserResponse {
     }
 }
 
-/// The cache holding users by id, as the API shows them (the JSON of [`UserResponse`]): a
-/// hit is sent as it is stored.
-pub const USERS_CACHE: &str = "users";
-
-/// A user by id as response JSON, through the cache.
+/// A user by id as response JSON, through the cache (its entries are the JSON of
+/// [`UserResponse`]: a hit is sent as it is stored).
 async fn cached_user_json(state: &AppState, id: UserId) -> Result<Option<Bytes>, ApiError> {
     let users = state.users.clone();
     Ok(state
         .cache
-        .get_or_load_json(USERS_CACHE, &id.to_string(), state.user_cache, || async move {
+        .get_or_load_json(caches::USERS, &id.to_string(), state.user_cache, || async move {
             Ok::<_, crate::repo::StoreError>(users.by_id(id).await?.map(UserResponse::from))
         })
         .await?)
-}
-
-/// A JSON answer of bytes that are already JSON.
-fn json_bytes(json: Bytes) -> Response {
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        json,
-    )
-        .into_response()
 }
 
 /// The signed-in user.
@@ -198,7 +187,7 @@ pub async fn update_me(
     let Some(user) = updated else {
         state
             .cache
-            .invalidate(USERS_CACHE, &principal.user_id.to_string())
+            .invalidate(caches::USERS, &principal.user_id.to_string())
             .await;
         return Err(ApiError::NotFound("this account no longer exists"));
     };
@@ -206,7 +195,7 @@ pub async fn update_me(
     // Write-through: the next read, here or on another instance, is a hit with the new value.
     state
         .cache
-        .put(USERS_CACHE, &user.id.to_string(), state.user_cache, &user)
+        .put(caches::USERS, &user.id.to_string(), state.user_cache, &user)
         .await;
     Ok(Json(user))
 }
@@ -244,10 +233,6 @@ pub async fn get_user(
         .ok_or(ApiError::NotFound("no user with this id"))?;
     Ok(json_bytes(user))
 }
-
-/// The largest page.
-pub const MAX_PAGE: u32 = 100;
-const DEFAULT_PAGE: u32 = 20;
 
 /// Keyset pagination.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -287,34 +272,20 @@ pub async fn list_users(
     principal: Principal,
     ApiQuery(query): ApiQuery<ListUsersQuery>,
 ) -> Result<Response, ApiError> {
-    if principal.role != Role::Admin {
-        return Err(ApiError::Forbidden("listing users is for admins"));
-    }
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_PAGE}")));
-    }
+    principal.require_admin("listing users is for admins")?;
+    let limit = page_size(query.limit)?;
     let after = query
         .after
         .as_deref()
         .map(UserId::parse)
         .transpose()
         .map_err(|error| ApiError::invalid("after", error))?;
-    // One extra row tells whether another page exists without a count query.
     let mut users = state.users.list(after, limit + 1).await?;
-    let more = users.len() > limit as usize;
-    users.truncate(limit as usize);
-    let next_after = more.then(|| users.last().map(|user| user.id)).flatten();
-    let mut response = Json(UserPage {
+    let next_after = cut_page(&mut users, limit, |user| user.id);
+    let page = UserPage {
         items: users.into_iter().map(UserResponse::from).collect(),
         next_after,
-    })
-    .into_response();
-    if let Some(next) = next_after {
-        let link = format!("</api/v1/users?after={next}&limit={limit}>; rel=\"next\"");
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
-        }
-    }
-    Ok(response)
+    };
+    let next = next_after.map(|next| format!("/api/v1/users?after={next}&limit={limit}"));
+    Ok(page_response(page, next))
 }

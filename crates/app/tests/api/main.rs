@@ -14,6 +14,7 @@ mod redis_cluster;
 mod revocation;
 mod scaled;
 mod services;
+mod shutdown;
 mod store_cancel;
 mod store_catalog;
 mod store_events;
