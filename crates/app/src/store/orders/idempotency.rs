@@ -1,0 +1,208 @@
+//! Idempotency keys, on the user's shard beside their orders: a key is claimed before the
+//! order is placed, completed with the stored response in the order's own transaction, and
+//! replayed to a retry.
+
+use chrono::{DateTime, Utc};
+use outgrow_domain::UserId;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::Orders;
+use crate::{
+    db::sql::{Sql, with_pool},
+    repo::StoreError,
+};
+
+/// The outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This request owns the key: create the order with this id.
+    Fresh { order_id: Uuid },
+    /// A request with this key already succeeded: answer what it answered.
+    Replay { status: u16, body: serde_json::Value },
+}
+
+/// Why an idempotency key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("this Idempotency-Key was used with a different request")]
+    Reused,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    InProgress,
+    #[error("the user's orders are being moved to another shard; retry shortly")]
+    Moving,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ClaimError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+/// An idempotency key presented with a request.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The client's key (1–255 visible ASCII characters).
+    pub key: String,
+    /// SHA-256 of the request body: the same key with another body is refused.
+    pub request_hash: Vec<u8>,
+}
+
+/// Claims an Idempotency-Key (the primary key `(user_id, key)` arbitrates).
+pub const KEY_CLAIM: Sql = Sql::new(
+    "orders.key_claim",
+    "INSERT INTO idempotency_keys (user_id, key, bucket, request_hash, order_id, locked_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, key) DO NOTHING",
+);
+/// A claimed key: the request hash, and the response once completed.
+pub const KEY_READ: Sql = Sql::new(
+    "orders.key_read",
+    "SELECT request_hash, status_code, response, locked_until FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+);
+/// Takes over a claim whose request died (a compare-and-set on its lease).
+pub const KEY_TAKE_OVER: Sql = Sql::new(
+    "orders.key_take_over",
+    "UPDATE idempotency_keys SET order_id = $3, locked_until = $4 WHERE user_id = $1 AND key = $2 AND status_code IS NULL AND locked_until = $5",
+);
+/// Gives a claim up after a failed request (never a completed key).
+pub const KEY_RELEASE: Sql = Sql::new(
+    "orders.key_release",
+    "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND order_id = $3 AND status_code IS NULL",
+);
+/// Deletes keys past their time to live.
+pub const KEYS_DELETE_BEFORE: Sql = Sql::new(
+    "orders.keys_delete_before",
+    "DELETE FROM idempotency_keys WHERE created_at < $1",
+);
+
+/// Every named statement of this module, for `scripts/explain-queries`.
+pub const STATEMENTS: &[Sql] = &[
+    KEY_CLAIM,
+    KEY_READ,
+    KEY_TAKE_OVER,
+    KEY_RELEASE,
+    KEYS_DELETE_BEFORE,
+];
+
+impl Orders {
+    /// Claims `key` for `user` on their shard, waiting (bounded by `wait`) while another request
+    /// with the same key runs. A claim whose request died lapses after `lease`.
+    pub async fn claim_key(
+        &self,
+        user: UserId,
+        key: &IdempotencyKey,
+        lease: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> Result<Claim, ClaimError> {
+        let route = self.shards.route(user);
+        if route.moving {
+            return Err(ClaimError::Moving);
+        }
+        let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let deadline = tokio::time::Instant::now() + wait;
+        type Stored = (
+            Vec<u8>,
+            Option<i32>,
+            Option<Json<serde_json::Value>>,
+            DateTime<Utc>,
+        );
+        loop {
+            let order_id = Uuid::now_v7();
+            let now = Utc::now();
+            let inserted = with_pool!(&route.shard.pool, |pool, text| {
+                sqlx::query(text(KEY_CLAIM))
+                    .bind(user.0)
+                    .bind(&key.key)
+                    .bind(i32::from(route.bucket))
+                    .bind(&key.request_hash)
+                    .bind(order_id)
+                    .bind(now + lease)
+                    .bind(now)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            if inserted == 1 {
+                return Ok(Claim::Fresh { order_id });
+            }
+            let stored: Option<Stored> = with_pool!(&route.shard.pool, |pool, text| {
+                sqlx::query_as(text(KEY_READ))
+                    .bind(user.0)
+                    .bind(&key.key)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            if let Some((hash, status, response, locked_until)) = stored {
+                if hash != key.request_hash {
+                    return Err(ClaimError::Reused);
+                }
+                if let (Some(status), Some(Json(body))) = (status, response) {
+                    return Ok(Claim::Replay {
+                        status: u16::try_from(status).unwrap_or(500),
+                        body,
+                    });
+                }
+                if locked_until < now {
+                    // The first request died holding the key: take it over with a new order
+                    // id (the dead request's reservation, if any, is released by its
+                    // reconciler).
+                    let taken = with_pool!(&route.shard.pool, |pool, text| {
+                        sqlx::query(text(KEY_TAKE_OVER))
+                            .bind(user.0)
+                            .bind(&key.key)
+                            .bind(order_id)
+                            .bind(now + lease)
+                            .bind(locked_until)
+                            .execute(pool)
+                            .await?
+                            .rows_affected()
+                    });
+                    if taken == 1 {
+                        return Ok(Claim::Fresh { order_id });
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClaimError::InProgress);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Gives a claimed key up after a failed request, so a retry starts afresh.
+    pub async fn release_key(&self, user: UserId, key: &str, order_id: Uuid) {
+        let route = self.shards.route(user);
+        let outcome: Result<_, sqlx::Error> = async {
+            with_pool!(&route.shard.pool, |pool, text| {
+                sqlx::query(text(KEY_RELEASE))
+                    .bind(user.0)
+                    .bind(key)
+                    .bind(order_id)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            Ok(())
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "could not release an idempotency key; it lapses with its lease");
+        }
+    }
+
+    /// Deletes idempotency keys older than `before` on every shard; returns how many.
+    pub async fn delete_keys_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for shard in self.shards.all() {
+            deleted += with_pool!(&shard.pool, |pool, text| {
+                sqlx::query(text(KEYS_DELETE_BEFORE))
+                    .bind(before)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        Ok(deleted)
+    }
+}
