@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod cli;
+mod database;
 mod helpers;
 mod http_stack;
 mod job_claims;
@@ -17,6 +18,7 @@ mod services;
 mod store_cancel;
 mod store_catalog;
 mod store_events;
+mod store_maintenance;
 mod store_orders;
 mod store_seed;
 mod store_sharding;
