@@ -90,7 +90,7 @@ impl Database {
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.database_max_connections)
             .acquire_timeout(acquire)
-            .idle_timeout(Duration::from_secs(30))
+            .idle_timeout(settings.database_idle_timeout)
             .connect_lazy_with(options.read_only(true));
         Ok(Self::Sqlite(SqliteDatabase {
             writer,

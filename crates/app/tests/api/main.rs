@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod cli;
+mod database;
 mod helpers;
 mod http_stack;
 mod job_claims;
@@ -18,6 +19,7 @@ mod shutdown;
 mod store_cancel;
 mod store_catalog;
 mod store_events;
+mod store_maintenance;
 mod store_orders;
 mod store_seed;
 mod store_sharding;

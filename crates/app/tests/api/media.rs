@@ -8,7 +8,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::{helpers::*, services::SmtpSink};
+use crate::{
+    helpers::*,
+    services::{S3Bucket, SmtpSink},
+};
 
 fn encode(format: image::ImageFormat, width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
@@ -235,27 +238,50 @@ async fn files_that_are_not_images_are_refused_with_415() {
 
 #[tokio::test]
 async fn oversized_uploads_get_413_and_leave_nothing_behind() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")])
-        .spawn()
-        .await;
+    // On S3, a bucket of the test's own: the shared one holds every other test's objects.
+    let bucket = scaled().then(S3Bucket::create);
+    let private = bucket.as_ref().map(S3Bucket::setting);
+    let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")];
+    if let Some((key, value)) = &private {
+        settings.push((key, value));
+    }
+    let app = TestApp::builder().settings(&settings).spawn().await;
     let user = app.signed_in("ann@example.org").await;
+    // An accepted upload first: the listing below must see its objects, and only them.
+    let small = encode(image::ImageFormat::Png, 10, 10);
+    let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
+    let accepted = json_body(accepted, 201).await;
+    let accepted = accepted["id"].as_str().expect("id").to_owned();
     let mut big = encode(image::ImageFormat::Png, 10, 10);
     big.resize(300_000, 0);
-
     assert_problem(
         upload(&app, &user.access_token, big, "big.png", "image/png", false).await,
         413,
     )
     .await;
 
-    let stored = std::fs::read_dir(app.data_dir.join("objects/uploads"))
-        .map(|entries| entries.count())
-        .unwrap_or(0);
+    let stored: Vec<String> = match &bucket {
+        Some(bucket) => bucket.keys(),
+        None => std::fs::read_dir(app.data_dir.join("objects/uploads"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| format!("uploads/{}/", entry.file_name().to_string_lossy()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     assert!(
-        scaled() || stored == 0,
-        "a refused upload left {stored} object(s)"
+        stored
+            .iter()
+            .any(|key| key.starts_with(&format!("uploads/{accepted}/"))),
+        "the accepted upload is listed: {stored:?}"
     );
+    let left: Vec<&String> = stored
+        .iter()
+        .filter(|key| !key.starts_with(&format!("uploads/{accepted}/")))
+        .collect();
+    assert!(left.is_empty(), "a refused upload left {left:?}");
 }
 
 #[tokio::test]

@@ -306,3 +306,128 @@ impl Drop for SmtpSink {
 pub fn closed_port() -> u16 {
     free_ports(1)
 }
+
+/// A TCP proxy the test controls, in front of a shared service: closing it makes the service
+/// unreachable for whoever connects through it (refused connections, dropped ones), while
+/// every other test keeps using the service directly.
+pub struct TcpProxy {
+    pub port: u16,
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+impl TcpProxy {
+    /// Listens on a free port of 127.0.0.1 and forwards every connection to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("address").port();
+        let (closed, mut on_close) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = on_close.changed() => return,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
+                let mut on_close = on_close.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = on_close.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, closed }
+    }
+
+    /// Stops listening and drops every connection made through the proxy.
+    pub fn close(&self) {
+        let _ = self.closed.send(true);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A bucket of its own on the scaled pass's S3 store (s3s-fs), so that what is listed there
+/// belongs to one test; made, listed and deleted with curl's SigV4 signing (as scripts/s3
+/// does).
+pub struct S3Bucket {
+    pub name: String,
+}
+
+impl S3Bucket {
+    /// Creates a fresh bucket on `OUTGROW_TEST_S3_ENDPOINT`.
+    pub fn create() -> Self {
+        let bucket = Self {
+            name: format!("t-{}", uuid::Uuid::new_v4().simple()),
+        };
+        let (status, body) = bucket.request("PUT", "");
+        assert_eq!(status, 200, "create bucket {}: {body}", bucket.name);
+        bucket
+    }
+
+    /// The settings that point a server at this bucket instead of the shared one.
+    pub fn setting(&self) -> (&'static str, String) {
+        ("OUTGROW_OBJECT_STORE_URL", format!("s3://{}", self.name))
+    }
+
+    /// The keys of every object in the bucket (up to 1,000).
+    pub fn keys(&self) -> Vec<String> {
+        let (status, body) = self.request("GET", "?list-type=2");
+        assert_eq!(status, 200, "list bucket {}: {body}", self.name);
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+            .collect()
+    }
+
+    fn request(&self, method: &str, query: &str) -> (u16, String) {
+        let endpoint = crate::helpers::required_env("OUTGROW_TEST_S3_ENDPOINT");
+        let user = format!(
+            "{}:{}",
+            crate::helpers::required_env("OUTGROW_TEST_S3_ACCESS_KEY_ID"),
+            crate::helpers::required_env("OUTGROW_TEST_S3_SECRET_ACCESS_KEY")
+        );
+        let output = Command::new("curl")
+            .args([
+                "-s",
+                "-X",
+                method,
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+                &user,
+            ])
+            // The SHA-256 of an empty payload: s3s-fs wants the header.
+            .args([
+                "-H",
+                "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                "-w",
+                "\n%{http_code}",
+            ])
+            .arg(format!("{endpoint}/{}{query}", self.name))
+            .output()
+            .expect("run curl (the scaled pass needs it, as scripts/s3 does)");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (status.trim().parse().unwrap_or(0), body.to_owned())
+    }
+}
+
+impl Drop for S3Bucket {
+    fn drop(&mut self) {
+        // Best effort: only an empty bucket can go.
+        let _ = self.request("DELETE", "");
+    }
+}

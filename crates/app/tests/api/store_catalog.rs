@@ -69,6 +69,39 @@ async fn the_catalog_is_public_cached_and_answers_304_to_a_known_etag() {
 }
 
 #[tokio::test]
+async fn a_listing_page_answers_304_to_its_etag_until_the_catalog_changes() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin("admin@example.org").await;
+    create_product_id(&app, &admin, "Blue mug", 1250, 7).await;
+    let path = "/api/v1/products?limit=10";
+    let first = app.get(path).await;
+    assert_eq!(first.status(), 200);
+    let etag = header(&first, "etag").expect("ETag");
+    assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong: {etag}");
+
+    let revalidated = app.get_with_header(path, "If-None-Match", &etag).await;
+    assert_eq!(revalidated.status(), 304);
+    assert_eq!(header(&revalidated, "etag").as_deref(), Some(etag.as_str()));
+    assert!(header(&revalidated, "cache-control").is_some_and(|value| value.starts_with("public")));
+    assert!(revalidated.bytes().await.expect("body").is_empty());
+    // Another page's ETag, or any in a list that does not name this one, is not a match.
+    let other = app
+        .get_with_header(path, "If-None-Match", "\"0123\", \"4567\"")
+        .await;
+    assert_eq!(other.status(), 200);
+
+    // A new product changes the page: the old ETag gets the new page, not a 304.
+    create_product_id(&app, &admin, "Red mug", 990, 3).await;
+    let changed = app.get_with_header(path, "If-None-Match", &etag).await;
+    assert_eq!(changed.status(), 200, "the page changed");
+    assert_ne!(header(&changed, "etag"), Some(etag));
+    assert_eq!(
+        json_body(changed, 200).await["items"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[tokio::test]
 async fn the_catalog_pages_by_keyset_and_filters_by_price_and_words() {
     let app = TestApp::spawn().await;
     let admin = app.admin("admin@example.org").await;

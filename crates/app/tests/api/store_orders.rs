@@ -2,6 +2,8 @@
 //! and the data export that holds them. Runs on both backends; on the scaled one orders live
 //! on two shard databases.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -104,6 +106,52 @@ async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
             .expect("order");
         assert_problem(response, 400).await;
     }
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_request_with_its_key_still_runs_gets_409() {
+    // The wait for a running request is half the request timeout: 1 s.
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_REQUEST_TIMEOUT", "2s")])
+        .spawn()
+        .await;
+    let admin = app.admin("admin@example.org").await;
+    let id = create_product_id(&app, &admin, "Teapot", 2999, 10).await;
+    let user = app.signed_in("ann@example.org").await;
+    let items = json!([{"product_id": id, "quantity": 1}]);
+    assert_eq!(
+        order(&app, &user, items.clone(), Some("k-running"))
+            .await
+            .status(),
+        201
+    );
+    // Turn the stored answer back into a claim held by a request that is still running (its
+    // lease far ahead), as the first request's claim looked until it finished.
+    let reopened = execute_on_shards(
+        &app,
+        "UPDATE idempotency_keys SET status_code = NULL, response = NULL, \
+         locked_until = now() + interval '1 hour' WHERE key = 'k-running'",
+        "UPDATE idempotency_keys SET status_code = NULL, response = NULL, \
+         locked_until = '2999-01-01T00:00:00+00:00' WHERE key = 'k-running'",
+    )
+    .await;
+    assert_eq!(reopened, 1);
+
+    let started = std::time::Instant::now();
+    let retry = order(&app, &user, items, Some("k-running")).await;
+    let problem = assert_problem(retry, 409).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("still being processed")),
+        "{problem}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it waited for the first request"
+    );
+    assert_eq!(product(&app, &id).await["stock"], 9, "the retry took no stock");
+    assert_eq!(count_rows(&app, "orders", "").await, 1);
 }
 
 #[tokio::test]

@@ -42,7 +42,14 @@ async fn seeding_fills_users_products_and_orders_at_a_reported_rate() {
         .await;
     // 3,000 orders over 300 buyers: about ten each, read back from their shard.
     assert!(!page["items"].as_array().expect("items").is_empty(), "{page}");
-    let units = count_rows(&app, "order_items", "").await;
+    // Each order has 1 to 3 lines (of distinct products) of 1 to 3 units each.
+    let lines = count_rows(&app, "order_items", "").await;
+    assert!((3000..=9000).contains(&lines), "{lines} order lines");
+    let units = sum_over_shards(&app, "SELECT COALESCE(SUM(quantity), 0) FROM order_items").await;
+    assert!(
+        (lines..=3 * lines).contains(&units),
+        "{units} units in {lines} lines"
+    );
     // The seed wrote the stock on the primary; a listing is read from a replica and then cached
     // for up to `cache_catalog_page_ttl` (10 s): a replica still replaying the seed's last
     // transaction can show (and the cache keep) the stock from before it for that long.
@@ -56,13 +63,12 @@ async fn seeding_fills_users_products_and_orders_at_a_reported_rate() {
             .iter()
             .map(|item| 1_000_000_000 - item["stock"].as_i64().expect("stock"))
             .sum();
-        if sold >= units || std::time::Instant::now() > deadline {
+        if sold == units || std::time::Instant::now() > deadline {
             break sold;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert!(
-        sold >= units,
-        "stock went down by what was sold: {sold} < {units}"
-    );
+    // Every product started with 1,000,000,000 units: the stock went down by exactly the units
+    // in the orders' lines.
+    assert_eq!(sold, units, "stock went down by exactly what was sold");
 }

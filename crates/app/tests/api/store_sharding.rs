@@ -1,7 +1,7 @@
 //! Orders on shards (scaled pass only): each order lands on the shard of its user's bucket,
 //! survives a bucket move, and a reservation whose order never reached its shard is released.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -150,4 +150,90 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
     // And ordering works again.
     let placed = order(&app, &user, json!([{"product_id": id, "quantity": 4}]), None).await;
     assert_eq!(placed.status(), 201);
+}
+
+#[tokio::test]
+async fn scaled_only_writes_to_a_bucket_being_moved_answer_503_and_reads_keep_working() {
+    require_scaled();
+    let app = TestApp::builder()
+        .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
+        .spawn()
+        .await;
+    let admin = app.admin("admin@example.org").await;
+    let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
+    let user = app.signed_in("ann@example.org").await;
+    let items = json!([{"product_id": id, "quantity": 1}]);
+    let first = json_body(order(&app, &user, items.clone(), None).await, 201).await;
+    let first_path = format!("/api/v1/orders/{}", first["id"].as_str().expect("id"));
+    let shown = app.run_cli(&["shards", "show", "--user", &user.id]);
+    let line = shown
+        .lines()
+        .find(|line| line.starts_with("user "))
+        .expect("the user's line");
+    let bucket = line
+        .split("bucket ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("bucket")
+        .to_owned();
+    let to = if line.ends_with("shard-0") { "1" } else { "0" };
+
+    // The move holds the bucket `moving` for about twice --settle.
+    let mut mover = app
+        .command()
+        .args([
+            "shards", "move", "--bucket", &bucket, "--to", to, "--settle", "3s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("shards move");
+    let started = Instant::now();
+    let mut placed = 1;
+    let refused = loop {
+        let response = order(&app, &user, items.clone(), None).await;
+        if response.status() == 503 {
+            break response;
+        }
+        // Until the servers read the map that marks the bucket moving.
+        assert_eq!(response.status(), 201);
+        placed += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no write was refused while the bucket moved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(header(&refused, "retry-after").as_deref(), Some("1"));
+    assert_problem(refused, 503).await;
+    let keyed = order(&app, &user, items.clone(), Some("k-moving")).await;
+    assert_eq!(header(&keyed, "retry-after").as_deref(), Some("1"));
+    assert_problem(keyed, 503).await;
+    let cancel = cancel_order(&app, &user, first["id"].as_str().expect("id")).await;
+    assert_problem(cancel, 503).await;
+    // Reads keep working.
+    assert_eq!(
+        app.get_with_token(&first_path, &user.access_token).await.status(),
+        200
+    );
+    // No order was written for a refused one (a reservation it made is released by its
+    // reconciler, as after any failed write).
+    assert_eq!(
+        count_rows(&app, "orders", "WHERE status = 'placed'").await,
+        placed
+    );
+
+    let status = tokio::task::spawn_blocking(move || mover.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(status.success(), "the move finished");
+    // Once the servers read the new map, writes go through again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = order(&app, &user, items.clone(), None).await;
+        if response.status() == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused after the move");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -124,6 +124,28 @@ pub async fn shard_connections(app: &TestApp) -> Vec<ShardConnection> {
 }
 
 impl ShardConnection {
+    /// Runs `postgres` or `sqlite` (the same statement where the dialects differ); returns
+    /// the rows it changed.
+    pub async fn execute(&mut self, postgres: &str, sqlite: &str) -> u64 {
+        let (sql, outcome) = match self {
+            Self::Postgres(connection) => (
+                postgres,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_owned()))
+                    .execute(connection)
+                    .await
+                    .map(|done| done.rows_affected()),
+            ),
+            Self::Sqlite(connection) => (
+                sqlite,
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_owned()))
+                    .execute(connection)
+                    .await
+                    .map(|done| done.rows_affected()),
+            ),
+        };
+        outcome.unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
     /// The integer that `sql` selects.
     pub async fn fetch_i64(&mut self, sql: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
@@ -148,4 +170,14 @@ pub async fn sum_over_shards(app: &TestApp, sql: &str) -> i64 {
         total += connection.fetch_i64(sql).await;
     }
     total
+}
+
+/// Runs a statement on every database that holds the store's shard tables (the SQLite file, or
+/// every shard); the text differs where the dialects do. Returns the rows it changed.
+pub async fn execute_on_shards(app: &TestApp, postgres: &str, sqlite: &str) -> u64 {
+    let mut changed = 0;
+    for mut connection in shard_connections(app).await {
+        changed += connection.execute(postgres, sqlite).await;
+    }
+    changed
 }
