@@ -397,25 +397,26 @@ impl JobStore {
         worker: &str,
         until: DateTime<Utc>,
     ) -> Result<bool, sqlx::Error> {
-        let updated = with_pool!(self, |pool, sql| {
-            sqlx::query(sql(HEARTBEAT))
-                .bind(until)
-                .bind(job.id)
-                .bind(worker)
-                .bind(job.attempt)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(updated == 1)
+        self.update_own_run(HEARTBEAT, until, job, worker).await
     }
 
     /// Gives an unfinished run back (shutdown): ready again at once, the attempt not counted.
     pub async fn release(&self, job: &Claimed, worker: &str) -> Result<bool, sqlx::Error> {
-        let now = Utc::now();
+        self.update_own_run(RELEASE, Utc::now(), job, worker).await
+    }
+
+    /// Runs `statement` (`$1` a time; `$2`–`$4` the run's id, worker and attempt) on a run
+    /// that is still this worker's: false when the fence no longer matches (the lease was lost).
+    async fn update_own_run(
+        &self,
+        statement: Sql,
+        at: DateTime<Utc>,
+        job: &Claimed,
+        worker: &str,
+    ) -> Result<bool, sqlx::Error> {
         let updated = with_pool!(self, |pool, sql| {
-            sqlx::query(sql(RELEASE))
-                .bind(now)
+            sqlx::query(sql(statement))
+                .bind(at)
                 .bind(job.id)
                 .bind(worker)
                 .bind(job.attempt)
