@@ -105,17 +105,11 @@ pub trait RateLimiter: Send + Sync {
 /// Calls [`RateLimiter::forget_idle_keys`] on `limiter` every `every` until `stop`. Given the
 /// limiter requests are checked against, so the clean-up cannot miss the state that grows.
 pub async fn run_clean_up(limiter: Arc<dyn RateLimiter>, every: Duration, stop: ShutdownSignal) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let stopped = stop.stopped();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => limiter.forget_idle_keys(),
-            _ = &mut stopped => return,
-        }
-    }
+    stop.every(every, || {
+        limiter.forget_idle_keys();
+        std::future::ready(())
+    })
+    .await;
 }
 
 type KeyedGovernor =

@@ -148,6 +148,27 @@ impl ShutdownSignal {
         // An error means the sender is gone, which also means "stop".
         let _sender_gone = self.stop.wait_for(|stopped| *stopped).await;
     }
+
+    /// Runs `work` every `period` (the first time one period from now; a late tick delays the
+    /// next rather than bunching them) until [`Shutdown::stop`]. A run in progress finishes
+    /// before the signal is looked at again.
+    pub async fn every<F, Fut>(self, period: std::time::Duration, mut work: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let stopped = self.stopped();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => work().await,
+                _ = &mut stopped => return,
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).

@@ -126,21 +126,12 @@ impl ViewCounter {
     /// Flushes every `interval` until `stop`; the final flush is [`App::close`]'s
     /// (crate::state::App::close), after the server has stopped taking requests.
     pub async fn run_flusher(self: std::sync::Arc<Self>, interval: Duration, stop: ShutdownSignal) {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        let stopped = stop.stopped();
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(error) = self.flush().await {
-                        tracing::warn!(%error, "writing product view counts failed; kept for the next flush");
-                    }
-                }
-                _ = &mut stopped => return,
+        stop.every(interval, || async {
+            if let Err(error) = self.flush().await {
+                tracing::warn!(%error, "writing product view counts failed; kept for the next flush");
             }
-        }
+        })
+        .await;
     }
 }
 
