@@ -48,8 +48,10 @@ async fn a_request_that_cannot_get_a_connection_in_time_answers_503_with_retry_a
     let signups = join_all(
         ["ann@example.org", "bob@example.org"].map(|email| app.register(email, PASSWORD, "Someone")),
     );
+    // Held for 3 s: the second sign-up must reach the pool (after its Argon2id hash, slow on a
+    // loaded machine) and give up there (500 ms) well before the lock lets the first one go.
     let release = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3000)).await;
         held.release().await;
     };
     let (responses, ()) = tokio::join!(signups, release);
