@@ -465,21 +465,18 @@ impl JobStore {
     /// Sends a dead or cancelled job back to the queue with fresh attempts; false when the job
     /// is in another state.
     pub async fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-        let updated = with_pool!(self, |pool, sql| {
-            sqlx::query(sql(RETRY))
-                .bind(now)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(updated == 1)
+        self.update_job(RETRY, now, id).await
     }
 
     /// Cancels a job that has not started; false when it is running or finished.
     pub async fn cancel(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+        self.update_job(CANCEL, now, id).await
+    }
+
+    /// Runs `statement` (`$1` the time, `$2` the job's id): true when it changed the job.
+    async fn update_job(&self, statement: Sql, now: DateTime<Utc>, id: Uuid) -> Result<bool, sqlx::Error> {
         let updated = with_pool!(self, |pool, sql| {
-            sqlx::query(sql(CANCEL))
+            sqlx::query(sql(statement))
                 .bind(now)
                 .bind(id)
                 .execute(pool)
