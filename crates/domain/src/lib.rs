@@ -8,6 +8,7 @@ mod email;
 mod money;
 mod password;
 mod product;
+mod text;
 mod user;
 
 pub use email::Email;

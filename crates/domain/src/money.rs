@@ -90,13 +90,12 @@ impl Money {
 mod tests {
     use super::*;
 
-    fn eur() -> Currency {
-        Currency::parse("eur").expect("EUR")
-    }
+    const EUR: Currency = Currency(*b"EUR");
 
     #[test]
     fn currencies_are_three_letters_normalised_to_upper_case() {
-        assert_eq!(eur().as_str(), "EUR");
+        assert_eq!(Currency::parse("eur"), Ok(EUR));
+        assert_eq!(EUR.as_str(), "EUR");
         for bad in ["", "EU", "EURO", "E1R", "€€€", "e r"] {
             assert!(Currency::parse(bad).is_err(), "{bad:?}");
         }
@@ -104,29 +103,24 @@ mod tests {
 
     #[test]
     fn amounts_are_bounded_and_never_negative() {
-        assert!(Money::new(-1, eur()).is_err());
-        assert!(Money::new(MAX_AMOUNT_MINOR + 1, eur()).is_err());
+        assert!(Money::new(-1, EUR).is_err());
+        assert!(Money::new(MAX_AMOUNT_MINOR + 1, EUR).is_err());
         assert_eq!(
-            Money::new(250, eur()).expect("price").times(4).expect("x4").minor,
+            Money::new(250, EUR).expect("price").times(4).expect("x4").minor,
             1000
         );
-        assert!(
-            Money::new(MAX_AMOUNT_MINOR, eur())
-                .expect("max")
-                .times(2)
-                .is_err()
-        );
+        assert!(Money::new(MAX_AMOUNT_MINOR, EUR).expect("max").times(2).is_err());
     }
 
     #[test]
     fn sums_refuse_mixed_currencies() {
         let usd = Currency::parse("USD").expect("USD");
-        let total = Money::new(100, eur())
+        let total = Money::new(100, EUR)
             .expect("a")
-            .plus(Money::new(50, eur()).expect("b"));
+            .plus(Money::new(50, EUR).expect("b"));
         assert_eq!(total.expect("sum").minor, 150);
         assert!(
-            Money::new(100, eur())
+            Money::new(100, EUR)
                 .expect("a")
                 .plus(Money::new(1, usd).expect("b"))
                 .is_err()

@@ -3,7 +3,10 @@
 //! Prices are [`crate::Money`]. Each parser trims and checks its input; the messages are shown
 //! to users as they are, under the field the HTTP layer names.
 
-use crate::ValidationError;
+use crate::{
+    ValidationError,
+    text::{checked_text, trimmed_text},
+};
 
 /// The longest product name, in characters.
 pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
@@ -14,64 +17,43 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// The longest catalog search, in characters.
 pub const MAX_SEARCH_CHARS: usize = 200;
 
-/// A product's name: trimmed, 1–200 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProductName(String);
+checked_text! {
+    /// A product's name: trimmed, 1–200 characters, no control characters.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ProductName;
+}
 
 impl ProductName {
     /// Trims and checks `input`.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
-        let trimmed = input.trim();
-        if trimmed.is_empty()
-            || trimmed.chars().count() > MAX_PRODUCT_NAME_CHARS
-            || trimmed.chars().any(char::is_control)
-        {
-            return Err(ValidationError::new(format!(
-                "must be 1 to {MAX_PRODUCT_NAME_CHARS} characters, without control characters"
-            )));
-        }
-        Ok(Self(trimmed.to_owned()))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name, owned.
-    pub fn into_inner(self) -> String {
-        self.0
+        trimmed_text(input, MAX_PRODUCT_NAME_CHARS, &[])
+            .filter(|name| !name.is_empty())
+            .map(|name| Self(name.to_owned()))
+            .ok_or_else(|| {
+                ValidationError::new(format!(
+                    "must be 1 to {MAX_PRODUCT_NAME_CHARS} characters, without control characters"
+                ))
+            })
     }
 }
 
-/// A product's description: trimmed, up to 5,000 characters (empty is fine); line breaks and
-/// tabs are kept, other control characters refused.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ProductDescription(String);
+checked_text! {
+    /// A product's description: trimmed, up to 5,000 characters (empty is fine); line breaks and
+    /// tabs are kept, other control characters refused.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct ProductDescription;
+}
 
 impl ProductDescription {
     /// Trims and checks `input`.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
-        let kept = input.trim();
-        let control = kept
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r');
-        if kept.chars().count() > MAX_DESCRIPTION_CHARS || control {
-            return Err(ValidationError::new(format!(
-                "must be at most {MAX_DESCRIPTION_CHARS} characters, without control characters"
-            )));
-        }
-        Ok(Self(kept.to_owned()))
-    }
-
-    /// The description.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The description, owned.
-    pub fn into_inner(self) -> String {
-        self.0
+        trimmed_text(input, MAX_DESCRIPTION_CHARS, &['\n', '\t', '\r'])
+            .map(|description| Self(description.to_owned()))
+            .ok_or_else(|| {
+                ValidationError::new(format!(
+                    "must be at most {MAX_DESCRIPTION_CHARS} characters, without control characters"
+                ))
+            })
     }
 }
 
@@ -94,28 +76,25 @@ impl Stock {
     }
 }
 
-/// Words to look for in the catalog: trimmed, at most 200 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchText(String);
+checked_text! {
+    /// Words to look for in the catalog: trimmed, at most 200 characters, no control characters.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SearchText;
+}
 
 impl SearchText {
     /// Trims and checks `input`; a blank search is no search (`None`).
     pub fn parse(input: &str) -> Result<Option<Self>, ValidationError> {
-        let text = input.trim();
-        if text.is_empty() {
+        if input.trim().is_empty() {
             return Ok(None);
         }
-        if text.chars().count() > MAX_SEARCH_CHARS || text.chars().any(char::is_control) {
-            return Err(ValidationError::new(format!(
-                "must be at most {MAX_SEARCH_CHARS} characters, without control characters"
-            )));
-        }
-        Ok(Some(Self(text.to_owned())))
-    }
-
-    /// The words.
-    pub fn as_str(&self) -> &str {
-        &self.0
+        trimmed_text(input, MAX_SEARCH_CHARS, &[])
+            .map(|text| Some(Self(text.to_owned())))
+            .ok_or_else(|| {
+                ValidationError::new(format!(
+                    "must be at most {MAX_SEARCH_CHARS} characters, without control characters"
+                ))
+            })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Users: their identifiers, display names and roles.
 
-use crate::ValidationError;
+use crate::{ValidationError, text::checked_text};
 
 /// A user's identifier: a UUIDv7, so identifiers sort by creation time and keyset pagination
 /// over them is both stable and chronological.
@@ -37,11 +37,13 @@ impl std::fmt::Display for UserId {
 /// The longest display name we store; long enough for any real name.
 pub const MAX_NAME_CHARS: usize = 100;
 
-/// A display name: trimmed, 1–100 characters, no control characters (they break logs,
-/// e-mails and terminals alike).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct UserName(String);
+checked_text! {
+    /// A display name: trimmed, 1–100 characters, no control characters (they break logs,
+    /// e-mails and terminals alike).
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+    #[serde(transparent)]
+    pub struct UserName;
+}
 
 impl UserName {
     /// Trims and checks `input`.
@@ -59,11 +61,6 @@ impl UserName {
             return Err(ValidationError::new("must not contain control characters"));
         }
         Ok(Self(trimmed.to_owned()))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
