@@ -136,17 +136,12 @@ impl JobStore {
                 let mut tx = pool.begin().await?;
                 let mut updated = Vec::with_capacity(outcomes.len());
                 for (job, result, now) in outcomes {
-                    let Columns {
-                        state,
-                        error,
-                        run_at,
-                        finished_at,
-                    } = columns(result, *now);
+                    let outcome = columns(result, *now);
                     let rows = sqlx::query(FINISH.for_sqlite())
-                        .bind(state)
-                        .bind(error)
-                        .bind(run_at)
-                        .bind(finished_at)
+                        .bind(outcome.state)
+                        .bind(outcome.error)
+                        .bind(outcome.run_at)
+                        .bind(outcome.finished_at)
                         .bind(job.id)
                         .bind(worker)
                         .bind(job.attempt)
@@ -161,26 +156,18 @@ impl JobStore {
                 Ok(updated)
             }
             Self::Postgres(pool) => {
-                let mut ids = Vec::with_capacity(outcomes.len());
-                let mut attempts = Vec::with_capacity(outcomes.len());
-                let mut states = Vec::with_capacity(outcomes.len());
-                let mut errors = Vec::with_capacity(outcomes.len());
-                let mut run_ats = Vec::with_capacity(outcomes.len());
-                let mut finished_ats = Vec::with_capacity(outcomes.len());
-                for (job, result, now) in outcomes {
-                    let Columns {
-                        state,
-                        error,
-                        run_at,
-                        finished_at,
-                    } = columns(result, *now);
-                    ids.push(job.id);
-                    attempts.push(job.attempt);
-                    states.push(state);
-                    errors.push(error);
-                    run_ats.push(run_at);
-                    finished_ats.push(finished_at);
-                }
+                // One array per column, each in the order of `outcomes`.
+                let rows: Vec<Columns> = outcomes
+                    .iter()
+                    .map(|(_, result, now)| columns(result, *now))
+                    .collect();
+                let ids: Vec<Uuid> = outcomes.iter().map(|(job, ..)| job.id).collect();
+                let attempts: Vec<i32> = outcomes.iter().map(|(job, ..)| job.attempt).collect();
+                let states: Vec<&str> = rows.iter().map(|row| row.state).collect();
+                let errors: Vec<Option<&str>> = rows.iter().map(|row| row.error).collect();
+                let run_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.run_at).collect();
+                let finished_ats: Vec<Option<DateTime<Utc>>> =
+                    rows.iter().map(|row| row.finished_at).collect();
                 sqlx::query_scalar(FINISH.for_postgres())
                     .bind(ids)
                     .bind(attempts)

@@ -315,13 +315,7 @@ impl JobStore {
     /// Returns expired leases to the queue (or to `dead` when out of attempts), recording an
     /// interruption; returns how many.
     pub async fn reap_expired(&self, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-        Ok(with_pool!(self, |pool, sql| {
-            sqlx::query(sql(REAP))
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }))
+        self.execute_at(REAP, now).await
     }
 
     /// Claims up to `limit` due jobs of `queues` for `worker`, with a lease until `until`, in
@@ -430,13 +424,7 @@ impl JobStore {
     /// Deletes done and cancelled jobs that finished before `before` (dead jobs stay until an
     /// operator retries or cancels them); returns how many.
     pub async fn delete_finished(&self, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-        Ok(with_pool!(self, |pool, sql| {
-            sqlx::query(sql(DELETE_FINISHED))
-                .bind(before)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }))
+        self.execute_at(DELETE_FINISHED, before).await
     }
 
     /// Jobs matching `filter`, newest first.
@@ -471,6 +459,17 @@ impl JobStore {
     /// Cancels a job that has not started; false when it is running or finished.
     pub async fn cancel(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
         self.update_job(CANCEL, now, id).await
+    }
+
+    /// Runs `statement`, whose one parameter is the time `at`: how many jobs it changed.
+    async fn execute_at(&self, statement: Sql, at: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        Ok(with_pool!(self, |pool, sql| {
+            sqlx::query(sql(statement))
+                .bind(at)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Runs `statement` (`$1` the time, `$2` the job's id): true when it changed the job.
