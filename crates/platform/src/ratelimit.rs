@@ -396,14 +396,26 @@ mod tests {
         window: Duration::from_millis(20),
     };
 
-    async fn until(mut done: impl FnMut() -> bool) -> bool {
+    /// Runs the clean-up of `limiter` every 10 ms until `forgotten` holds (2 s at most), then
+    /// stops it at the shutdown signal; returns whether `forgotten` held.
+    async fn clean_up_until(limiter: Arc<dyn RateLimiter>, mut forgotten: impl FnMut() -> bool) -> bool {
+        let shutdown = crate::shutdown::Shutdown::new();
+        let clean_up = tokio::spawn(run_clean_up(
+            limiter,
+            Duration::from_millis(10),
+            shutdown.signal(),
+        ));
+        let mut held = forgotten();
         for _ in 0..200 {
-            if done() {
-                return true;
+            if held {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+            held = forgotten();
         }
-        done()
+        shutdown.stop();
+        clean_up.await.expect("the clean-up stops at the signal");
+        held
     }
 
     #[tokio::test]
@@ -413,20 +425,10 @@ mod tests {
             limiter.check(&FAST, &format!("client-{client}")).await;
         }
         assert_eq!(limiter.tracked_keys(), 50);
-        let shutdown = crate::shutdown::Shutdown::new();
 
-        let clean_up = tokio::spawn(run_clean_up(
-            limiter.clone(),
-            Duration::from_millis(10),
-            shutdown.signal(),
-        ));
+        let forgotten = clean_up_until(limiter.clone(), || limiter.tracked_keys() == 0).await;
 
-        assert!(
-            until(|| limiter.tracked_keys() == 0).await,
-            "idle clients are forgotten"
-        );
-        shutdown.stop();
-        clean_up.await.expect("the clean-up stops at the signal");
+        assert!(forgotten, "idle clients are forgotten");
     }
 
     #[tokio::test]
@@ -441,21 +443,14 @@ mod tests {
             assert!(limiter.check(&FAST, &format!("client-{client}")).await.allowed);
         }
         assert_eq!(limiter.fallback().tracked_keys(), 50, "the fallback decided");
-        let shutdown = crate::shutdown::Shutdown::new();
 
-        let clean_up = tokio::spawn(run_clean_up(
-            limiter.clone(),
-            Duration::from_millis(10),
-            shutdown.signal(),
-        ));
+        let forgotten = clean_up_until(limiter.clone(), || limiter.fallback().tracked_keys() == 0).await;
 
         assert!(
-            until(|| limiter.fallback().tracked_keys() == 0).await,
+            forgotten,
             "the fallback still holds {} idle clients",
             limiter.fallback().tracked_keys()
         );
-        shutdown.stop();
-        clean_up.await.expect("the clean-up stops at the signal");
     }
 
     #[test]

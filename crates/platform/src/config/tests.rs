@@ -1,6 +1,6 @@
 //! Loading the settings from every layer, and what each refuses.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use secrecy::ExposeSecret;
 
@@ -11,6 +11,15 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// An `outgrow.toml` holding `contents`, in a directory of its own named after `test`.
+fn config_file(test: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("outgrow.toml");
+    std::fs::write(&file, contents).expect("write");
+    file
 }
 
 #[test]
@@ -46,10 +55,10 @@ fn environment_overrides_defaults() {
 
 #[test]
 fn a_file_sets_values_and_the_environment_wins_over_it() {
-    let dir = std::env::temp_dir().join(format!("outgrow-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("outgrow.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n").expect("write");
+    let file = config_file(
+        "outgrow-config",
+        "listen = \"127.0.0.1:7000\"\nlog_level = \"debug\"\n",
+    );
     let settings = Settings::load_from(Some(file), env(&[("OUTGROW_LOG_LEVEL", "warn")])).expect("valid");
     assert_eq!(settings.listen.port(), 7000);
     assert_eq!(settings.log_level, "warn");
@@ -75,10 +84,7 @@ fn the_test_harness_variables_are_not_settings() {
 
 #[test]
 fn an_unknown_file_key_is_an_error_naming_it() {
-    let dir = std::env::temp_dir().join(format!("outgrow-config-unknown-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("outgrow.toml");
-    std::fs::write(&file, "lissen = \"127.0.0.1:7000\"\n").expect("write");
+    let file = config_file("outgrow-config-unknown", "lissen = \"127.0.0.1:7000\"\n");
     let error = Settings::load_from(Some(file), env(&[])).expect_err("typo");
     assert!(error.to_string().contains("lissen"), "{error}");
 }
