@@ -10,16 +10,11 @@ use crate::{helpers::*, services::TcpProxy};
 
 /// A lock that blocks every insert into `users`, taken from outside the server (SQLite: the
 /// database's write lock; PostgreSQL: a table lock on the primary). Released when dropped.
-struct UserInsertsHeld(ShardConnection);
+struct UserInsertsHeld(DbConnection);
 
 impl UserInsertsHeld {
     async fn take(app: &TestApp) -> Self {
-        use sqlx::Connection;
-        let connection = match backend_setting(app, "OUTGROW_DATABASE_URL") {
-            Some(url) => ShardConnection::Postgres(sqlx::PgConnection::connect(url).await.expect("connect")),
-            None => shard_connections(app).await.pop().expect("the SQLite file"),
-        };
-        let mut held = Self(connection);
+        let mut held = Self(primary_connection(app).await);
         held.0
             .execute("BEGIN; LOCK TABLE users IN SHARE MODE", "BEGIN IMMEDIATE")
             .await;

@@ -40,17 +40,6 @@ fn job_ids(app: &TestApp, state: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn registering_sends_a_welcome_email_through_the_queue() {
     let sink = SmtpSink::up(0);

@@ -94,7 +94,7 @@ fn summed(metrics: &str, name: &str) -> f64 {
 
 /// A lock on the events table of every database that holds it, taken from outside the server:
 /// its event writers block on it until [`EventWritesHeld::release`].
-struct EventWritesHeld(Vec<ShardConnection>);
+struct EventWritesHeld(Vec<DbConnection>);
 
 impl EventWritesHeld {
     async fn take(app: &TestApp) -> Self {

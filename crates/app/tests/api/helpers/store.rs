@@ -92,15 +92,29 @@ pub fn shard_urls(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-/// A connection to one database that holds the store's shard tables, opened by the test
-/// beside the server: the SQLite file, or one PostgreSQL shard.
-pub enum ShardConnection {
+/// A connection to one of the server's databases, opened by the test beside the server: the
+/// SQLite file, or one PostgreSQL database (the primary or a shard).
+pub enum DbConnection {
     Postgres(sqlx::PgConnection),
     Sqlite(sqlx::SqliteConnection),
 }
 
+/// A connection to the database that holds accounts and the job queue: the primary on the scaled
+/// pass, the SQLite file otherwise.
+pub async fn primary_connection(app: &TestApp) -> DbConnection {
+    use sqlx::Connection;
+    match backend_setting(app, "OUTGROW_DATABASE_URL") {
+        Some(url) => DbConnection::Postgres(
+            sqlx::PgConnection::connect(url)
+                .await
+                .expect("connect to the primary"),
+        ),
+        None => shard_connections(app).await.pop().expect("the SQLite file"),
+    }
+}
+
 /// One connection to every database that holds the store's shard tables.
-pub async fn shard_connections(app: &TestApp) -> Vec<ShardConnection> {
+pub async fn shard_connections(app: &TestApp) -> Vec<DbConnection> {
     use sqlx::Connection;
     match backend_setting(app, "OUTGROW_DATABASE_SHARD_URLS") {
         Some(urls) => {
@@ -109,7 +123,7 @@ pub async fn shard_connections(app: &TestApp) -> Vec<ShardConnection> {
                 let connection = sqlx::PgConnection::connect(url)
                     .await
                     .expect("connect to a shard");
-                connections.push(ShardConnection::Postgres(connection));
+                connections.push(DbConnection::Postgres(connection));
             }
             connections
         }
@@ -118,12 +132,12 @@ pub async fn shard_connections(app: &TestApp) -> Vec<ShardConnection> {
             let connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
                 .await
                 .expect("open the SQLite file");
-            vec![ShardConnection::Sqlite(connection)]
+            vec![DbConnection::Sqlite(connection)]
         }
     }
 }
 
-impl ShardConnection {
+impl DbConnection {
     /// Runs `postgres` or `sqlite` (the same statement where the dialects differ); returns
     /// the rows it changed.
     pub async fn execute(&mut self, postgres: &str, sqlite: &str) -> u64 {

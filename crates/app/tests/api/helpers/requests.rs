@@ -1,0 +1,139 @@
+//! Talking to a [`TestApp`] over HTTP, and reading what it answered.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::TestApp;
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET path`, anonymously.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// `GET path`, anonymously, with one extra header (`If-None-Match`, `Cookie`, `Origin`…).
+    pub async fn get_with_header(&self, path: &str, name: &str, value: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header(name, value)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET path`, anonymously, asserting a 200; returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        json_body(self.get(path).await, 200).await
+    }
+
+    /// `GET path` as the bearer of `token`, asserting a 200; returns the JSON body.
+    pub async fn get_json_with_token(&self, path: &str, token: &str) -> Value {
+        json_body(self.get_with_token(path, token).await, 200).await
+    }
+
+    /// `POST path` with a JSON `body` as the bearer of `token`.
+    pub async fn post_json_with_token(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send_with_token(self.client.post(self.url(path)).json(body), token)
+            .await
+    }
+
+    /// `POST path` without a body as the bearer of `token`.
+    pub async fn post_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send_with_token(self.client.post(self.url(path)), token)
+            .await
+    }
+
+    /// `PATCH path` with a JSON `body` as the bearer of `token`.
+    pub async fn patch_json_with_token(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.send_with_token(self.client.patch(self.url(path)).json(body), token)
+            .await
+    }
+
+    /// `DELETE path` as the bearer of `token`.
+    pub async fn delete_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send_with_token(self.client.delete(self.url(path)), token)
+            .await
+    }
+
+    async fn send_with_token(&self, request: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
+        request.bearer_auth(token).send().await.expect("request")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Asserts that `response` has `status`; returns its JSON body.
+pub async fn json_body(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let body = response.text().await.expect("body");
+    assert_eq!(actual, status, "body: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|error| panic!("{error}: {body}"))
+}
+
+/// Asserts a problem+json response with `status`, returning its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.text().await.expect("body");
+    assert_eq!(actual, status, "body: {body}");
+    assert_eq!(content_type, "application/problem+json", "body: {body}");
+    let problem: Value = serde_json::from_str(&body).expect("problem json");
+    assert_eq!(problem["status"], status);
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/problems/")),
+        "{problem}"
+    );
+    assert!(problem["title"].is_string(), "{problem}");
+    problem
+}
+
+/// Header lookup as text.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Parses `a=1; b=2` attribute lists of a Set-Cookie header.
+pub fn cookie_attributes(set_cookie: &str) -> HashMap<String, String> {
+    set_cookie
+        .split(';')
+        .map(|part| {
+            let part = part.trim();
+            match part.split_once('=') {
+                Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
+                None => (part.to_ascii_lowercase(), String::new()),
+            }
+        })
+        .collect()
+}
