@@ -408,6 +408,63 @@ async fn a_dedup_key_admits_one_pending_job_and_a_refused_registration_enqueues_
     assert_eq!(job_ids_in(&app, "ready"), 2);
 }
 
+/// Makes the COMMIT of a new account with `email` fail, after its insert and everything else in
+/// its transaction ran. PostgreSQL: a deferred constraint trigger on `users`, which raises at
+/// COMMIT. SQLite: a trigger on `users` adding a row that breaks a deferred foreign key, which
+/// SQLite checks only at COMMIT. Installed in this app's own database (each test app has one),
+/// for this one address.
+async fn refuse_the_commit_of_an_account(app: &TestApp, email: &str) {
+    let postgres = format!(
+        "CREATE FUNCTION refuse_marked_account() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.email = '{email}' THEN RAISE EXCEPTION 'the test refuses this commit'; END IF;
+             RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER refuse_marked_account AFTER INSERT ON users
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_marked_account();"
+    );
+    let sqlite = format!(
+        "CREATE TABLE refusal_parents (email TEXT PRIMARY KEY);
+         CREATE TABLE refusals (
+             email TEXT REFERENCES refusal_parents (email) DEFERRABLE INITIALLY DEFERRED
+         );
+         CREATE TRIGGER refuse_marked_account AFTER INSERT ON users WHEN NEW.email = '{email}'
+         BEGIN INSERT INTO refusals (email) VALUES (NEW.email); END;"
+    );
+    primary_connection(app).await.execute(&postgres, &sqlite).await;
+}
+
+#[tokio::test]
+async fn an_account_whose_commit_fails_leaves_neither_the_row_nor_its_welcome_job() {
+    let app = TestApp::builder().api_only().spawn().await;
+    let refused = unique_email("refused-at-commit");
+    refuse_the_commit_of_an_account(&app, &refused).await;
+    let welcome_jobs = "SELECT count(*) FROM jobs WHERE name = 'email.send'";
+    // Another account commits, with its welcome e-mail: the counts below can see both.
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann").await.status(),
+        201
+    );
+    assert_eq!(primary_connection(&app).await.fetch_i64(welcome_jobs).await, 1);
+
+    // The insert and the enqueue both ran; the COMMIT fails after them.
+    let response = app.register(&refused, PASSWORD, "Refused").await;
+
+    assert_problem(response, 500).await;
+    let mut database = primary_connection(&app).await;
+    let accounts = format!("SELECT count(*) FROM users WHERE email = '{refused}'");
+    assert_eq!(
+        database.fetch_i64(&accounts).await,
+        0,
+        "the account was rolled back"
+    );
+    assert_eq!(
+        database.fetch_i64(welcome_jobs).await,
+        1,
+        "the welcome job was rolled back with it"
+    );
+}
+
 #[tokio::test]
 async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
     use outgrow_platform::jobs::{JobFilter, JobState};
