@@ -60,6 +60,29 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+const BOUNDARY: &str = "outgrow-test-boundary";
+
+/// The head of a multipart `file` part, up to its first byte.
+fn file_part_head(file_name: &str, declared: &str) -> Vec<u8> {
+    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {declared}\r\n\r\n")
+        .into_bytes()
+}
+
+/// `POST /api/v1/uploads` of a multipart `body` as the bearer of `token`.
+async fn post_upload(app: &TestApp, token: &str, body: reqwest::Body) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload")
+}
+
 async fn upload(
     app: &TestApp,
     token: &str,
@@ -68,31 +91,17 @@ async fn upload(
     declared: &str,
     public: bool,
 ) -> reqwest::Response {
-    let boundary = "outgrow-test-boundary";
     let mut body = Vec::new();
     if public {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n")
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n")
                 .as_bytes(),
         );
     }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {declared}\r\n\r\n")
-            .as_bytes(),
-    );
+    body.extend(file_part_head(file_name, declared));
     body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    app.client
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(token)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload")
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    post_upload(app, token, body.into()).await
 }
 
 async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
@@ -282,6 +291,79 @@ async fn oversized_uploads_get_413_and_leave_nothing_behind() {
         .filter(|key| !key.starts_with(&format!("uploads/{accepted}/")))
         .collect();
     assert!(left.is_empty(), "a refused upload left {left:?}");
+}
+
+/// Every file under the local object store's `uploads/`, as a key (`uploads/{id}/original`),
+/// staged parts of unfinished writes (`original#1`) included.
+fn local_upload_files(app: &TestApp) -> Vec<String> {
+    fn walk(dir: &std::path::Path, key: &str, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+        {
+            let key = format!("{key}/{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                walk(&entry.path(), &key, found);
+            } else {
+                found.push(key);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&app.data_dir.join("objects/uploads"), "uploads", &mut found);
+    found
+}
+
+#[tokio::test]
+async fn an_upload_refused_mid_stream_aborts_its_object_write_and_leaves_nothing() {
+    // On S3, a bucket of the test's own: the shared one holds every other test's uploads.
+    let bucket = scaled().then(S3Bucket::create);
+    let private = bucket.as_ref().map(S3Bucket::setting);
+    // Over 5 MiB: the writer has sent a first part when the limit refuses the rest.
+    let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", "6000000")];
+    if let Some((key, value)) = &private {
+        settings.push((key, value));
+    }
+    let app = TestApp::builder().settings(&settings).spawn().await;
+    let user = app.signed_in("ann@example.org").await;
+    // An accepted upload first: the listings below must see its objects, and only them.
+    let small = encode(image::ImageFormat::Png, 10, 10);
+    let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
+    let accepted = json_body(accepted, 201).await;
+    let accepted = format!("uploads/{}/", accepted["id"].as_str().expect("id"));
+    // A real PNG's head, so the type is accepted and the writer fills; streamed without a
+    // Content-Length, so nothing refuses it before the upload handler has begun writing.
+    let mut chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(file_part_head("big.png", "image/png")),
+        Ok(encode(image::ImageFormat::Png, 10, 10)),
+    ];
+    chunks.extend((0..112).map(|_| Ok(vec![0; 64 * 1024])));
+    chunks.push(Ok(format!("\r\n--{BOUNDARY}--\r\n").into_bytes()));
+
+    let refused = post_upload(
+        &app,
+        &user.access_token,
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+
+    let problem = assert_problem(refused, 413).await;
+    assert_eq!(problem["type"], "/problems/payload-too-large");
+    let (stored, unfinished) = match &bucket {
+        Some(bucket) => (bucket.keys(), bucket.unfinished_uploads()),
+        None => (local_upload_files(&app), Vec::new()),
+    };
+    assert!(
+        stored.iter().any(|key| key.starts_with(&accepted)),
+        "the accepted upload is listed: {stored:?}"
+    );
+    let left: Vec<&String> = stored.iter().filter(|key| !key.starts_with(&accepted)).collect();
+    assert!(left.is_empty(), "the refused upload left {left:?}");
+    assert!(
+        unfinished.is_empty(),
+        "the refused upload's multipart write was not aborted: {unfinished:?}"
+    );
 }
 
 #[tokio::test]

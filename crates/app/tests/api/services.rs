@@ -392,6 +392,27 @@ impl S3Bucket {
             .collect()
     }
 
+    /// The keys of multipart uploads begun in the bucket and neither completed nor aborted.
+    /// s3s-fs, the test store, does not implement ListMultipartUploads (501): it keeps such an
+    /// upload as `.bucket-{bucket}.object-{key}.upload-{id}.metadata.json` (names in base64url)
+    /// in its data directory, `s3/data` in scripts/services' state directory, read here.
+    pub fn unfinished_uploads(&self) -> Vec<String> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let state =
+            std::env::var("OUTGROW_SERVICES_DIR").unwrap_or_else(|_| "/tmp/outgrow-test-services".into());
+        let data = PathBuf::from(state).join("s3/data");
+        let prefix = format!(".bucket-{}.object-", URL_SAFE_NO_PAD.encode(&self.name));
+        std::fs::read_dir(&data)
+            .unwrap_or_else(|error| panic!("the S3 store's data directory {data:?}: {error}"))
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let (key, _) = name.strip_prefix(&prefix)?.split_once(".upload-")?;
+                String::from_utf8(URL_SAFE_NO_PAD.decode(key).ok()?).ok()
+            })
+            .collect()
+    }
+
     fn request(&self, method: &str, query: &str) -> (u16, String) {
         let endpoint = crate::helpers::required_env("OUTGROW_TEST_S3_ENDPOINT");
         let user = format!(
