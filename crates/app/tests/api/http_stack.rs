@@ -85,10 +85,7 @@ async fn every_error_carries_the_request_id_in_its_body() {
 
 #[tokio::test]
 async fn responses_carry_the_security_headers_for_their_kind() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
 
     // Every response: no sniffing, no framing, a CSP that allows nothing.
     let json = app.get("/healthz").await;
@@ -148,13 +145,11 @@ async fn large_responses_are_compressed_when_the_client_accepts_it() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let app = TestApp::builder()
-        .settings(&[(
-            "OUTGROW_CORS_ORIGINS",
-            "https://shop.example,https://admin.example",
-        )])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[(
+        "OUTGROW_CORS_ORIGINS",
+        "https://shop.example,https://admin.example",
+    )])
+    .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/api/v1/me"))
@@ -192,10 +187,7 @@ async fn cors_allows_only_the_configured_origins() {
 
 #[tokio::test]
 async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
 
     let redirected = app
         .client
@@ -235,10 +227,7 @@ async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
 
 #[tokio::test]
 async fn an_oversized_body_gets_413() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")]).await;
     let big_name = "x".repeat(4096);
 
     let declared = app.register("ann@example.org", PASSWORD, &big_name).await;
@@ -264,10 +253,7 @@ async fn an_oversized_body_gets_413() {
 
 #[tokio::test]
 async fn a_request_that_outlives_the_timeout_gets_408() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_REQUEST_TIMEOUT", "1s")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_REQUEST_TIMEOUT", "1s")]).await;
     let mut stream = TcpStream::connect(&app.address).await.expect("connect");
     // Headers promise 100 bytes; only 10 arrive, so the handler waits on the body.
     stream
@@ -296,10 +282,7 @@ async fn a_request_that_outlives_the_timeout_gets_408() {
 
 #[tokio::test]
 async fn slow_requests_are_logged_as_warnings() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")]).await;
 
     // Registration hashes a password (tens of milliseconds): always over 1 ms.
     app.register("ann@example.org", PASSWORD, "Ann").await;
@@ -317,10 +300,7 @@ async fn slow_requests_are_logged_as_warnings() {
 
 #[tokio::test]
 async fn the_auth_policy_limits_each_address_with_standard_headers() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")]).await;
 
     let mut last = None;
     for attempt in 1..=4 {
@@ -363,26 +343,18 @@ async fn the_auth_policy_limits_each_address_with_standard_headers() {
 
 #[tokio::test]
 async fn the_default_policy_limits_each_signed_in_user_separately() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")]).await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
 
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(
-            app.get_with_token("/api/v1/me", &ann.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
+        statuses.push(app.get_status_with_token("/api/v1/me", &ann.access_token).await);
     }
 
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
     assert_eq!(
-        app.get_with_token("/api/v1/me", &bob.access_token).await.status(),
+        app.get_status_with_token("/api/v1/me", &bob.access_token).await,
         200,
         "bob has his own budget"
     );

@@ -43,10 +43,7 @@ fn job_ids(app: &TestApp, state: &str) -> Vec<String> {
 #[tokio::test]
 async fn registering_sends_a_welcome_email_through_the_queue() {
     let sink = SmtpSink::up(0);
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SMTP_URL", &sink.url())])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
 
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann <b>Lee</b>")
@@ -100,15 +97,13 @@ async fn without_smtp_mail_is_written_as_eml_files_in_the_data_dir() {
 #[tokio::test]
 async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
     let port = closed_port();
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-            ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
-            ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
+        ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+    ])
+    .await;
     let started = Instant::now();
     app.register("ann@example.org", PASSWORD, "Ann").await;
 
@@ -169,22 +164,17 @@ async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
 #[tokio::test]
 async fn admins_operate_the_queue_over_http() {
     let port = closed_port();
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-            ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
-            ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
+        ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+    ])
+    .await;
     let admin = app.admin("admin@example.org").await;
     let user = app.signed_in("ann@example.org").await;
-    assert_problem(
-        app.get_with_token("/api/v1/admin/jobs", &user.access_token).await,
-        403,
-    )
-    .await;
+    app.get_problem_with_token("/api/v1/admin/jobs", &user.access_token, 403)
+        .await;
 
     wait_until("the job to die", Duration::from_secs(20), || {
         job_ids(&app, "dead").len() == 1
@@ -219,27 +209,16 @@ async fn admins_operate_the_queue_over_http() {
         .post_with_token(&format!("/api/v1/admin/jobs/{id}/retry"), &admin.access_token)
         .await;
     assert_eq!(retry.status(), 200);
-    assert_problem(
-        app.get_with_token("/api/v1/admin/jobs/not-a-uuid", &admin.access_token)
-            .await,
-        400,
-    )
-    .await;
-    assert_problem(
-        app.get_with_token(
-            &format!("/api/v1/admin/jobs/{}", uuid::Uuid::now_v7()),
-            &admin.access_token,
-        )
-        .await,
+    app.get_problem_with_token("/api/v1/admin/jobs/not-a-uuid", &admin.access_token, 400)
+        .await;
+    app.get_problem_with_token(
+        &format!("/api/v1/admin/jobs/{}", uuid::Uuid::now_v7()),
+        &admin.access_token,
         404,
     )
     .await;
-    assert_problem(
-        app.get_with_token("/api/v1/admin/jobs?state=lost", &admin.access_token)
-            .await,
-        400,
-    )
-    .await;
+    app.get_problem_with_token("/api/v1/admin/jobs?state=lost", &admin.access_token, 400)
+        .await;
 }
 
 /// `outgrow worker` with this app's data dir and backend.

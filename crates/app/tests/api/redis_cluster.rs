@@ -40,10 +40,7 @@ async fn assert_a_write_reaches_the_other_cache(
 ) {
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..2 {
-        assert_eq!(
-            reader.get_with_token(&path, &user.access_token).await.status(),
-            200
-        );
+        assert_eq!(reader.get_status_with_token(&path, &user.access_token).await, 200);
     }
     let patched = writer.patch_me(&user.access_token, json!({ "name": name })).await;
     assert_eq!(patched.status(), 200);
@@ -115,18 +112,8 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
             "the cluster never noticed"
         );
         for app in [&a, &b] {
-            statuses.push(
-                app.get_with_token("/api/v1/me", &ann.access_token)
-                    .await
-                    .status()
-                    .as_u16(),
-            );
-            statuses.push(
-                app.get_with_token(&path, &ann.access_token)
-                    .await
-                    .status()
-                    .as_u16(),
-            );
+            statuses.push(app.get_status_with_token("/api/v1/me", &ann.access_token).await);
+            statuses.push(app.get_status_with_token(&path, &ann.access_token).await);
         }
         if noticed.is_none() && cluster.state(1) == "fail" {
             noticed = Some(Instant::now());
@@ -156,9 +143,7 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
     let bob = b.signed_in("bob@example.org").await;
     for (app, user) in [(&a, &bob), (&b, &ann)] {
         assert_eq!(
-            app.get_with_token("/api/v1/me", &user.access_token)
-                .await
-                .status(),
+            app.get_status_with_token("/api/v1/me", &user.access_token).await,
             200
         );
     }
@@ -182,7 +167,7 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
     eventually(
         "A refuses the revoked token",
         Duration::from_secs(1),
-        async || a.get_with_token("/api/v1/me", &ann.access_token).await.status() == 401,
+        async || a.get_status_with_token("/api/v1/me", &ann.access_token).await == 401,
     )
     .await;
 }
@@ -220,7 +205,7 @@ async fn scaled_only_outgrow_starts_while_the_cluster_is_down_and_uses_it_once_i
     .await;
     let ann = app.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(
-        app.get_with_token("/api/v1/me", &ann.access_token).await.status(),
+        app.get_status_with_token("/api/v1/me", &ann.access_token).await,
         200
     );
 }

@@ -23,20 +23,13 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
     let bearer = b.sign_in("ann@example.org", PASSWORD).await;
     let (cookie, _) = b.cookie_login("ann@example.org", PASSWORD).await;
     assert_eq!(
-        a.get_with_token("/api/v1/me", &bearer.access_token)
-            .await
-            .status(),
+        a.get_status_with_token("/api/v1/me", &bearer.access_token).await,
         200
     );
     let with_cookie = a.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(with_cookie.status(), 200);
     // A refresh token from B is exchanged on A.
-    let refreshed = a
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": bearer.refresh_token}),
-        )
-        .await;
+    let refreshed = a.refresh(&bearer.refresh_token).await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.expect("json");
     let token = refreshed["access_token"].as_str().expect("token").to_owned();
@@ -46,11 +39,11 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
     let out = b.post_with_token("/api/v1/auth/logout-all", &token).await;
     assert_eq!(out.status(), 204);
     let deadline = Instant::now() + Duration::from_secs(1);
-    while a.get_with_token("/api/v1/me", &token).await.status() == 200 {
+    while a.get_status_with_token("/api/v1/me", &token).await == 200 {
         assert!(Instant::now() < deadline, "A still accepts the token after 1 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_problem(a.get_with_token("/api/v1/me", &token).await, 401).await;
+    a.get_problem_with_token("/api/v1/me", &token, 401).await;
     let with_cookie = a.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_problem(with_cookie, 401).await;
 }
@@ -59,12 +52,8 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
 async fn scaled_only_the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
     require_scaled();
     let limit = [("OUTGROW_RATE_LIMIT_DEFAULT", "6/1m")];
-    let a = TestApp::builder().settings(&limit).spawn().await;
-    let b = TestApp::builder()
-        .backend(&a.backend)
-        .settings(&limit)
-        .spawn()
-        .await;
+    let a = TestApp::with_settings(&limit).await;
+    let b = a.sibling(&limit).await;
     let user = a.signed_in("ann@example.org").await;
 
     let mut statuses = Vec::new();
@@ -89,16 +78,12 @@ async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_ca
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = TestApp::builder().settings(&settings).spawn().await;
-    let b = TestApp::builder()
-        .backend(&a.backend)
-        .settings(&settings)
-        .spawn()
-        .await;
+    let a = TestApp::with_settings(&settings).await;
+    let b = a.sibling(&settings).await;
     let user = a.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..3 {
-        assert_eq!(b.get_with_token(&path, &user.access_token).await.status(), 200);
+        assert_eq!(b.get_status_with_token(&path, &user.access_token).await, 200);
     }
     assert!(
         metric_value(
@@ -151,7 +136,7 @@ async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() 
     // Outside the window, reads are served by the replicas.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for _ in 0..6 {
-        assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &admin.access_token).await, 200);
     }
     let before = app.metrics().await;
     let replica_reads = |metrics: &str| {
@@ -253,17 +238,10 @@ async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_aft
     cluster.stop_node("replica1");
     let mut statuses = Vec::new();
     for _ in 0..20 {
+        statuses.push(app.get_status_with_token(&path, &admin.access_token).await);
         statuses.push(
-            app.get_with_token(&path, &admin.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
-        statuses.push(
-            app.get_with_token("/api/v1/users?limit=5", &admin.access_token)
-                .await
-                .status()
-                .as_u16(),
+            app.get_status_with_token("/api/v1/users?limit=5", &admin.access_token)
+                .await,
         );
     }
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
@@ -296,7 +274,7 @@ async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_aft
     let served_before =
         metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
     for _ in 0..10 {
-        assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &admin.access_token).await, 200);
     }
     let served_after =
         metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
@@ -321,7 +299,7 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
         .await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
-    assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+    assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     // The listener subscribes in the background: on a loaded machine it may not have yet, and
     // its first subscription must not be mistaken below for the one after the restart.
     app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
@@ -332,18 +310,8 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     redis.stop();
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        statuses.push(
-            app.get_with_token("/api/v1/me", &user.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
-        statuses.push(
-            app.get_with_token(&path, &user.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
+        statuses.push(app.get_status_with_token("/api/v1/me", &user.access_token).await);
+        statuses.push(app.get_status_with_token(&path, &user.access_token).await);
     }
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
     let ready: Value = app.get_json("/readyz").await;
@@ -380,9 +348,7 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     }
     let fresh = app.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(
-        app.get_with_token("/api/v1/me", &fresh.access_token)
-            .await
-            .status(),
+        app.get_status_with_token("/api/v1/me", &fresh.access_token).await,
         200
     );
     let ready: Value = app.get_json("/readyz").await;
@@ -404,13 +370,11 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
 #[tokio::test]
 async fn scaled_only_a_promotion_from_the_command_line_reaches_the_servers_caches() {
     require_scaled();
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
-            ("OUTGROW_CACHE_USER_TTL", "60s"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
+        ("OUTGROW_CACHE_USER_TTL", "60s"),
+    ])
+    .await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..2 {
@@ -468,16 +432,14 @@ async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guara
         "{statuses:?}"
     );
     // The reuse revoked the session: its access token is dead too.
-    assert_problem(app.get_with_token("/api/v1/me", &user.access_token).await, 401).await;
+    app.get_problem_with_token("/api/v1/me", &user.access_token, 401)
+        .await;
 
     let (cookie, tokens) = app.cookie_login("ann@example.org", PASSWORD).await;
     let me = app.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(me.status(), 200);
     let rotated = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": tokens["refresh_token"]}),
-        )
+        .refresh(tokens["refresh_token"].as_str().expect("refresh token"))
         .await;
     assert_eq!(rotated.status(), 200);
 

@@ -7,10 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_catalog_is_public_cached_and_answers_304_to_a_known_etag() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_CATALOG_MAX_AGE", "90s")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_CATALOG_MAX_AGE", "90s")]).await;
     let admin = app.admin("admin@example.org").await;
     let created = create_product(
         &app,

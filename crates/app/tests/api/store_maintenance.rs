@@ -34,14 +34,12 @@ async fn maintained_after(
 
 #[tokio::test]
 async fn store_maintenance_deletes_expired_idempotency_keys_and_creates_future_partitions() {
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_STORE_MAINTENANCE_SCHEDULE", "*/1 * * * * *"),
-            ("OUTGROW_IDEMPOTENCY_KEY_TTL", "4s"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_STORE_MAINTENANCE_SCHEDULE", "*/1 * * * * *"),
+        ("OUTGROW_IDEMPOTENCY_KEY_TTL", "4s"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+    ])
+    .await;
     let admin = app.admin("admin@example.org").await;
     let id = create_product_id(&app, &admin, "Mug", 1000, 10).await;
     let user = app.signed_in("ann@example.org").await;

@@ -111,10 +111,7 @@ async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
 #[tokio::test]
 async fn a_retry_while_the_first_request_with_its_key_still_runs_gets_409() {
     // The wait for a running request is half the request timeout: 1 s.
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_REQUEST_TIMEOUT", "2s")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_REQUEST_TIMEOUT", "2s")]).await;
     let admin = app.admin("admin@example.org").await;
     let id = create_product_id(&app, &admin, "Teapot", 2999, 10).await;
     let user = app.signed_in("ann@example.org").await;
@@ -140,12 +137,7 @@ async fn a_retry_while_the_first_request_with_its_key_still_runs_gets_409() {
     let started = std::time::Instant::now();
     let retry = order(&app, &user, items, Some("k-running")).await;
     let problem = assert_problem(retry, 409).await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|detail| detail.contains("still being processed")),
-        "{problem}"
-    );
+    assert_detail_contains(&problem, "still being processed");
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "it waited for the first request"

@@ -10,10 +10,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_bucket_move() {
     require_scaled();
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")]).await;
     let admin = app.admin("admin@example.org").await;
     let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
     let user = app.signed_in("ann@example.org").await;
@@ -89,15 +86,13 @@ async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_buck
 async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_released() {
     require_scaled();
     use sqlx::Connection;
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_REQUEST_TIMEOUT", "2s"),
-            ("OUTGROW_ORDER_RECONCILE_AFTER", "3s"),
-            ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "200ms"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_REQUEST_TIMEOUT", "2s"),
+        ("OUTGROW_ORDER_RECONCILE_AFTER", "3s"),
+        ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "200ms"),
+    ])
+    .await;
     let admin = app.admin("admin@example.org").await;
     let id = create_product_id(&app, &admin, "Mug", 1000, 10).await;
     let user = app.signed_in("ann@example.org").await;
@@ -155,10 +150,7 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
 #[tokio::test]
 async fn scaled_only_writes_to_a_bucket_being_moved_answer_503_and_reads_keep_working() {
     require_scaled();
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")]).await;
     let admin = app.admin("admin@example.org").await;
     let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
     let user = app.signed_in("ann@example.org").await;
@@ -212,7 +204,7 @@ async fn scaled_only_writes_to_a_bucket_being_moved_answer_503_and_reads_keep_wo
     assert_problem(cancel, 503).await;
     // Reads keep working.
     assert_eq!(
-        app.get_with_token(&first_path, &user.access_token).await.status(),
+        app.get_status_with_token(&first_path, &user.access_token).await,
         200
     );
     // No order was written for a refused one (a reservation it made is released by its

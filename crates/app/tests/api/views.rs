@@ -53,10 +53,7 @@ async fn stored_views(app: &TestApp, admin: &SignedIn, product: &str) -> i64 {
 
 #[tokio::test]
 async fn views_are_written_behind_in_batches_within_the_flush_interval() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")]).await;
     let admin = app.admin("admin@example.org").await;
     let product = a_product(&app, &admin).await;
 
@@ -80,7 +77,7 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
     // A long interval: nothing is written while the test runs but at shutdown.
     let rare = [("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "1h")];
     // The first instance owns the data directory: it stays in scope to the end.
-    let mut first = TestApp::builder().settings(&rare).spawn().await;
+    let mut first = TestApp::with_settings(&rare).await;
     let admin = first.admin("admin@example.org").await;
     let product = a_product(&first, &admin).await;
     let (data_dir, backend) = (first.data_dir.clone(), first.backend.clone());

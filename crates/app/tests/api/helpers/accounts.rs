@@ -36,6 +36,19 @@ impl TestApp {
         .await
     }
 
+    /// Starts a server with the default test settings and a user `email` signed in on it.
+    pub async fn spawn_signed_in(email: &str) -> (TestApp, SignedIn) {
+        let app = Self::spawn().await;
+        let user = app.signed_in(email).await;
+        (app, user)
+    }
+
+    /// `POST /api/v1/auth/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post_json("/api/v1/auth/refresh", &json!({ "refresh_token": refresh_token }))
+            .await
+    }
+
     /// Registers a user with a unique address (`buyer{index}-…`) and signs them in.
     pub async fn signed_in_quick(&self, index: usize) -> SignedIn {
         self.signed_in(&unique_email(&format!("buyer{index}"))).await
@@ -78,13 +91,7 @@ impl TestApp {
 
     /// `PATCH /api/v1/me` with `body`.
     pub async fn patch_me(&self, token: &str, body: Value) -> reqwest::Response {
-        self.client
-            .patch(self.url("/api/v1/me"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("patch")
+        self.patch_json_with_token("/api/v1/me", token, &body).await
     }
 
     /// Signs in asking for the browser cookie; returns the `name=value` cookie pair and the

@@ -94,3 +94,27 @@ pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Polls `check` every `every` until it answers `Ok`, at most `within`; returns what it found.
+/// `check` answers `Err` with the state it saw, which the panic shows when time runs out.
+pub async fn poll_until<T, Check>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Check,
+) -> T
+where
+    Check: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    loop {
+        match check().await {
+            Ok(found) => return found,
+            Err(seen) => assert!(
+                started.elapsed() < within,
+                "{what} did not happen within {within:?}: {seen}"
+            ),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use reqwest::Method;
 use serde_json::Value;
 
 use super::TestApp;
@@ -47,39 +48,55 @@ impl TestApp {
 
     /// `POST path` with a JSON `body` as the bearer of `token`.
     pub async fn post_json_with_token(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.send_with_token(self.client.post(self.url(path)).json(body), token)
-            .await
+        self.send_with_token(Method::POST, path, token, Some(body)).await
     }
 
     /// `POST path` without a body as the bearer of `token`.
     pub async fn post_with_token(&self, path: &str, token: &str) -> reqwest::Response {
-        self.send_with_token(self.client.post(self.url(path)), token)
-            .await
+        self.send_with_token(Method::POST, path, token, None).await
     }
 
     /// `PATCH path` with a JSON `body` as the bearer of `token`.
     pub async fn patch_json_with_token(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.send_with_token(self.client.patch(self.url(path)).json(body), token)
-            .await
+        self.send_with_token(Method::PATCH, path, token, Some(body)).await
     }
 
     /// `DELETE path` as the bearer of `token`.
     pub async fn delete_with_token(&self, path: &str, token: &str) -> reqwest::Response {
-        self.send_with_token(self.client.delete(self.url(path)), token)
-            .await
+        self.send_with_token(Method::DELETE, path, token, None).await
     }
 
-    async fn send_with_token(&self, request: reqwest::RequestBuilder, token: &str) -> reqwest::Response {
-        request.bearer_auth(token).send().await.expect("request")
-    }
-
+    /// `GET path` as the bearer of `token`.
     pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+        self.send_with_token(Method::GET, path, token, None).await
+    }
+
+    /// `method path` as the bearer of `token`, with a JSON `body` when given.
+    async fn send_with_token(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let request = self.client.request(method, self.url(path)).bearer_auth(token);
+        match body {
+            Some(body) => request.json(body),
+            None => request,
+        }
+        .send()
+        .await
+        .expect("request")
+    }
+
+    /// The status of `GET path` as the bearer of `token`.
+    pub async fn get_status_with_token(&self, path: &str, token: &str) -> u16 {
+        self.get_with_token(path, token).await.status().as_u16()
+    }
+
+    /// `GET path` as the bearer of `token`, asserting a problem+json with `status`; returns it.
+    pub async fn get_problem_with_token(&self, path: &str, token: &str, status: u16) -> Value {
+        assert_problem(self.get_with_token(path, token).await, status).await
     }
 }
 
@@ -113,6 +130,29 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     );
     assert!(problem["title"].is_string(), "{problem}");
     problem
+}
+
+/// Asserts that a problem's `detail` contains `text`.
+pub fn assert_detail_contains(problem: &Value, text: &str) {
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains(text)),
+        "{problem}"
+    );
+}
+
+/// The text `field` of every element of the array `list` (`page["items"]`, `problem["errors"]`).
+pub fn field_of_each<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|element| {
+            element[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no text {field}: {element}"))
+        })
+        .collect()
 }
 
 /// Header lookup as text.

@@ -196,6 +196,21 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
+    /// Starts a server with extra `settings` (see [`TestAppBuilder::settings`]).
+    pub async fn with_settings(settings: &[(&str, &str)]) -> TestApp {
+        Self::builder().settings(settings).spawn().await
+    }
+
+    /// Starts another instance on this one's database and Redis (not its data directory),
+    /// with extra `settings`: a second server of one deployment.
+    pub async fn sibling(&self, settings: &[(&str, &str)]) -> TestApp {
+        Self::builder()
+            .backend(&self.backend)
+            .settings(settings)
+            .spawn()
+            .await
+    }
+
     /// The `outgrow` command with this server's data dir and backend (for CLI calls).
     pub fn command(&self) -> Command {
         let mut command = base_command(&self.data_dir);
