@@ -560,25 +560,21 @@ async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_u
     })
     .await;
     let store = queue_of(&app).await;
-    let started = Instant::now();
-    loop {
-        let jobs = store
-            .list(&outgrow_platform::jobs::JobFilter {
-                state: None,
-                queue: Some("mail".into()),
-                limit: 100,
-            })
-            .await
-            .expect("list");
-        if jobs.is_empty() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still kept: {} mail jobs",
-            jobs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mail = outgrow_platform::jobs::JobFilter {
+        state: None,
+        queue: Some("mail".into()),
+        limit: 100,
+    };
+    let (within, every) = (Duration::from_secs(10), Duration::from_millis(100));
+    poll_until(
+        "the finished mail jobs to be deleted",
+        within,
+        every,
+        async || match store.list(&mail).await.expect("list").len() {
+            0 => Ok(()),
+            kept => Err(format!("still kept: {kept} mail jobs")),
+        },
+    )
+    .await;
     kill_hard(&mut running);
 }

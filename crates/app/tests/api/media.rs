@@ -104,21 +104,20 @@ async fn upload(
     post_upload(app, token, body.into()).await
 }
 
+/// Polls the upload `id` until its variants are finished (or failed); returns it.
 async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    let (within, every) = (Duration::from_secs(20), Duration::from_millis(50));
+    poll_until("the variants to finish", within, every, async || {
         let upload: Value = app
             .get_json_with_token(&format!("/api/v1/uploads/{id}"), token)
             .await;
         if upload["status"] != "processing" {
-            return upload;
+            Ok(upload)
+        } else {
+            Err(format!("{upload}"))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "variants never finished: {upload}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -53,9 +53,7 @@ async fn fifty_buyers_racing_for_the_last_ten_units_buy_exactly_ten() {
 #[tokio::test]
 async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
     let app = TestApp::spawn().await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Teapot", 2999, 100).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Teapot", 2999, 100).await;
     let items = json!([{"product_id": id, "quantity": 2}]);
 
     let responses = join_all((0..20).map(|_| order(&app, &user, items.clone(), Some("checkout-7f3a")))).await;
@@ -112,9 +110,7 @@ async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
 async fn a_retry_while_the_first_request_with_its_key_still_runs_gets_409() {
     // The wait for a running request is half the request timeout: 1 s.
     let app = TestApp::with_settings(&[("OUTGROW_REQUEST_TIMEOUT", "2s")]).await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Teapot", 2999, 10).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Teapot", 2999, 10).await;
     let items = json!([{"product_id": id, "quantity": 1}]);
     assert_eq!(
         order(&app, &user, items.clone(), Some("k-running"))
@@ -204,9 +200,7 @@ async fn bad_orders_are_refused_with_the_reason() {
 #[tokio::test]
 async fn a_data_export_holds_the_users_orders() {
     let app = TestApp::spawn().await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Vase", 3100, 2).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Vase", 3100, 2).await;
     let placed = json_body(
         order(&app, &user, json!([{"product_id": id, "quantity": 2}]), None).await,
         201,

@@ -11,9 +11,7 @@ use crate::helpers::*;
 async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_bucket_move() {
     require_scaled();
     let app = TestApp::with_settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")]).await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 100).await;
     let mut placed = Vec::new();
     for _ in 0..5 {
         let response = order(&app, &user, json!([{"product_id": id, "quantity": 1}]), None).await;
@@ -93,9 +91,7 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
         ("OUTGROW_JOB_POLL_INTERVAL", "200ms"),
     ])
     .await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 10).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 10).await;
     let primary = backend_setting(&app, "OUTGROW_DATABASE_URL").expect("primary");
     let shards = shard_urls(&app);
     // Both shards refuse connections: the stock is reserved on the primary, the order cannot
@@ -151,9 +147,7 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
 async fn scaled_only_writes_to_a_bucket_being_moved_answer_503_and_reads_keep_working() {
     require_scaled();
     let app = TestApp::with_settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")]).await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 100).await;
     let items = json!([{"product_id": id, "quantity": 1}]);
     let first = json_body(order(&app, &user, items.clone(), None).await, 201).await;
     let first_path = format!("/api/v1/orders/{}", first["id"].as_str().expect("id"));

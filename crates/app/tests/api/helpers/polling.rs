@@ -97,15 +97,12 @@ pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> 
 
 /// Polls `check` every `every` until it answers `Ok`, at most `within`; returns what it found.
 /// `check` answers `Err` with the state it saw, which the panic shows when time runs out.
-pub async fn poll_until<T, Check>(
+pub async fn poll_until<T>(
     what: &str,
     within: Duration,
     every: Duration,
-    mut check: impl FnMut() -> Check,
-) -> T
-where
-    Check: Future<Output = Result<T, String>>,
-{
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
     let started = Instant::now();
     loop {
         match check().await {
@@ -117,4 +114,17 @@ where
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Waits until `done` holds, checking every 100 ms, at most `within`; panics naming `what`.
+pub async fn eventually(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let every = Duration::from_millis(100);
+    poll_until(what, within, every, async || {
+        if done().await {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await;
 }

@@ -195,3 +195,17 @@ pub async fn execute_on_shards(app: &TestApp, postgres: &str, sqlite: &str) -> u
     }
     changed
 }
+
+/// How most order tests begin: an admin (`admin@example.org`) creates a product (`name`, a
+/// price in euro cents, `stock`), then a buyer (`ann@example.org`) signs in. Returns the
+/// product's id and the buyer.
+pub async fn product_and_buyer(
+    app: &TestApp,
+    name: &str,
+    price_minor: i64,
+    stock: i64,
+) -> (String, SignedIn) {
+    let admin = app.admin("admin@example.org").await;
+    let product = create_product_id(app, &admin, name, price_minor, stock).await;
+    (product, app.signed_in("ann@example.org").await)
+}
