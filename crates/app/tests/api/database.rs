@@ -29,14 +29,11 @@ impl UserInsertsHeld {
 #[tokio::test]
 async fn a_request_that_cannot_get_a_connection_in_time_answers_503_with_retry_after() {
     // One connection (SQLite: its one writer connection anyway), given up on after 500 ms.
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_DATABASE_MAX_CONNECTIONS", "1"),
-            ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "500ms"),
-        ])
-        .api_only()
-        .spawn()
-        .await;
+    let app = TestApp::without_workers(&[
+        ("OUTGROW_DATABASE_MAX_CONNECTIONS", "1"),
+        ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "500ms"),
+    ])
+    .await;
     let held = UserInsertsHeld::take(&app).await;
     // Two sign-ups: one takes the connection and waits on the lock, the other waits for the
     // connection and gives up.
@@ -116,17 +113,14 @@ async fn database_connections(app: &TestApp) -> usize {
 #[tokio::test]
 async fn idle_database_connections_are_closed_after_the_idle_timeout() {
     // No workers, shard-map refresh or replica probe to keep a connection busy.
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_DATABASE_IDLE_TIMEOUT", "1s"),
-            ("OUTGROW_SHARD_MAP_REFRESH", "1h"),
-            // The replica prober reads the primary's WAL position every interval.
-            ("OUTGROW_REPLICA_PROBE_INTERVAL", "1h"),
-            ("OUTGROW_CACHE_USER_TTL", "1ms"),
-        ])
-        .api_only()
-        .spawn()
-        .await;
+    let app = TestApp::without_workers(&[
+        ("OUTGROW_DATABASE_IDLE_TIMEOUT", "1s"),
+        ("OUTGROW_SHARD_MAP_REFRESH", "1h"),
+        // The replica prober reads the primary's WAL position every interval.
+        ("OUTGROW_REPLICA_PROBE_INTERVAL", "1h"),
+        ("OUTGROW_CACHE_USER_TTL", "1ms"),
+    ])
+    .await;
     let user = app.signed_in("ann@example.org").await;
     // Concurrent reads open reader connections (SQLite: beside the one writer).
     let reads = join_all((0..8).map(|_| app.get_with_token("/api/v1/me", &user.access_token))).await;

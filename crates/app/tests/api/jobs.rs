@@ -222,11 +222,11 @@ async fn admins_operate_the_queue_over_http() {
 }
 
 /// `outgrow worker` with this app's data dir and backend.
-fn worker(app: &TestApp, settings: &[(&str, &str)]) -> Child {
+fn worker(app: &TestApp, settings: &[(impl AsRef<str>, impl AsRef<str>)]) -> Child {
     let mut command = app.command();
     command.arg("worker");
     for (key, value) in settings {
-        command.env(key, value);
+        command.env(key.as_ref(), value.as_ref());
     }
     command
         .stdout(Stdio::null())
@@ -241,24 +241,29 @@ fn kill_hard(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Registers an account, whose welcome e-mail is then the one job, and waits until a worker
+/// claims it; returns the job's id.
+async fn register_and_wait_for_the_claim(app: &TestApp) -> String {
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+    wait_until("a worker to claim the job", Duration::from_secs(10), || {
+        job_ids(app, "running").len() == 1
+    })
+    .await;
+    job_ids(app, "running").remove(0)
+}
+
 #[tokio::test]
 async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_takes_effect_once() {
     // The mail server holds each message 3 s before accepting it: the kill lands mid-delivery.
     let sink = SmtpSink::up(3);
-    let mail = [
+    let settings = [
         ("OUTGROW_SMTP_URL", sink.url()),
         ("OUTGROW_JOB_LEASE", "2s".to_owned()),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
     ];
-    let settings: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let app = TestApp::without_workers(&settings).await;
     let mut first = worker(&app, &settings);
-    app.register("ann@example.org", PASSWORD, "Ann").await;
-    wait_until("a worker to claim the job", Duration::from_secs(10), || {
-        job_ids(&app, "running").len() == 1
-    })
-    .await;
-    let id = job_ids(&app, "running").remove(0);
+    let id = register_and_wait_for_the_claim(&app).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     kill_hard(&mut first);
@@ -323,8 +328,7 @@ async fn two_worker_processes_never_run_the_same_job_twice() {
         ("OUTGROW_SMTP_URL", sink.url()),
         ("OUTGROW_JOB_POLL_INTERVAL", "50ms".to_owned()),
     ];
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let app = TestApp::without_workers(&settings).await;
     enqueue_emails(&app, 1000).await;
 
     let started = Instant::now();
@@ -451,7 +455,7 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
         ("OUTGROW_SESSION_CLEANUP_SCHEDULE", "*/2 * * * * *"),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
     ];
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let app = TestApp::without_workers(&settings).await;
     let mut workers = [worker(&app, &settings), worker(&app, &settings)];
     tokio::time::sleep(Duration::from_millis(7500)).await;
     for child in &mut workers {
@@ -504,15 +508,9 @@ async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
         ("OUTGROW_SHUTDOWN_TIMEOUT", "1s".to_owned()),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
     ];
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let app = TestApp::without_workers(&settings).await;
     let mut running = worker(&app, &settings);
-    app.register("ann@example.org", PASSWORD, "Ann").await;
-    wait_until("a worker to claim the job", Duration::from_secs(10), || {
-        job_ids(&app, "running").len() == 1
-    })
-    .await;
-    let id = job_ids(&app, "running").remove(0);
+    let id = register_and_wait_for_the_claim(&app).await;
 
     let pid = nix::unistd::Pid::from_raw(running.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
@@ -550,8 +548,7 @@ async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_u
         ("OUTGROW_JOB_RETENTION", "1s".to_owned()),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
     ];
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let app = TestApp::without_workers(&settings).await;
     enqueue_emails(&app, 5).await;
     let mut running = worker(&app, &settings);
 

@@ -105,12 +105,7 @@ async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
         .expect("promtool");
     std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), metrics.as_bytes()).expect("write");
     let output = check.wait_with_output().expect("promtool output");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "promtool check metrics");
 }
 
 #[tokio::test]

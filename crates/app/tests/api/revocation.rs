@@ -24,6 +24,11 @@ enum Revocation {
     RefreshTokenReuse,
 }
 
+impl Revocation {
+    /// Every way, for the tests that check each.
+    const ALL: [Self; 3] = [Self::Logout, Self::LogoutAll, Self::RefreshTokenReuse];
+}
+
 /// Revokes `user`'s session on `app` the way `how` says.
 async fn revoke(app: &TestApp, user: &SignedIn, how: Revocation) {
     match how {
@@ -139,14 +144,7 @@ async fn session_checks_of_repeated_requests_are_served_from_memory() {
 #[tokio::test]
 async fn a_revoked_session_is_refused_at_once_by_the_instance_that_revoked_it() {
     let app = TestApp::spawn().await;
-    for (index, how) in [
-        Revocation::Logout,
-        Revocation::LogoutAll,
-        Revocation::RefreshTokenReuse,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (index, how) in Revocation::ALL.into_iter().enumerate() {
         let user = app.signed_in(&format!("user{index}@example.org")).await;
         let path = format!("/api/v1/users/{}", user.id);
         // Cached as active by these requests…
@@ -166,14 +164,7 @@ async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_with
     let settings = [("OUTGROW_SESSION_CACHE_TTL", "60s")];
     let a = TestApp::with_settings(&settings).await;
     let b = a.sibling(&settings).await;
-    for (index, how) in [
-        Revocation::Logout,
-        Revocation::LogoutAll,
-        Revocation::RefreshTokenReuse,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (index, how) in Revocation::ALL.into_iter().enumerate() {
         let on_b = revoked_on_a_is_refused_on_b(&a, &b, &[], &format!("bus{index}@example.org"), how).await;
         // The message arrives in milliseconds, far inside the bound.
         assert!(on_b < Duration::from_millis(500), "{how:?}: {on_b:?}");
@@ -184,11 +175,7 @@ async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_with
 async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within_the_session_cache_ttl() {
     require_scaled();
     // PostgreSQL sessions and no Redis: nothing tells B; its cache entry expires instead.
-    let backend: Vec<(String, String)> = isolated_scaled_backend()
-        .await
-        .into_iter()
-        .filter(|(key, _)| !key.starts_with("OUTGROW_REDIS"))
-        .collect();
+    let backend = isolated_scaled_backend_without_redis().await;
     let replicas: Vec<String> = backend
         .iter()
         .filter(|(key, _)| key == "OUTGROW_DATABASE_REPLICA_URLS")
@@ -196,14 +183,7 @@ async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within
         .collect();
     let a = TestApp::builder().backend(&backend).spawn().await;
     let b = TestApp::builder().backend(&backend).spawn().await;
-    for (index, how) in [
-        Revocation::Logout,
-        Revocation::LogoutAll,
-        Revocation::RefreshTokenReuse,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (index, how) in Revocation::ALL.into_iter().enumerate() {
         revoked_on_a_is_refused_on_b(&a, &b, &replicas, &format!("ttl{index}@example.org"), how).await;
     }
 }

@@ -404,11 +404,7 @@ async fn scaled_only_a_promotion_from_the_command_line_reaches_the_servers_cache
 #[tokio::test]
 async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
     require_scaled();
-    let backend: Vec<(String, String)> = isolated_scaled_backend()
-        .await
-        .into_iter()
-        .filter(|(key, _)| !key.starts_with("OUTGROW_REDIS"))
-        .collect();
+    let backend = isolated_scaled_backend_without_redis().await;
     let app = TestApp::builder().backend(&backend).spawn().await;
     let started = app
         .wait_for_log(|event| event["message"] == "Outgrow listening")

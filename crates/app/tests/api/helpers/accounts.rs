@@ -81,11 +81,7 @@ impl TestApp {
             .env("OUTGROW_ADMIN_PASSWORD", PASSWORD)
             .output()
             .expect("run admin create");
-        assert!(
-            output.status.success(),
-            "admin create: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        super::assert_succeeded(&output, "admin create");
         self.sign_in(email, PASSWORD).await
     }
 

@@ -102,3 +102,11 @@ pub async fn isolated_scaled_backend() -> Vec<(String, String)> {
         ("AWS_REGION".into(), "us-east-1".into()),
     ]
 }
+
+/// [`isolated_scaled_backend`] without Redis: sessions, caches and rate limits fall back to
+/// PostgreSQL and the process.
+pub async fn isolated_scaled_backend_without_redis() -> Vec<(String, String)> {
+    let mut backend = isolated_scaled_backend().await;
+    backend.retain(|(key, _)| !key.starts_with("OUTGROW_REDIS"));
+    backend
+}

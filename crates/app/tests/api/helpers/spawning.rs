@@ -67,11 +67,11 @@ pub struct TestAppBuilder {
 impl TestAppBuilder {
     /// Extra `OUTGROW_*` settings; an empty value unsets the variable (e.g. a default the tests
     /// set, like `OUTGROW_JWT_KEYS`).
-    pub fn settings(mut self, settings: &[(&str, &str)]) -> Self {
+    pub fn settings(mut self, settings: &[(impl AsRef<str>, impl AsRef<str>)]) -> Self {
         self.settings.extend(
             settings
                 .iter()
-                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+                .map(|(key, value)| (key.as_ref().to_owned(), value.as_ref().to_owned())),
         );
         self
     }
@@ -201,6 +201,17 @@ impl TestApp {
         Self::builder().settings(settings).spawn().await
     }
 
+    /// Starts a server with extra `settings` that runs no job workers (`serve --no-workers`).
+    pub async fn without_workers(settings: &[(impl AsRef<str>, impl AsRef<str>)]) -> TestApp {
+        Self::builder().settings(settings).api_only().spawn().await
+    }
+
+    /// Starts a server on this one's data directory and backend with extra `settings`: a
+    /// restart, once this one has stopped.
+    pub async fn restart_with(&self, settings: &[(&str, &str)]) -> TestApp {
+        Self::builder().restart_of(self).settings(settings).spawn().await
+    }
+
     /// Starts another instance on this one's database and Redis (not its data directory),
     /// with extra `settings`: a second server of one deployment.
     pub async fn sibling(&self, settings: &[(&str, &str)]) -> TestApp {
@@ -222,14 +233,8 @@ impl TestApp {
     /// succeeds; returns its standard output.
     pub fn run_cli(&self, args: &[&str]) -> String {
         let output = self.command().args(args).output().expect("run outgrow");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "outgrow {}: {stdout}\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
+        assert_succeeded(&output, &format!("outgrow {}", args.join(" ")));
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// Waits until the server process exits (after a signal), at most `within`.
@@ -257,4 +262,14 @@ impl TestApp {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     }
+}
+
+/// Asserts that a finished process (`what`) succeeded, showing what it printed otherwise.
+pub fn assert_succeeded(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
