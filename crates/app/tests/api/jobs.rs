@@ -235,6 +235,20 @@ fn worker(app: &TestApp, settings: &[(impl AsRef<str>, impl AsRef<str>)]) -> Chi
         .expect("spawn worker")
 }
 
+/// `settings` with the SMTP URL of `sink` first, owned as the builder and [`worker`] take them.
+fn mail_to(sink: &SmtpSink, settings: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    std::iter::once(("OUTGROW_SMTP_URL", sink.url()))
+        .chain(settings.iter().map(|(key, value)| (*key, (*value).to_owned())))
+        .collect()
+}
+
+/// An API-only server and one worker process beside it, both with `settings`.
+async fn server_and_worker(settings: &[(&str, String)]) -> (TestApp, Child) {
+    let app = TestApp::without_workers(settings).await;
+    let worker = worker(&app, settings);
+    (app, worker)
+}
+
 fn kill_hard(child: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
@@ -256,13 +270,14 @@ async fn register_and_wait_for_the_claim(app: &TestApp) -> String {
 async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_takes_effect_once() {
     // The mail server holds each message 3 s before accepting it: the kill lands mid-delivery.
     let sink = SmtpSink::up(3);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_JOB_LEASE", "2s".to_owned()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
-    ];
-    let app = TestApp::without_workers(&settings).await;
-    let mut first = worker(&app, &settings);
+    let settings = mail_to(
+        &sink,
+        &[
+            ("OUTGROW_JOB_LEASE", "2s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+        ],
+    );
+    let (app, mut first) = server_and_worker(&settings).await;
     let id = register_and_wait_for_the_claim(&app).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
 
@@ -324,10 +339,7 @@ async fn enqueue_emails(app: &TestApp, count: usize) {
 #[tokio::test]
 async fn two_worker_processes_never_run_the_same_job_twice() {
     let sink = SmtpSink::up(0);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "50ms".to_owned()),
-    ];
+    let settings = mail_to(&sink, &[("OUTGROW_JOB_POLL_INTERVAL", "50ms")]);
     let app = TestApp::without_workers(&settings).await;
     enqueue_emails(&app, 1000).await;
 
@@ -503,13 +515,14 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
 #[tokio::test]
 async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
     let sink = SmtpSink::up(3);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_SHUTDOWN_TIMEOUT", "1s".to_owned()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
-    ];
-    let app = TestApp::without_workers(&settings).await;
-    let mut running = worker(&app, &settings);
+    let settings = mail_to(
+        &sink,
+        &[
+            ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+        ],
+    );
+    let (app, mut running) = server_and_worker(&settings).await;
     let id = register_and_wait_for_the_claim(&app).await;
 
     let pid = nix::unistd::Pid::from_raw(running.id() as i32);
@@ -542,12 +555,14 @@ async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
 #[tokio::test]
 async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_up() {
     let sink = SmtpSink::up(0);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_JOB_CLEANUP_SCHEDULE", "* * * * * *".to_owned()),
-        ("OUTGROW_JOB_RETENTION", "1s".to_owned()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
-    ];
+    let settings = mail_to(
+        &sink,
+        &[
+            ("OUTGROW_JOB_CLEANUP_SCHEDULE", "* * * * * *"),
+            ("OUTGROW_JOB_RETENTION", "1s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+        ],
+    );
     let app = TestApp::without_workers(&settings).await;
     enqueue_emails(&app, 5).await;
     let mut running = worker(&app, &settings);

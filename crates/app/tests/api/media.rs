@@ -241,31 +241,68 @@ async fn files_that_are_not_images_are_refused_with_415() {
     }
 }
 
+/// A server refusing uploads over a limit, with a user and one accepted upload: the listings of
+/// what is left must see its objects, and only them. On S3, in a bucket of the test's own: the
+/// shared one holds every other test's objects.
+struct LimitedUploads {
+    // Dropped before the bucket, which can only go once the server is gone.
+    app: TestApp,
+    user: SignedIn,
+    /// The accepted upload's key prefix, `uploads/{id}/`.
+    accepted: String,
+    bucket: Option<S3Bucket>,
+}
+
+impl LimitedUploads {
+    async fn start(limit: &str) -> Self {
+        let bucket = scaled().then(S3Bucket::create);
+        let private = bucket.as_ref().map(S3Bucket::setting);
+        let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", limit)];
+        if let Some((key, value)) = &private {
+            settings.push((key, value));
+        }
+        let app = TestApp::with_settings(&settings).await;
+        let user = app.signed_in("ann@example.org").await;
+        let small = encode(image::ImageFormat::Png, 10, 10);
+        let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
+        let accepted = json_body(accepted, 201).await;
+        let accepted = format!("uploads/{}/", accepted["id"].as_str().expect("id"));
+        Self {
+            app,
+            user,
+            accepted,
+            bucket,
+        }
+    }
+
+    /// Asserts that `stored` (keys, or `uploads/{id}/` directories) holds the accepted upload
+    /// and nothing else.
+    fn assert_only_the_accepted_upload_in(&self, stored: &[String]) {
+        assert!(
+            stored.iter().any(|key| key.starts_with(&self.accepted)),
+            "the accepted upload is listed: {stored:?}"
+        );
+        let left: Vec<&String> = stored
+            .iter()
+            .filter(|key| !key.starts_with(&self.accepted))
+            .collect();
+        assert!(left.is_empty(), "a refused upload left {left:?}");
+    }
+}
+
 #[tokio::test]
 async fn oversized_uploads_get_413_and_leave_nothing_behind() {
-    // On S3, a bucket of the test's own: the shared one holds every other test's objects.
-    let bucket = scaled().then(S3Bucket::create);
-    let private = bucket.as_ref().map(S3Bucket::setting);
-    let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")];
-    if let Some((key, value)) = &private {
-        settings.push((key, value));
-    }
-    let app = TestApp::with_settings(&settings).await;
-    let user = app.signed_in("ann@example.org").await;
-    // An accepted upload first: the listing below must see its objects, and only them.
-    let small = encode(image::ImageFormat::Png, 10, 10);
-    let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
-    let accepted = json_body(accepted, 201).await;
-    let accepted = accepted["id"].as_str().expect("id").to_owned();
+    let uploads = LimitedUploads::start("100000").await;
+    let (app, user) = (&uploads.app, &uploads.user);
     let mut big = encode(image::ImageFormat::Png, 10, 10);
     big.resize(300_000, 0);
     assert_problem(
-        upload(&app, &user.access_token, big, "big.png", "image/png", false).await,
+        upload(app, &user.access_token, big, "big.png", "image/png", false).await,
         413,
     )
     .await;
 
-    let stored: Vec<String> = match &bucket {
+    let stored: Vec<String> = match &uploads.bucket {
         Some(bucket) => bucket.keys(),
         None => std::fs::read_dir(app.data_dir.join("objects/uploads"))
             .map(|entries| {
@@ -276,17 +313,7 @@ async fn oversized_uploads_get_413_and_leave_nothing_behind() {
             })
             .unwrap_or_default(),
     };
-    assert!(
-        stored
-            .iter()
-            .any(|key| key.starts_with(&format!("uploads/{accepted}/"))),
-        "the accepted upload is listed: {stored:?}"
-    );
-    let left: Vec<&String> = stored
-        .iter()
-        .filter(|key| !key.starts_with(&format!("uploads/{accepted}/")))
-        .collect();
-    assert!(left.is_empty(), "a refused upload left {left:?}");
+    uploads.assert_only_the_accepted_upload_in(&stored);
 }
 
 /// Every file under the local object store's `uploads/`, as a key (`uploads/{id}/original`),
@@ -313,21 +340,9 @@ fn local_upload_files(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn an_upload_refused_mid_stream_aborts_its_object_write_and_leaves_nothing() {
-    // On S3, a bucket of the test's own: the shared one holds every other test's uploads.
-    let bucket = scaled().then(S3Bucket::create);
-    let private = bucket.as_ref().map(S3Bucket::setting);
     // Over 5 MiB: the writer has sent a first part when the limit refuses the rest.
-    let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", "6000000")];
-    if let Some((key, value)) = &private {
-        settings.push((key, value));
-    }
-    let app = TestApp::with_settings(&settings).await;
-    let user = app.signed_in("ann@example.org").await;
-    // An accepted upload first: the listings below must see its objects, and only them.
-    let small = encode(image::ImageFormat::Png, 10, 10);
-    let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
-    let accepted = json_body(accepted, 201).await;
-    let accepted = format!("uploads/{}/", accepted["id"].as_str().expect("id"));
+    let uploads = LimitedUploads::start("6000000").await;
+    let (app, user) = (&uploads.app, &uploads.user);
     // A real PNG's head, so the type is accepted and the writer fills; streamed without a
     // Content-Length, so nothing refuses it before the upload handler has begun writing.
     let mut chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
@@ -338,7 +353,7 @@ async fn an_upload_refused_mid_stream_aborts_its_object_write_and_leaves_nothing
     chunks.push(Ok(format!("\r\n--{BOUNDARY}--\r\n").into_bytes()));
 
     let refused = post_upload(
-        &app,
+        app,
         &user.access_token,
         reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
     )
@@ -346,16 +361,11 @@ async fn an_upload_refused_mid_stream_aborts_its_object_write_and_leaves_nothing
 
     let problem = assert_problem(refused, 413).await;
     assert_eq!(problem["type"], "/problems/payload-too-large");
-    let (stored, unfinished) = match &bucket {
+    let (stored, unfinished) = match &uploads.bucket {
         Some(bucket) => (bucket.keys(), bucket.unfinished_uploads()),
-        None => (local_upload_files(&app), Vec::new()),
+        None => (local_upload_files(app), Vec::new()),
     };
-    assert!(
-        stored.iter().any(|key| key.starts_with(&accepted)),
-        "the accepted upload is listed: {stored:?}"
-    );
-    let left: Vec<&String> = stored.iter().filter(|key| !key.starts_with(&accepted)).collect();
-    assert!(left.is_empty(), "the refused upload left {left:?}");
+    uploads.assert_only_the_accepted_upload_in(&stored);
     assert!(
         unfinished.is_empty(),
         "the refused upload's multipart write was not aborted: {unfinished:?}"

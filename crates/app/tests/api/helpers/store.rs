@@ -141,23 +141,22 @@ impl DbConnection {
     /// Runs `postgres` or `sqlite` (the same statement where the dialects differ); returns
     /// the rows it changed.
     pub async fn execute(&mut self, postgres: &str, sqlite: &str) -> u64 {
-        let (sql, outcome) = match self {
-            Self::Postgres(connection) => (
-                postgres,
-                sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_owned()))
-                    .execute(connection)
-                    .await
-                    .map(|done| done.rows_affected()),
-            ),
-            Self::Sqlite(connection) => (
-                sqlite,
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_owned()))
-                    .execute(connection)
-                    .await
-                    .map(|done| done.rows_affected()),
-            ),
+        let sql = match self {
+            Self::Postgres(_) => postgres,
+            Self::Sqlite(_) => sqlite,
         };
-        outcome.unwrap_or_else(|error| panic!("{sql}: {error}"))
+        let statement = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+        match self {
+            Self::Postgres(connection) => statement
+                .execute(connection)
+                .await
+                .map(|done| done.rows_affected()),
+            Self::Sqlite(connection) => statement
+                .execute(connection)
+                .await
+                .map(|done| done.rows_affected()),
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
 
     /// The integer that `sql` selects.
