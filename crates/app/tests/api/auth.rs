@@ -193,14 +193,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_let_exactly_one_win() {
     let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
-    let body = json!({"refresh_token": user.refresh_token});
-
-    let attempts = (0..8).map(|_| app.post_json("/api/v1/auth/refresh", &body));
-    let statuses: Vec<u16> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = app.concurrent_refreshes(&user.refresh_token, 8).await;
 
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");

@@ -392,15 +392,10 @@ async fn malformed_upload_requests_are_400() {
         .post_json_with_token("/api/v1/uploads", &user.access_token, &json!({"file": "x"}))
         .await;
     assert_problem(json_body, 400).await;
-    let no_file = app
-        .client
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(&user.access_token)
-        .header("content-type", "multipart/form-data; boundary=b")
-        .body("--b\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n--b--\r\n")
-        .send()
-        .await
-        .expect("post");
+    let only_public = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n--{BOUNDARY}--\r\n"
+    );
+    let no_file = post_upload(&app, &user.access_token, only_public.into()).await;
     assert_problem(no_file, 400).await;
     let anonymous = app
         .client
@@ -412,37 +407,21 @@ async fn malformed_upload_requests_are_400() {
     assert_problem(anonymous, 401).await;
 }
 
+/// Uploads a 20×20 PNG as `owner`; returns the path of its original's content.
+async fn content_path(app: &TestApp, owner: &SignedIn, file_name: &str, public: bool) -> String {
+    let image = encode(image::ImageFormat::Png, 20, 20);
+    let response = upload(app, &owner.access_token, image, file_name, "image/png", public).await;
+    let created = json_body(response, 201).await;
+    format!("/api/v1/uploads/{}/content", created["id"].as_str().expect("id"))
+}
+
 #[tokio::test]
 async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
     let (app, ann) = TestApp::spawn_signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     let admin = app.admin("admin@example.org").await;
-    let private: Value = upload(
-        &app,
-        &ann.access_token,
-        encode(image::ImageFormat::Png, 20, 20),
-        "a.png",
-        "image/png",
-        false,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let public: Value = upload(
-        &app,
-        &ann.access_token,
-        encode(image::ImageFormat::Png, 20, 20),
-        "b.png",
-        "image/png",
-        true,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let private_path = format!("/api/v1/uploads/{}/content", private["id"].as_str().expect("id"));
-    let public_path = format!("/api/v1/uploads/{}/content", public["id"].as_str().expect("id"));
+    let private_path = content_path(&app, &ann, "a.png", false).await;
+    let public_path = content_path(&app, &ann, "b.png", true).await;
 
     assert_eq!(
         app.get_status_with_token(&private_path, &ann.access_token).await,

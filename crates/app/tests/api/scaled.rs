@@ -418,13 +418,7 @@ async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guara
 
     let user = app.signed_in("ann@example.org").await;
     // Concurrent refreshes of one token: exactly one wins (row lock), the rest are reuse.
-    let body = json!({"refresh_token": user.refresh_token});
-    let attempts = (0..6).map(|_| app.post_json("/api/v1/auth/refresh", &body));
-    let statuses: Vec<u16> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = app.concurrent_refreshes(&user.refresh_token, 6).await;
     assert_eq!(
         statuses.iter().filter(|status| **status == 200).count(),
         1,

@@ -49,6 +49,16 @@ impl TestApp {
             .await
     }
 
+    /// `count` refreshes of `refresh_token` at once; returns their statuses.
+    pub async fn concurrent_refreshes(&self, refresh_token: &str, count: usize) -> Vec<u16> {
+        let attempts = (0..count).map(|_| self.refresh(refresh_token));
+        futures::future::join_all(attempts)
+            .await
+            .iter()
+            .map(|response| response.status().as_u16())
+            .collect()
+    }
+
     /// Registers a user with a unique address (`buyer{index}-…`) and signs them in.
     pub async fn signed_in_quick(&self, index: usize) -> SignedIn {
         self.signed_in(&unique_email(&format!("buyer{index}"))).await
