@@ -154,11 +154,7 @@ async fn scaled_only_readyz_answers_503_when_the_primary_is_gone_and_healthz_sta
     let (address, database) = rest.split_once('/').expect("host:port/database");
     let proxy = TcpProxy::start(address.parse().expect("host:port")).await;
     *primary = format!("{head}@127.0.0.1:{}/{database}", proxy.port);
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s")])
-        .spawn()
-        .await;
+    let app = TestApp::on_backend(&backend, &[("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s")]).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     proxy.close();

@@ -62,16 +62,8 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = TestApp::builder()
-        .backend(&backend)
-        .settings(&settings)
-        .spawn()
-        .await;
-    let b = TestApp::builder()
-        .backend(&backend)
-        .settings(&settings)
-        .spawn()
-        .await;
+    let a = TestApp::on_backend(&backend, &settings).await;
+    let b = TestApp::on_backend(&backend, &settings).await;
     for app in [&a, &b] {
         app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
             value == Some(1.0)

@@ -114,22 +114,27 @@ async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_ca
     );
 }
 
+/// A server on a PostgreSQL cluster of the test's own with two replicas, which it probes every
+/// 200 ms and leaves out beyond 1 s of lag; a caller's own writes are read from the primary
+/// for `window`. Every read reaches the database (a 1 ms user cache), so routing is what is
+/// tested. Returns the cluster, the name of the server's database and the server.
+async fn app_on_own_replicas(window: &str) -> (PgCluster, String, TestApp) {
+    let cluster = PgCluster::up(2);
+    let (database, backend) = cluster.backend(shared_redis_setting()).await;
+    let settings = [
+        ("OUTGROW_READ_YOUR_WRITES_WINDOW", window),
+        ("OUTGROW_REPLICA_MAX_LAG", "1s"),
+        ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
+        ("OUTGROW_CACHE_USER_TTL", "1ms"),
+    ];
+    let app = TestApp::on_backend(&backend, &settings).await;
+    (cluster, database, app)
+}
+
 #[tokio::test]
 async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() {
     require_scaled();
-    let cluster = PgCluster::up(2);
-    let (database, backend) = cluster.backend(shared_redis_setting()).await;
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[
-            ("OUTGROW_READ_YOUR_WRITES_WINDOW", "2s"),
-            ("OUTGROW_REPLICA_MAX_LAG", "1s"),
-            ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
-            // Every read reaches the database, so routing is what is tested.
-            ("OUTGROW_CACHE_USER_TTL", "1ms"),
-        ])
-        .spawn()
-        .await;
+    let (cluster, database, app) = app_on_own_replicas("2s").await;
     let user = app.signed_in("ann@example.org").await;
     let admin = app.admin("admin@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
@@ -218,18 +223,7 @@ async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() 
 #[tokio::test]
 async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
     require_scaled();
-    let cluster = PgCluster::up(2);
-    let (_, backend) = cluster.backend(shared_redis_setting()).await;
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[
-            ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
-            ("OUTGROW_CACHE_USER_TTL", "1ms"),
-            ("OUTGROW_READ_YOUR_WRITES_WINDOW", "1100ms"),
-            ("OUTGROW_REPLICA_MAX_LAG", "1s"),
-        ])
-        .spawn()
-        .await;
+    let (cluster, _, app) = app_on_own_replicas("1100ms").await;
     let admin = app.admin("admin@example.org").await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
@@ -292,11 +286,7 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     backend.push(("OUTGROW_REDIS_URL".into(), redis.url()));
     // Every request asks the session store (no in-process session cache), so that its
     // fallback while Redis is down is what is tested.
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[("OUTGROW_SESSION_CACHE_TTL", "0s")])
-        .spawn()
-        .await;
+    let app = TestApp::on_backend(&backend, &[("OUTGROW_SESSION_CACHE_TTL", "0s")]).await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);

@@ -212,14 +212,16 @@ impl TestApp {
         Self::builder().restart_of(self).settings(settings).spawn().await
     }
 
+    /// Starts a server on `backend` (a database and Redis of the test's choosing) with extra
+    /// `settings`.
+    pub async fn on_backend(backend: &[(String, String)], settings: &[(&str, &str)]) -> TestApp {
+        Self::builder().backend(backend).settings(settings).spawn().await
+    }
+
     /// Starts another instance on this one's database and Redis (not its data directory),
     /// with extra `settings`: a second server of one deployment.
     pub async fn sibling(&self, settings: &[(&str, &str)]) -> TestApp {
-        Self::builder()
-            .backend(&self.backend)
-            .settings(settings)
-            .spawn()
-            .await
+        Self::on_backend(&self.backend, settings).await
     }
 
     /// The `outgrow` command with this server's data dir and backend (for CLI calls).
