@@ -94,7 +94,7 @@ async fn login_returns_a_jwt_with_sub_exp_iat_kid_and_a_refresh_token() {
     let response = app.login("ANN@example.org", PASSWORD).await;
 
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "cache-control").as_deref(), Some("no-store"));
+    assert_header(&response, "cache-control", Some("no-store"));
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);

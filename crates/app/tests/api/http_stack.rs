@@ -25,10 +25,7 @@ async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
         .get_with_header("/api/v1/products", "x-request-id", "trace-abc-123")
         .await;
 
-    assert_eq!(
-        header(&response, "x-request-id").as_deref(),
-        Some("trace-abc-123")
-    );
+    assert_header(&response, "x-request-id", Some("trace-abc-123"));
     let line = app
         .wait_for_log(|event| is_access_log(event) && event.to_string().contains("trace-abc-123"))
         .await;
@@ -98,27 +95,22 @@ async fn responses_carry_the_security_headers_for_their_kind() {
             .contains("frame-ancestors 'none'")
     );
     // HSTS never over plain HTTP (RFC 6797 §7.2)…
-    assert_eq!(header(&json, "strict-transport-security"), None);
+    assert_header(&json, "strict-transport-security", None);
     // …and always when a trusted proxy says the client came over HTTPS.
     let over_https = app
         .get_with_header("/healthz", "x-forwarded-proto", "https")
         .await;
-    assert_eq!(
-        header(&over_https, "strict-transport-security").as_deref(),
-        Some("max-age=63072000; includeSubDomains")
+    assert_header(
+        &over_https,
+        "strict-transport-security",
+        Some("max-age=63072000; includeSubDomains"),
     );
     // Document-only headers on HTML (the API docs page), not on JSON.
-    assert_eq!(header(&json, "referrer-policy"), None);
+    assert_header(&json, "referrer-policy", None);
     let page = app.get("/api/docs/").await;
     assert_eq!(page.status(), 200);
-    assert_eq!(
-        header(&page, "referrer-policy").as_deref(),
-        Some("strict-origin-when-cross-origin")
-    );
-    assert_eq!(
-        header(&page, "cross-origin-opener-policy").as_deref(),
-        Some("same-origin")
-    );
+    assert_header(&page, "referrer-policy", Some("strict-origin-when-cross-origin"));
+    assert_header(&page, "cross-origin-opener-policy", Some("same-origin"));
 }
 
 #[tokio::test]
@@ -132,9 +124,9 @@ async fn large_responses_are_compressed_when_the_client_accepts_it() {
         .get_with_header("/api/openapi.json", "accept-encoding", "br")
         .await;
 
-    assert_eq!(header(&plain, "content-encoding"), None);
-    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
-    assert_eq!(header(&brotli, "content-encoding").as_deref(), Some("br"));
+    assert_header(&plain, "content-encoding", None);
+    assert_header(&gzip, "content-encoding", Some("gzip"));
+    assert_header(&brotli, "content-encoding", Some("br"));
     let plain_len = plain.bytes().await.expect("body").len();
     let gzip_len = gzip.bytes().await.expect("body").len();
     assert!(
@@ -162,26 +154,25 @@ async fn cors_allows_only_the_configured_origins() {
     let allowed = preflight("https://shop.example").await.expect("preflight");
     let refused = preflight("https://evil.example").await.expect("preflight");
 
-    assert_eq!(
-        header(&allowed, "access-control-allow-origin").as_deref(),
-        Some("https://shop.example")
+    assert_header(
+        &allowed,
+        "access-control-allow-origin",
+        Some("https://shop.example"),
     );
-    assert_eq!(
-        header(&allowed, "access-control-allow-credentials").as_deref(),
-        Some("true")
-    );
+    assert_header(&allowed, "access-control-allow-credentials", Some("true"));
     assert!(
         header(&allowed, "access-control-allow-methods")
             .expect("methods")
             .contains("PATCH")
     );
-    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    assert_header(&refused, "access-control-allow-origin", None);
     let simple = app
         .get_with_header("/api/v1/products", "origin", "https://admin.example")
         .await;
-    assert_eq!(
-        header(&simple, "access-control-allow-origin").as_deref(),
-        Some("https://admin.example")
+    assert_header(
+        &simple,
+        "access-control-allow-origin",
+        Some("https://admin.example"),
     );
 }
 
@@ -210,9 +201,10 @@ async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
         .expect("post");
 
     assert_eq!(redirected.status(), 308);
-    assert_eq!(
-        header(&redirected, "location").as_deref(),
-        Some("https://shop.example/api/v1/me?x=1")
+    assert_header(
+        &redirected,
+        "location",
+        Some("https://shop.example/api/v1/me?x=1"),
     );
     assert_eq!(already_https.status(), 200);
     assert_problem(post, 400).await;

@@ -165,11 +165,8 @@ async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads
         .get_with_token(&format!("/api/v1/uploads/{id}/variants/400"), &user.access_token)
         .await;
     assert_eq!(variant.status(), 200);
-    assert_eq!(header(&variant, "content-type").as_deref(), Some("image/webp"));
-    assert_eq!(
-        header(&variant, "cache-control").as_deref(),
-        Some("private, max-age=3600")
-    );
+    assert_header(&variant, "content-type", Some("image/webp"));
+    assert_header(&variant, "cache-control", Some("private, max-age=3600"));
     let etag = header(&variant, "etag").expect("ETag");
     let bytes = variant.bytes().await.expect("bytes");
     assert_eq!(&bytes[..4], b"RIFF");
@@ -187,7 +184,7 @@ async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads
     let content = app
         .get_with_token(&format!("/api/v1/uploads/{id}/content"), &user.access_token)
         .await;
-    assert_eq!(header(&content, "content-type").as_deref(), Some("image/png"));
+    assert_header(&content, "content-type", Some("image/png"));
     assert_eq!(
         content.bytes().await.expect("bytes").as_ref(),
         original.as_slice(),
@@ -437,9 +434,10 @@ async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
     assert_problem(app.get(&private_path).await, 404).await;
     let anonymous = app.get(&public_path).await;
     assert_eq!(anonymous.status(), 200);
-    assert_eq!(
-        header(&anonymous, "cache-control").as_deref(),
-        Some("public, max-age=31536000, immutable")
+    assert_header(
+        &anonymous,
+        "cache-control",
+        Some("public, max-age=31536000, immutable"),
     );
     app.get_problem_with_token("/api/v1/uploads/not-an-id", &ann.access_token, 400)
         .await;

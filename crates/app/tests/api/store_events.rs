@@ -181,7 +181,7 @@ async fn a_full_event_queue_answers_503_and_loses_nothing_it_acknowledged() {
                     .expect("n")
             }
             503 => {
-                assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
+                assert_header(&response, "retry-after", Some("1"));
                 let problem = assert_problem(response, 503).await;
                 assert!(
                     problem["detail"]

@@ -73,7 +73,7 @@ async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
 
     // A later retry is marked as a replay; the same key with another body is refused.
     let replay = order(&app, &user, items.clone(), Some("checkout-7f3a")).await;
-    assert_eq!(header(&replay, "idempotent-replayed").as_deref(), Some("true"));
+    assert_header(&replay, "idempotent-replayed", Some("true"));
     assert_eq!(replay.text().await.expect("body"), bodies[0]);
     let other = order(
         &app,

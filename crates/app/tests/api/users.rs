@@ -12,7 +12,7 @@ async fn me_requires_a_credential() {
 
     let response = app.get("/api/v1/me").await;
 
-    assert_eq!(header(&response, "www-authenticate").as_deref(), Some("Bearer"));
+    assert_header(&response, "www-authenticate", Some("Bearer"));
     assert_problem(response, 401).await;
 }
 

@@ -164,6 +164,12 @@ pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Asserts that `response`'s header `name` is `expected` (`None`: absent).
+#[track_caller]
+pub fn assert_header(response: &reqwest::Response, name: &str, expected: Option<&str>) {
+    assert_eq!(header(response, name).as_deref(), expected, "header {name}");
+}
+
 /// Parses `a=1; b=2` attribute lists of a Set-Cookie header.
 pub fn cookie_attributes(set_cookie: &str) -> HashMap<String, String> {
     set_cookie
