@@ -133,12 +133,12 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
         );
     }
     // Rate limits are decided in Redis again, not by the local fallback.
-    let fallbacks = metric_value(&a.metrics().await, r#"rate_limit_fallback_total{mode="local"}"#);
+    let fallbacks = a.metric(r#"rate_limit_fallback_total{mode="local"}"#).await;
     for _ in 0..5 {
         a.get_with_token(&path, &ann.access_token).await;
     }
     assert_eq!(
-        metric_value(&a.metrics().await, r#"rate_limit_fallback_total{mode="local"}"#),
+        a.metric(r#"rate_limit_fallback_total{mode="local"}"#).await,
         fallbacks
     );
     // The invalidation bus works both ways, for users in every slot.

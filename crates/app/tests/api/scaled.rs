@@ -186,7 +186,7 @@ async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() 
     }
     let me: Value = app.get_json_with_token("/api/v1/me", &user.access_token).await;
     assert_eq!(me["name"], "Ann After");
-    assert!(metric_value(&app.metrics().await, "db_read_your_writes_total") >= Some(1.0));
+    assert!(app.metric("db_read_your_writes_total").await >= Some(1.0));
 
     // After the window the lagging replicas are out of rotation: still never stale.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -265,13 +265,17 @@ async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_aft
         |value| value == Some(1.0),
     )
     .await;
-    let served_before =
-        metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
+    let served_before = app
+        .metric(r#"db_queries_total{pool="replica-1"}"#)
+        .await
+        .unwrap_or(0.0);
     for _ in 0..10 {
         assert_eq!(app.get_status_with_token(&path, &admin.access_token).await, 200);
     }
-    let served_after =
-        metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
+    let served_after = app
+        .metric(r#"db_queries_total{pool="replica-1"}"#)
+        .await
+        .unwrap_or(0.0);
     assert!(served_after > served_before, "replica-1 is back in rotation");
 }
 
@@ -343,10 +347,10 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     );
     let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["redis"], "ok");
-    let fallbacks = metric_value(&app.metrics().await, "auth_session_check_fallback_total");
+    let fallbacks = app.metric("auth_session_check_fallback_total").await;
     app.get_with_token("/api/v1/me", &fresh.access_token).await;
     assert_eq!(
-        metric_value(&app.metrics().await, "auth_session_check_fallback_total"),
+        app.metric("auth_session_check_fallback_total").await,
         fallbacks,
         "sessions are checked in Redis again"
     );

@@ -26,7 +26,7 @@ impl TestApp {
     pub async fn wait_for_metric(&self, series: &str, within: Duration, done: impl Fn(Option<f64>) -> bool) {
         let started = std::time::Instant::now();
         loop {
-            let value = metric_value(&self.metrics().await, series);
+            let value = self.metric(series).await;
             if done(value) {
                 return;
             }
@@ -42,6 +42,11 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The value of the metric `series` (name and labels) now, if it has one.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, series)
     }
 
     /// The Prometheus text from `/metrics`.
