@@ -165,7 +165,7 @@ async fn refresh_rotates_the_token_and_the_new_pair_works() {
         .get_with_token("/api/v1/me", pair["access_token"].as_str().expect("token"))
         .await;
     assert_eq!(me.status(), 200);
-    let again = app.refresh(&new_refresh).await;
+    let again = app.refresh(new_refresh).await;
     assert_eq!(again.status(), 200);
 }
 

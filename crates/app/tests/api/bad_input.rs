@@ -107,7 +107,7 @@ async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
                 .await,
             app.login(payload, PASSWORD).await,
             app.login("ann@example.org", payload).await,
-            app.refresh(&payload).await,
+            app.refresh(payload).await,
             app.patch_json_with_token("/api/v1/me", &ann.access_token, &json!({"name": payload}))
                 .await,
             app.client
