@@ -3,6 +3,7 @@
 
 mod accounts;
 mod backends;
+mod databases;
 mod polling;
 mod requests;
 mod spawning;
@@ -10,6 +11,7 @@ mod store;
 
 pub use accounts::*;
 pub use backends::*;
+pub use databases::*;
 pub use polling::*;
 pub use requests::*;
 pub use spawning::*;

@@ -300,22 +300,6 @@ async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_tak
     kill_hard(&mut second);
 }
 
-/// The app's job queue, reached the way the app reaches it.
-pub async fn queue_of(app: &TestApp) -> outgrow_platform::jobs::JobStore {
-    use outgrow_platform::jobs::JobStore;
-    match app.backend.iter().find(|(key, _)| key == "OUTGROW_DATABASE_URL") {
-        Some((_, url)) => JobStore::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
-        None => {
-            let path = app.data_dir.join("outgrow.sqlite3");
-            JobStore::Sqlite(
-                sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-                    .await
-                    .expect("connect"),
-            )
-        }
-    }
-}
-
 pub fn welcome_job(index: usize) -> outgrow_platform::jobs::NewJob {
     use outgrow_platform::jobs::Job;
     outgrow::jobs::SendEmail {
