@@ -477,9 +477,7 @@ async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_on
     )
     .await;
 
-    let accepted = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "csv"}))
-        .await;
+    let accepted = app.request_export(&user.access_token, "csv").await;
     assert_eq!(accepted.status(), 202);
     let location = header(&accepted, "location").expect("Location");
     let export: Value = accepted.json().await.expect("json");
@@ -539,7 +537,7 @@ async fn json_exports_hold_the_account_and_expired_links_are_refused() {
     let app = TestApp::with_settings(&[("OUTGROW_EXPORT_LINK_TTL", "1s")]).await;
     let user = app.signed_in("ann@example.org").await;
     let export: Value = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "json"}))
+        .request_export(&user.access_token, "json")
         .await
         .json()
         .await
@@ -562,9 +560,7 @@ async fn json_exports_hold_the_account_and_expired_links_are_refused() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let problem = assert_problem(app.client.get(&link).send().await.expect("get"), 403).await;
     assert_detail_contains(&problem, "expired");
-    let bad_format = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "xml"}))
-        .await;
+    let bad_format = app.request_export(&user.access_token, "xml").await;
     assert_problem(bad_format, 400).await;
 }
 
@@ -575,10 +571,7 @@ async fn exports_have_a_strict_rate_limit_per_user() {
     let bob = app.signed_in("bob@example.org").await;
     let request = |token: String| {
         let app = &app;
-        async move {
-            app.post_json_with_token("/api/v1/exports", &token, &json!({"format": "csv"}))
-                .await
-        }
+        async move { app.request_export(&token, "csv").await }
     };
     assert_eq!(request(ann.access_token.clone()).await.status(), 202);
     let second = request(ann.access_token.clone()).await;

@@ -162,8 +162,7 @@ async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_with
     require_scaled();
     // A long TTL: only the invalidation bus can make B refuse the token in time.
     let settings = [("OUTGROW_SESSION_CACHE_TTL", "60s")];
-    let a = TestApp::with_settings(&settings).await;
-    let b = a.sibling(&settings).await;
+    let (a, b) = TestApp::pair(&settings).await;
     for (index, how) in Revocation::ALL.into_iter().enumerate() {
         let on_b = revoked_on_a_is_refused_on_b(&a, &b, &[], &format!("bus{index}@example.org"), how).await;
         // The message arrives in milliseconds, far inside the bound.

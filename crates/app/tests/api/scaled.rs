@@ -52,8 +52,7 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
 async fn scaled_only_the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
     require_scaled();
     let limit = [("OUTGROW_RATE_LIMIT_DEFAULT", "6/1m")];
-    let a = TestApp::with_settings(&limit).await;
-    let b = a.sibling(&limit).await;
+    let (a, b) = TestApp::pair(&limit).await;
     let user = a.signed_in("ann@example.org").await;
 
     let mut statuses = Vec::new();
@@ -78,8 +77,7 @@ async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_ca
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = TestApp::with_settings(&settings).await;
-    let b = a.sibling(&settings).await;
+    let (a, b) = TestApp::pair(&settings).await;
     let user = a.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..3 {

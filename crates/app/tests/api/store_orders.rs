@@ -206,9 +206,7 @@ async fn a_data_export_holds_the_users_orders() {
         201,
     )
     .await;
-    let requested = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "json"}))
-        .await;
+    let requested = app.request_export(&user.access_token, "json").await;
     assert_eq!(requested.status(), 202);
     let location = header(&requested, "location").expect("Location");
     let ready = app.wait_for_export(&location, &user.access_token).await;

@@ -7,6 +7,17 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
+/// `ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}` for each of `names`, on `primary`.
+async fn allow_connections(primary: &mut sqlx::PgConnection, names: &[String], allow: bool) {
+    for name in names {
+        let statement = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}");
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *primary)
+            .await
+            .unwrap_or_else(|error| panic!("allow connections to {name}: {allow}: {error}"));
+    }
+}
+
 #[tokio::test]
 async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_bucket_move() {
     require_scaled();
@@ -101,13 +112,8 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
         .iter()
         .map(|url| url.rsplit('/').next().expect("database").to_owned())
         .collect();
+    allow_connections(&mut admin_connection, &names, false).await;
     for name in &names {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
-        )))
-        .execute(&mut admin_connection)
-        .await
-        .expect("close the shard");
         sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
             .bind(name)
             .execute(&mut admin_connection)
@@ -118,14 +124,7 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
     // A shard that refuses connections is unavailable (503 + Retry-After), not an error of ours.
     assert_header(&refused, "retry-after", Some("1"));
     assert_problem(refused, 503).await;
-    for name in &names {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"
-        )))
-        .execute(&mut admin_connection)
-        .await
-        .expect("reopen the shard");
-    }
+    allow_connections(&mut admin_connection, &names, true).await;
     // The reconciler settles it: the order does not exist, so the 4 units come back.
     let mut stock = Value::Null;
     for _ in 0..100 {

@@ -59,6 +59,12 @@ impl TestApp {
             .collect()
     }
 
+    /// `POST /api/v1/exports` of the bearer of `token`'s data in `format`.
+    pub async fn request_export(&self, token: &str, format: &str) -> reqwest::Response {
+        self.post_json_with_token("/api/v1/exports", token, &json!({ "format": format }))
+            .await
+    }
+
     /// Registers a user with a unique address (`buyer{index}-…`) and signs them in.
     pub async fn signed_in_quick(&self, index: usize) -> SignedIn {
         self.signed_in(&unique_email(&format!("buyer{index}"))).await

@@ -218,10 +218,12 @@ impl TestApp {
         Self::builder().backend(backend).settings(settings).spawn().await
     }
 
-    /// Starts another instance on this one's database and Redis (not its data directory),
-    /// with extra `settings`: a second server of one deployment.
-    pub async fn sibling(&self, settings: &[(&str, &str)]) -> TestApp {
-        Self::on_backend(&self.backend, settings).await
+    /// Starts two instances of one deployment (one database and Redis, two data
+    /// directories), each with extra `settings`.
+    pub async fn pair(settings: &[(&str, &str)]) -> (TestApp, TestApp) {
+        let first = Self::with_settings(settings).await;
+        let second = Self::on_backend(&first.backend, settings).await;
+        (first, second)
     }
 
     /// The `outgrow` command with this server's data dir and backend (for CLI calls).
