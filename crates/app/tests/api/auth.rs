@@ -51,12 +51,7 @@ async fn registration_with_invalid_fields_returns_400_naming_each_field() {
 
     let problem = assert_problem(response, 400).await;
     assert_eq!(problem["type"], "/problems/validation");
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .map(|error| error["field"].as_str().expect("field"))
-        .collect();
+    let fields: Vec<&str> = field_of_each(&problem["errors"], "field");
     assert_eq!(fields, ["email", "name", "password"]);
 }
 
@@ -99,7 +94,7 @@ async fn login_returns_a_jwt_with_sub_exp_iat_kid_and_a_refresh_token() {
     let response = app.login("ANN@example.org", PASSWORD).await;
 
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "cache-control").as_deref(), Some("no-store"));
+    assert_header(&response, "cache-control", Some("no-store"));
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
@@ -158,15 +153,9 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_401_after_the_same_w
 
 #[tokio::test]
 async fn refresh_rotates_the_token_and_the_new_pair_works() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
 
-    let response = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let response = app.refresh(&user.refresh_token).await;
 
     assert_eq!(response.status(), 200);
     let pair: Value = response.json().await.expect("json");
@@ -176,41 +165,22 @@ async fn refresh_rotates_the_token_and_the_new_pair_works() {
         .get_with_token("/api/v1/me", pair["access_token"].as_str().expect("token"))
         .await;
     assert_eq!(me.status(), 200);
-    let again = app
-        .post_json("/api/v1/auth/refresh", &json!({"refresh_token": new_refresh}))
-        .await;
+    let again = app.refresh(new_refresh).await;
     assert_eq!(again.status(), 200);
 }
 
 #[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
-    let rotated: Value = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": user.refresh_token}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
+    let rotated: Value = app.refresh(&user.refresh_token).await.json().await.expect("json");
 
-    let replay = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": user.refresh_token}),
-        )
-        .await;
+    let replay = app.refresh(&user.refresh_token).await;
 
     let problem = assert_problem(replay, 401).await;
-    assert!(problem["detail"].as_str().expect("detail").contains("revoked"));
+    assert_detail_contains(&problem, "revoked");
     // The thief's replay also killed the legitimate holder's newer tokens.
     let newer = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": rotated["refresh_token"]}),
-        )
+        .refresh(rotated["refresh_token"].as_str().expect("refresh token"))
         .await;
     assert_problem(newer, 401).await;
     let access = app
@@ -222,16 +192,8 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_session() {
 
 #[tokio::test]
 async fn concurrent_refreshes_of_one_token_let_exactly_one_win() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
-    let body = json!({"refresh_token": user.refresh_token});
-
-    let attempts = (0..8).map(|_| app.post_json("/api/v1/auth/refresh", &body));
-    let statuses: Vec<u16> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
+    let statuses = app.concurrent_refreshes(&user.refresh_token, 8).await;
 
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
@@ -239,28 +201,22 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_win() {
 
 #[tokio::test]
 async fn logout_ends_the_session_at_once() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
 
     let response = app
         .post_with_token("/api/v1/auth/logout", &user.access_token)
         .await;
 
     assert_eq!(response.status(), 204);
-    assert_problem(app.get_with_token("/api/v1/me", &user.access_token).await, 401).await;
-    let refresh = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": user.refresh_token}),
-        )
+    app.get_problem_with_token("/api/v1/me", &user.access_token, 401)
         .await;
+    let refresh = app.refresh(&user.refresh_token).await;
     assert_problem(refresh, 401).await;
 }
 
 #[tokio::test]
 async fn logout_all_ends_every_session_of_the_user_only() {
-    let app = TestApp::spawn().await;
-    let laptop = app.signed_in("ann@example.org").await;
+    let (app, laptop) = TestApp::spawn_signed_in("ann@example.org").await;
     let phone = app.sign_in("ann@example.org", PASSWORD).await;
     let bob = app.signed_in("bob@example.org").await;
 
@@ -270,17 +226,12 @@ async fn logout_all_ends_every_session_of_the_user_only() {
 
     assert_eq!(response.status(), 204);
     for token in [&laptop.access_token, &phone.access_token] {
-        assert_problem(app.get_with_token("/api/v1/me", token).await, 401).await;
+        app.get_problem_with_token("/api/v1/me", token, 401).await;
     }
-    let refresh = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": laptop.refresh_token}),
-        )
-        .await;
+    let refresh = app.refresh(&laptop.refresh_token).await;
     assert_problem(refresh, 401).await;
     assert_eq!(
-        app.get_with_token("/api/v1/me", &bob.access_token).await.status(),
+        app.get_status_with_token("/api/v1/me", &bob.access_token).await,
         200
     );
 }

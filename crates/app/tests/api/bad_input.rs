@@ -31,13 +31,7 @@ async fn malformed_json_is_a_400_with_a_useful_detail() {
         400,
     )
     .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .expect("detail")
-            .contains("not valid JSON"),
-        "{problem}"
-    );
+    assert_detail_contains(&problem, "not valid JSON");
 }
 
 #[tokio::test]
@@ -101,8 +95,7 @@ const INJECTIONS: &[&str] = &[
 
 #[tokio::test]
 async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
-    let app = TestApp::spawn().await;
-    let ann = app.signed_in("ann@example.org").await;
+    let (app, ann) = TestApp::spawn_signed_in("ann@example.org").await;
     let admin = app.admin("admin@example.org").await;
 
     for (index, payload) in INJECTIONS.iter().enumerate() {
@@ -114,8 +107,7 @@ async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
                 .await,
             app.login(payload, PASSWORD).await,
             app.login("ann@example.org", payload).await,
-            app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": payload}))
-                .await,
+            app.refresh(payload).await,
             app.patch_json_with_token("/api/v1/me", &ann.access_token, &json!({"name": payload}))
                 .await,
             app.client
@@ -148,12 +140,7 @@ async fn sql_injection_in_every_text_field_never_reaches_sql_as_code() {
     let page: Value = app
         .get_json_with_token("/api/v1/users?limit=100", &admin.access_token)
         .await;
-    let names: Vec<&str> = page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|u| u["name"].as_str().expect("name"))
-        .collect();
+    let names: Vec<&str> = field_of_each(&page["items"], "name");
     assert!(
         names.contains(&"'; DROP TABLE users; --"),
         "stored verbatim as data: {names:?}"

@@ -6,34 +6,43 @@ use std::process::Output;
 
 use crate::helpers::*;
 
-/// The backend settings of this pass: none on the embedded one, a fresh
-/// [`isolated_scaled_backend`] on the scaled one.
-async fn pass_backend() -> Vec<(String, String)> {
-    if scaled() {
-        isolated_scaled_backend().await
-    } else {
-        Vec::new()
-    }
+/// A machine the CLI runs on: a fresh directory (the data directory is its `data`) and the
+/// backend settings of this pass (none on the embedded one, a fresh
+/// [`isolated_scaled_backend`] on the scaled one).
+struct Machine {
+    dir: tempfile::TempDir,
+    backend: Vec<(String, String)>,
 }
 
-/// `outgrow <args>` on `data_dir` and `backend`, with `env` on top (an empty value unsets).
-fn run(
-    data_dir: &std::path::Path,
-    backend: &[(String, String)],
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> Output {
-    let mut command = base_command(data_dir);
-    command.envs(backend.iter().map(|(key, value)| (key, value)));
-    command.args(args);
-    for (key, value) in env {
-        if value.is_empty() {
-            command.env_remove(key);
+impl Machine {
+    async fn fresh() -> Self {
+        let backend = if scaled() {
+            isolated_scaled_backend().await
         } else {
-            command.env(key, value);
-        }
+            Vec::new()
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        Self { dir, backend }
     }
-    command.output().expect("run outgrow")
+
+    fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `outgrow <args>` on this machine, with `env` on top (an empty value unsets).
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = base_command(&self.data_dir());
+        command.envs(self.backend.iter().map(|(key, value)| (key, value)));
+        command.args(args);
+        for (key, value) in env {
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
+        }
+        command.output().expect("run outgrow")
+    }
 }
 
 fn text(output: &Output) -> String {
@@ -58,9 +67,8 @@ fn location(url: &str) -> &str {
 
 #[tokio::test]
 async fn check_passes_on_a_fresh_machine() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
-    let output = run(&dir.path().join("data"), &backend, &["check"], &[]);
+    let machine = Machine::fresh().await;
+    let output = machine.run(&["check"], &[]);
     let report = text(&output);
     assert!(output.status.success(), "{report}");
     let mut expected: Vec<String> = [
@@ -74,8 +82,8 @@ async fn check_passes_on_a_fresh_machine() {
     .to_vec();
     if scaled() {
         // Every backend the scaled pass runs on, reached for real.
-        let primary = location(setting(&backend, "OUTGROW_DATABASE_URL"));
-        let replicas: Vec<&str> = setting(&backend, "OUTGROW_DATABASE_REPLICA_URLS")
+        let primary = location(setting(&machine.backend, "OUTGROW_DATABASE_URL"));
+        let replicas: Vec<&str> = setting(&machine.backend, "OUTGROW_DATABASE_REPLICA_URLS")
             .split(',')
             .map(location)
             .collect();
@@ -84,10 +92,10 @@ async fn check_passes_on_a_fresh_machine() {
             replicas.join(", ")
         ));
         expected.push("shards: ok (2 shard database(s) reachable".to_owned());
-        for shard in setting(&backend, "OUTGROW_DATABASE_SHARD_URLS").split(',') {
+        for shard in setting(&machine.backend, "OUTGROW_DATABASE_SHARD_URLS").split(',') {
             expected.push(location(shard).to_owned());
         }
-        let prefix = setting(&backend, "OUTGROW_REDIS_KEY_PREFIX");
+        let prefix = setting(&machine.backend, "OUTGROW_REDIS_KEY_PREFIX");
         expected.push(if redis_cluster_mode() {
             "redis: ok (cluster: ".to_owned()
         } else {
@@ -110,8 +118,7 @@ async fn check_passes_on_a_fresh_machine() {
 
 #[tokio::test]
 async fn check_fails_when_a_backend_is_unreachable_or_refuses() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
+    let machine = Machine::fresh().await;
     let closed = format!("127.0.0.1:{}", crate::services::closed_port());
     let mut unreachable = vec![(
         "database",
@@ -134,7 +141,7 @@ async fn check_fails_when_a_backend_is_unreachable_or_refuses() {
         ));
     }
     for (what, key, value) in unreachable {
-        let output = run(&dir.path().join("data"), &backend, &["check"], &[(&key, &value)]);
+        let output = machine.run(&["check"], &[(&key, &value)]);
         assert_eq!(output.status.code(), Some(1), "{what}: {}", text(&output));
         let report = text(&output);
         assert!(report.contains(&format!("{what}: FAILED")), "{report}");
@@ -150,22 +157,15 @@ async fn check_fails_when_a_backend_is_unreachable_or_refuses() {
 
 #[tokio::test]
 async fn an_unknown_setting_stops_start_up_naming_it() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
-    let output = run(
-        &dir.path().join("data"),
-        &backend,
-        &["check"],
-        &[("OUTGROW_LISTN", "127.0.0.1:1")],
-    );
+    let machine = Machine::fresh().await;
+    let output = machine.run(&["check"], &[("OUTGROW_LISTN", "127.0.0.1:1")]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("OUTGROW_LISTN"), "{}", text(&output));
 }
 
 #[tokio::test]
 async fn an_invalid_value_stops_start_up_naming_the_key() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
+    let machine = Machine::fresh().await;
     for (key, value, named) in [
         ("OUTGROW_LISTEN", "not-an-address", "listen"),
         ("OUTGROW_REQUEST_TIMEOUT", "forever", "request_timeout"),
@@ -173,7 +173,7 @@ async fn an_invalid_value_stops_start_up_naming_the_key() {
         ("OUTGROW_LOG_FORMAT", "xml", "log_format"),
         ("OUTGROW_TRUSTED_PROXIES", "10.0.0.0/33", "trusted_proxies"),
     ] {
-        let output = run(&dir.path().join("data"), &backend, &["check"], &[(key, value)]);
+        let output = machine.run(&["check"], &[(key, value)]);
         assert_eq!(output.status.code(), Some(2), "{key}: {}", text(&output));
         assert!(text(&output).contains(named), "{key}: {}", text(&output));
     }
@@ -181,28 +181,18 @@ async fn an_invalid_value_stops_start_up_naming_the_key() {
 
 #[tokio::test]
 async fn secrets_are_never_printed() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
+    let machine = Machine::fresh().await;
     let secret = "super-secret-signing-key-material-0123456789";
     let outputs = [
-        run(
-            &dir.path().join("data"),
-            &backend,
+        machine.run(
             &["check"],
             &[
                 ("OUTGROW_JWT_KEYS", &format!("k1:{secret}")),
                 ("OUTGROW_LOG_LEVEL", "trace"),
             ],
         ),
-        run(
-            &dir.path().join("data"),
-            &backend,
-            &["check"],
-            &[("OUTGROW_JWT_KEYS", &format!("bad key:{secret}"))],
-        ),
-        run(
-            &dir.path().join("data"),
-            &backend,
+        machine.run(&["check"], &[("OUTGROW_JWT_KEYS", &format!("bad key:{secret}"))]),
+        machine.run(
             &["check"],
             &[
                 ("OUTGROW_JWT_KEYS", &format!("k1:{secret}")),
@@ -217,24 +207,16 @@ async fn secrets_are_never_printed() {
 
 #[tokio::test]
 async fn a_config_file_is_read_and_the_environment_overrides_it() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
-    let file = dir.path().join("outgrow.toml");
+    let machine = Machine::fresh().await;
+    let file = machine.dir.path().join("outgrow.toml");
     std::fs::write(&file, "listen = \"127.0.0.1:7777\"\nlog_level = \"warn\"\n").expect("write");
-    let output = run(
-        &dir.path().join("data"),
-        &backend,
-        &["--config", file.to_str().expect("path"), "check"],
-        &[],
-    );
+    let output = machine.run(&["--config", file.to_str().expect("path"), "check"], &[]);
     assert!(
         text(&output).contains("listen 127.0.0.1:7777"),
         "{}",
         text(&output)
     );
-    let overridden = run(
-        &dir.path().join("data"),
-        &backend,
+    let overridden = machine.run(
         &["--config", file.to_str().expect("path"), "check"],
         &[("OUTGROW_LISTEN", "127.0.0.1:8888")],
     );
@@ -244,26 +226,20 @@ async fn a_config_file_is_read_and_the_environment_overrides_it() {
         text(&overridden)
     );
     std::fs::write(&file, "lissen = \"127.0.0.1:7777\"\n").expect("write");
-    let typo = run(
-        &dir.path().join("data"),
-        &backend,
-        &["--config", file.to_str().expect("path"), "check"],
-        &[],
-    );
+    let typo = machine.run(&["--config", file.to_str().expect("path"), "check"], &[]);
     assert_eq!(typo.status.code(), Some(2));
     assert!(text(&typo).contains("lissen"), "{}", text(&typo));
 }
 
 #[tokio::test]
 async fn migrate_applies_once_and_then_reports_nothing_to_do() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
+    let machine = Machine::fresh().await;
     let folder = if scaled() { "postgres" } else { "sqlite" };
     let migrations = std::fs::read_dir(format!("{}/migrations/{folder}", env!("CARGO_MANIFEST_DIR")))
         .expect("migrations")
         .count();
-    let first = run(&dir.path().join("data"), &backend, &["migrate"], &[]);
-    let second = run(&dir.path().join("data"), &backend, &["migrate"], &[]);
+    let first = machine.run(&["migrate"], &[]);
+    let second = machine.run(&["migrate"], &[]);
     assert!(
         first.status.success() && second.status.success(),
         "{}",
@@ -285,10 +261,8 @@ async fn migrate_applies_once_and_then_reports_nothing_to_do() {
 
 #[tokio::test]
 async fn check_reports_a_missing_generated_key_without_creating_one() {
-    let dir = tempfile::tempdir().expect("dir");
-    let data = dir.path().join("data");
-    let backend = pass_backend().await;
-    let output = run(&data, &backend, &["check"], &[("OUTGROW_JWT_KEYS", "")]);
+    let machine = Machine::fresh().await;
+    let output = machine.run(&["check"], &[("OUTGROW_JWT_KEYS", "")]);
     if scaled() {
         // Instances sharing PostgreSQL must share their keys: no generated key there.
         assert_eq!(output.status.code(), Some(2), "{}", text(&output));
@@ -301,17 +275,14 @@ async fn check_reports_a_missing_generated_key_without_creating_one() {
             text(&output)
         );
     }
-    assert!(!data.join("jwt-keys").exists(), "check only reads");
+    assert!(!machine.data_dir().join("jwt-keys").exists(), "check only reads");
 }
 
 #[tokio::test]
 async fn check_fails_when_the_mail_server_is_unreachable() {
-    let dir = tempfile::tempdir().expect("dir");
-    let backend = pass_backend().await;
+    let machine = Machine::fresh().await;
     let closed = crate::services::closed_port();
-    let output = run(
-        &dir.path().join("data"),
-        &backend,
+    let output = machine.run(
         &["check"],
         &[("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{closed}"))],
     );

@@ -2,7 +2,7 @@
 //! after `database_idle_timeout`, and readiness when the primary is gone (scaled pass: the
 //! primary is reached through a proxy the test closes; the shared services stay up).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 
@@ -10,16 +10,11 @@ use crate::{helpers::*, services::TcpProxy};
 
 /// A lock that blocks every insert into `users`, taken from outside the server (SQLite: the
 /// database's write lock; PostgreSQL: a table lock on the primary). Released when dropped.
-struct UserInsertsHeld(ShardConnection);
+struct UserInsertsHeld(DbConnection);
 
 impl UserInsertsHeld {
     async fn take(app: &TestApp) -> Self {
-        use sqlx::Connection;
-        let connection = match backend_setting(app, "OUTGROW_DATABASE_URL") {
-            Some(url) => ShardConnection::Postgres(sqlx::PgConnection::connect(url).await.expect("connect")),
-            None => shard_connections(app).await.pop().expect("the SQLite file"),
-        };
-        let mut held = Self(connection);
+        let mut held = Self(primary_connection(app).await);
         held.0
             .execute("BEGIN; LOCK TABLE users IN SHARE MODE", "BEGIN IMMEDIATE")
             .await;
@@ -34,14 +29,11 @@ impl UserInsertsHeld {
 #[tokio::test]
 async fn a_request_that_cannot_get_a_connection_in_time_answers_503_with_retry_after() {
     // One connection (SQLite: its one writer connection anyway), given up on after 500 ms.
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_DATABASE_MAX_CONNECTIONS", "1"),
-            ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "500ms"),
-        ])
-        .api_only()
-        .spawn()
-        .await;
+    let app = TestApp::without_workers(&[
+        ("OUTGROW_DATABASE_MAX_CONNECTIONS", "1"),
+        ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "500ms"),
+    ])
+    .await;
     let held = UserInsertsHeld::take(&app).await;
     // Two sign-ups: one takes the connection and waits on the lock, the other waits for the
     // connection and gives up.
@@ -59,7 +51,7 @@ async fn a_request_that_cannot_get_a_connection_in_time_answers_503_with_retry_a
     for response in responses {
         statuses.push(response.status().as_u16());
         if response.status() == 503 {
-            assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
+            assert_header(&response, "retry-after", Some("1"));
             let problem = assert_problem(response, 503).await;
             assert_eq!(
                 problem["detail"],
@@ -121,17 +113,14 @@ async fn database_connections(app: &TestApp) -> usize {
 #[tokio::test]
 async fn idle_database_connections_are_closed_after_the_idle_timeout() {
     // No workers, shard-map refresh or replica probe to keep a connection busy.
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_DATABASE_IDLE_TIMEOUT", "1s"),
-            ("OUTGROW_SHARD_MAP_REFRESH", "1h"),
-            // The replica prober reads the primary's WAL position every interval.
-            ("OUTGROW_REPLICA_PROBE_INTERVAL", "1h"),
-            ("OUTGROW_CACHE_USER_TTL", "1ms"),
-        ])
-        .api_only()
-        .spawn()
-        .await;
+    let app = TestApp::without_workers(&[
+        ("OUTGROW_DATABASE_IDLE_TIMEOUT", "1s"),
+        ("OUTGROW_SHARD_MAP_REFRESH", "1h"),
+        // The replica prober reads the primary's WAL position every interval.
+        ("OUTGROW_REPLICA_PROBE_INTERVAL", "1h"),
+        ("OUTGROW_CACHE_USER_TTL", "1ms"),
+    ])
+    .await;
     let user = app.signed_in("ann@example.org").await;
     // Concurrent reads open reader connections (SQLite: beside the one writer).
     let reads = join_all((0..8).map(|_| app.get_with_token("/api/v1/me", &user.access_token))).await;
@@ -139,19 +128,17 @@ async fn idle_database_connections_are_closed_after_the_idle_timeout() {
     let busy = database_connections(&app).await;
     assert!(busy > 0, "{busy} connection(s) after the reads");
 
-    let started = Instant::now();
-    loop {
-        let open = database_connections(&app).await;
-        if open == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{open} connection(s) still open {:?} after the reads (idle timeout 1 s)",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (within, every) = (Duration::from_secs(10), Duration::from_millis(200));
+    poll_until(
+        "the idle connections to close (idle timeout 1 s)",
+        within,
+        every,
+        async || match database_connections(&app).await {
+            0 => Ok(()),
+            open => Err(format!("{open} connection(s) still open after the reads")),
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -167,27 +154,25 @@ async fn scaled_only_readyz_answers_503_when_the_primary_is_gone_and_healthz_sta
     let (address, database) = rest.split_once('/').expect("host:port/database");
     let proxy = TcpProxy::start(address.parse().expect("host:port")).await;
     *primary = format!("{head}@127.0.0.1:{}/{database}", proxy.port);
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s")])
-        .spawn()
-        .await;
+    let app = TestApp::on_backend(&backend, &[("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s")]).await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     proxy.close();
-    let started = Instant::now();
-    let unready = loop {
-        let response = app.get("/readyz").await;
-        if response.status() == 503 {
-            break response;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still ready 10 s after the primary went away"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(header(&unready, "retry-after").as_deref(), Some("1"));
+    let (within, every) = (Duration::from_secs(10), Duration::from_millis(100));
+    let unready = poll_until(
+        "/readyz to answer 503 without the primary",
+        within,
+        every,
+        async || {
+            let response = app.get("/readyz").await;
+            match response.status().as_u16() {
+                503 => Ok(response),
+                status => Err(format!("it answers {status}")),
+            }
+        },
+    )
+    .await;
+    assert_header(&unready, "retry-after", Some("1"));
     let problem = assert_problem(unready, 503).await;
     assert_eq!(problem["detail"], "the database is unreachable");
     // Alive, just not ready: no restart wanted.

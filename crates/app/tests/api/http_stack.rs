@@ -25,10 +25,7 @@ async fn a_valid_request_id_is_echoed_and_appears_in_the_logs() {
         .get_with_header("/api/v1/products", "x-request-id", "trace-abc-123")
         .await;
 
-    assert_eq!(
-        header(&response, "x-request-id").as_deref(),
-        Some("trace-abc-123")
-    );
+    assert_header(&response, "x-request-id", Some("trace-abc-123"));
     let line = app
         .wait_for_log(|event| is_access_log(event) && event.to_string().contains("trace-abc-123"))
         .await;
@@ -85,10 +82,7 @@ async fn every_error_carries_the_request_id_in_its_body() {
 
 #[tokio::test]
 async fn responses_carry_the_security_headers_for_their_kind() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
 
     // Every response: no sniffing, no framing, a CSP that allows nothing.
     let json = app.get("/healthz").await;
@@ -101,27 +95,22 @@ async fn responses_carry_the_security_headers_for_their_kind() {
             .contains("frame-ancestors 'none'")
     );
     // HSTS never over plain HTTP (RFC 6797 §7.2)…
-    assert_eq!(header(&json, "strict-transport-security"), None);
+    assert_header(&json, "strict-transport-security", None);
     // …and always when a trusted proxy says the client came over HTTPS.
     let over_https = app
         .get_with_header("/healthz", "x-forwarded-proto", "https")
         .await;
-    assert_eq!(
-        header(&over_https, "strict-transport-security").as_deref(),
-        Some("max-age=63072000; includeSubDomains")
+    assert_header(
+        &over_https,
+        "strict-transport-security",
+        Some("max-age=63072000; includeSubDomains"),
     );
     // Document-only headers on HTML (the API docs page), not on JSON.
-    assert_eq!(header(&json, "referrer-policy"), None);
+    assert_header(&json, "referrer-policy", None);
     let page = app.get("/api/docs/").await;
     assert_eq!(page.status(), 200);
-    assert_eq!(
-        header(&page, "referrer-policy").as_deref(),
-        Some("strict-origin-when-cross-origin")
-    );
-    assert_eq!(
-        header(&page, "cross-origin-opener-policy").as_deref(),
-        Some("same-origin")
-    );
+    assert_header(&page, "referrer-policy", Some("strict-origin-when-cross-origin"));
+    assert_header(&page, "cross-origin-opener-policy", Some("same-origin"));
 }
 
 #[tokio::test]
@@ -135,9 +124,9 @@ async fn large_responses_are_compressed_when_the_client_accepts_it() {
         .get_with_header("/api/openapi.json", "accept-encoding", "br")
         .await;
 
-    assert_eq!(header(&plain, "content-encoding"), None);
-    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
-    assert_eq!(header(&brotli, "content-encoding").as_deref(), Some("br"));
+    assert_header(&plain, "content-encoding", None);
+    assert_header(&gzip, "content-encoding", Some("gzip"));
+    assert_header(&brotli, "content-encoding", Some("br"));
     let plain_len = plain.bytes().await.expect("body").len();
     let gzip_len = gzip.bytes().await.expect("body").len();
     assert!(
@@ -148,13 +137,11 @@ async fn large_responses_are_compressed_when_the_client_accepts_it() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let app = TestApp::builder()
-        .settings(&[(
-            "OUTGROW_CORS_ORIGINS",
-            "https://shop.example,https://admin.example",
-        )])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[(
+        "OUTGROW_CORS_ORIGINS",
+        "https://shop.example,https://admin.example",
+    )])
+    .await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/api/v1/me"))
@@ -167,35 +154,31 @@ async fn cors_allows_only_the_configured_origins() {
     let allowed = preflight("https://shop.example").await.expect("preflight");
     let refused = preflight("https://evil.example").await.expect("preflight");
 
-    assert_eq!(
-        header(&allowed, "access-control-allow-origin").as_deref(),
-        Some("https://shop.example")
+    assert_header(
+        &allowed,
+        "access-control-allow-origin",
+        Some("https://shop.example"),
     );
-    assert_eq!(
-        header(&allowed, "access-control-allow-credentials").as_deref(),
-        Some("true")
-    );
+    assert_header(&allowed, "access-control-allow-credentials", Some("true"));
     assert!(
         header(&allowed, "access-control-allow-methods")
             .expect("methods")
             .contains("PATCH")
     );
-    assert_eq!(header(&refused, "access-control-allow-origin"), None);
+    assert_header(&refused, "access-control-allow-origin", None);
     let simple = app
         .get_with_header("/api/v1/products", "origin", "https://admin.example")
         .await;
-    assert_eq!(
-        header(&simple, "access-control-allow-origin").as_deref(),
-        Some("https://admin.example")
+    assert_header(
+        &simple,
+        "access-control-allow-origin",
+        Some("https://admin.example"),
     );
 }
 
 #[tokio::test]
 async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_TRUSTED_PROXIES", "127.0.0.0/8")]).await;
 
     let redirected = app
         .client
@@ -218,9 +201,10 @@ async fn plain_http_from_a_trusted_proxy_is_redirected_to_https() {
         .expect("post");
 
     assert_eq!(redirected.status(), 308);
-    assert_eq!(
-        header(&redirected, "location").as_deref(),
-        Some("https://shop.example/api/v1/me?x=1")
+    assert_header(
+        &redirected,
+        "location",
+        Some("https://shop.example/api/v1/me?x=1"),
     );
     assert_eq!(already_https.status(), 200);
     assert_problem(post, 400).await;
@@ -235,10 +219,7 @@ async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
 
 #[tokio::test]
 async fn an_oversized_body_gets_413() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_BODY_LIMIT_BYTES", "2048")]).await;
     let big_name = "x".repeat(4096);
 
     let declared = app.register("ann@example.org", PASSWORD, &big_name).await;
@@ -264,10 +245,7 @@ async fn an_oversized_body_gets_413() {
 
 #[tokio::test]
 async fn a_request_that_outlives_the_timeout_gets_408() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_REQUEST_TIMEOUT", "1s")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_REQUEST_TIMEOUT", "1s")]).await;
     let mut stream = TcpStream::connect(&app.address).await.expect("connect");
     // Headers promise 100 bytes; only 10 arrive, so the handler waits on the body.
     stream
@@ -296,10 +274,7 @@ async fn a_request_that_outlives_the_timeout_gets_408() {
 
 #[tokio::test]
 async fn slow_requests_are_logged_as_warnings() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")]).await;
 
     // Registration hashes a password (tens of milliseconds): always over 1 ms.
     app.register("ann@example.org", PASSWORD, "Ann").await;
@@ -317,10 +292,7 @@ async fn slow_requests_are_logged_as_warnings() {
 
 #[tokio::test]
 async fn the_auth_policy_limits_each_address_with_standard_headers() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_AUTH", "3/1m")]).await;
 
     let mut last = None;
     for attempt in 1..=4 {
@@ -363,26 +335,18 @@ async fn the_auth_policy_limits_each_address_with_standard_headers() {
 
 #[tokio::test]
 async fn the_default_policy_limits_each_signed_in_user_separately() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_DEFAULT", "5/1m")]).await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
 
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(
-            app.get_with_token("/api/v1/me", &ann.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
+        statuses.push(app.get_status_with_token("/api/v1/me", &ann.access_token).await);
     }
 
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
     assert_eq!(
-        app.get_with_token("/api/v1/me", &bob.access_token).await.status(),
+        app.get_status_with_token("/api/v1/me", &bob.access_token).await,
         200,
         "bob has his own budget"
     );

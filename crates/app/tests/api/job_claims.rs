@@ -4,10 +4,7 @@
 
 use chrono::{TimeDelta, Utc};
 
-use crate::{
-    helpers::*,
-    jobs::{queue_of, welcome_job},
-};
+use crate::{helpers::*, jobs::welcome_job};
 
 #[tokio::test]
 async fn claims_walk_on_from_the_last_position_and_a_new_walk_starts_at_the_head() {

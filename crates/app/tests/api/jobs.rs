@@ -40,24 +40,10 @@ fn job_ids(app: &TestApp, state: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn registering_sends_a_welcome_email_through_the_queue() {
     let sink = SmtpSink::up(0);
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SMTP_URL", &sink.url())])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
 
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann <b>Lee</b>")
@@ -111,15 +97,13 @@ async fn without_smtp_mail_is_written_as_eml_files_in_the_data_dir() {
 #[tokio::test]
 async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
     let port = closed_port();
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-            ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
-            ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("OUTGROW_JOB_BACKOFF_BASE", "50ms"),
+        ("OUTGROW_JOB_BACKOFF_MAX", "200ms"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+    ])
+    .await;
     let started = Instant::now();
     app.register("ann@example.org", PASSWORD, "Ann").await;
 
@@ -180,22 +164,17 @@ async fn a_failing_job_backs_off_dies_and_comes_back_with_jobs_retry() {
 #[tokio::test]
 async fn admins_operate_the_queue_over_http() {
     let port = closed_port();
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
-            ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
-            ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_SMTP_URL", &format!("smtp://127.0.0.1:{port}")),
+        ("OUTGROW_JOB_BACKOFF_BASE", "20ms"),
+        ("OUTGROW_JOB_BACKOFF_MAX", "50ms"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "20ms"),
+    ])
+    .await;
     let admin = app.admin("admin@example.org").await;
     let user = app.signed_in("ann@example.org").await;
-    assert_problem(
-        app.get_with_token("/api/v1/admin/jobs", &user.access_token).await,
-        403,
-    )
-    .await;
+    app.get_problem_with_token("/api/v1/admin/jobs", &user.access_token, 403)
+        .await;
 
     wait_until("the job to die", Duration::from_secs(20), || {
         job_ids(&app, "dead").len() == 1
@@ -230,35 +209,24 @@ async fn admins_operate_the_queue_over_http() {
         .post_with_token(&format!("/api/v1/admin/jobs/{id}/retry"), &admin.access_token)
         .await;
     assert_eq!(retry.status(), 200);
-    assert_problem(
-        app.get_with_token("/api/v1/admin/jobs/not-a-uuid", &admin.access_token)
-            .await,
-        400,
-    )
-    .await;
-    assert_problem(
-        app.get_with_token(
-            &format!("/api/v1/admin/jobs/{}", uuid::Uuid::now_v7()),
-            &admin.access_token,
-        )
-        .await,
+    app.get_problem_with_token("/api/v1/admin/jobs/not-a-uuid", &admin.access_token, 400)
+        .await;
+    app.get_problem_with_token(
+        &format!("/api/v1/admin/jobs/{}", uuid::Uuid::now_v7()),
+        &admin.access_token,
         404,
     )
     .await;
-    assert_problem(
-        app.get_with_token("/api/v1/admin/jobs?state=lost", &admin.access_token)
-            .await,
-        400,
-    )
-    .await;
+    app.get_problem_with_token("/api/v1/admin/jobs?state=lost", &admin.access_token, 400)
+        .await;
 }
 
 /// `outgrow worker` with this app's data dir and backend.
-fn worker(app: &TestApp, settings: &[(&str, &str)]) -> Child {
+fn worker(app: &TestApp, settings: &[(impl AsRef<str>, impl AsRef<str>)]) -> Child {
     let mut command = app.command();
     command.arg("worker");
     for (key, value) in settings {
-        command.env(key, value);
+        command.env(key.as_ref(), value.as_ref());
     }
     command
         .stdout(Stdio::null())
@@ -267,30 +235,50 @@ fn worker(app: &TestApp, settings: &[(&str, &str)]) -> Child {
         .expect("spawn worker")
 }
 
+/// `settings` with the SMTP URL of `sink` first, owned as the builder and [`worker`] take them.
+fn mail_to(sink: &SmtpSink, settings: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    std::iter::once(("OUTGROW_SMTP_URL", sink.url()))
+        .chain(settings.iter().map(|(key, value)| (*key, (*value).to_owned())))
+        .collect()
+}
+
+/// An API-only server and one worker process beside it, both with `settings`.
+async fn server_and_worker(settings: &[(&str, String)]) -> (TestApp, Child) {
+    let app = TestApp::without_workers(settings).await;
+    let worker = worker(&app, settings);
+    (app, worker)
+}
+
 fn kill_hard(child: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("SIGKILL");
     let _ = child.wait();
 }
 
+/// Registers an account, whose welcome e-mail is then the one job, and waits until a worker
+/// claims it; returns the job's id.
+async fn register_and_wait_for_the_claim(app: &TestApp) -> String {
+    app.register("ann@example.org", PASSWORD, "Ann").await;
+    wait_until("a worker to claim the job", Duration::from_secs(10), || {
+        job_ids(app, "running").len() == 1
+    })
+    .await;
+    job_ids(app, "running").remove(0)
+}
+
 #[tokio::test]
 async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_takes_effect_once() {
     // The mail server holds each message 3 s before accepting it: the kill lands mid-delivery.
     let sink = SmtpSink::up(3);
-    let mail = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_JOB_LEASE", "2s".to_owned()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
-    ];
-    let settings: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
-    let mut first = worker(&app, &settings);
-    app.register("ann@example.org", PASSWORD, "Ann").await;
-    wait_until("a worker to claim the job", Duration::from_secs(10), || {
-        job_ids(&app, "running").len() == 1
-    })
-    .await;
-    let id = job_ids(&app, "running").remove(0);
+    let settings = mail_to(
+        &sink,
+        &[
+            ("OUTGROW_JOB_LEASE", "2s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+        ],
+    );
+    let (app, mut first) = server_and_worker(&settings).await;
+    let id = register_and_wait_for_the_claim(&app).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     kill_hard(&mut first);
@@ -310,22 +298,6 @@ async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_tak
     assert_eq!(job["attempts"], 2, "{job}");
     assert_eq!(sink.messages().len(), 1, "delivered exactly once");
     kill_hard(&mut second);
-}
-
-/// The app's job queue, reached the way the app reaches it.
-pub async fn queue_of(app: &TestApp) -> outgrow_platform::jobs::JobStore {
-    use outgrow_platform::jobs::JobStore;
-    match app.backend.iter().find(|(key, _)| key == "OUTGROW_DATABASE_URL") {
-        Some((_, url)) => JobStore::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
-        None => {
-            let path = app.data_dir.join("outgrow.sqlite3");
-            JobStore::Sqlite(
-                sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-                    .await
-                    .expect("connect"),
-            )
-        }
-    }
 }
 
 pub fn welcome_job(index: usize) -> outgrow_platform::jobs::NewJob {
@@ -351,12 +323,8 @@ async fn enqueue_emails(app: &TestApp, count: usize) {
 #[tokio::test]
 async fn two_worker_processes_never_run_the_same_job_twice() {
     let sink = SmtpSink::up(0);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "50ms".to_owned()),
-    ];
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let settings = mail_to(&sink, &[("OUTGROW_JOB_POLL_INTERVAL", "50ms")]);
+    let app = TestApp::without_workers(&settings).await;
     enqueue_emails(&app, 1000).await;
 
     let started = Instant::now();
@@ -419,6 +387,63 @@ async fn a_dedup_key_admits_one_pending_job_and_a_refused_registration_enqueues_
     assert_eq!(job_ids_in(&app, "ready"), 2);
 }
 
+/// Makes the COMMIT of a new account with `email` fail, after its insert and everything else in
+/// its transaction ran. PostgreSQL: a deferred constraint trigger on `users`, which raises at
+/// COMMIT. SQLite: a trigger on `users` adding a row that breaks a deferred foreign key, which
+/// SQLite checks only at COMMIT. Installed in this app's own database (each test app has one),
+/// for this one address.
+async fn refuse_the_commit_of_an_account(app: &TestApp, email: &str) {
+    let postgres = format!(
+        "CREATE FUNCTION refuse_marked_account() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.email = '{email}' THEN RAISE EXCEPTION 'the test refuses this commit'; END IF;
+             RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER refuse_marked_account AFTER INSERT ON users
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_marked_account();"
+    );
+    let sqlite = format!(
+        "CREATE TABLE refusal_parents (email TEXT PRIMARY KEY);
+         CREATE TABLE refusals (
+             email TEXT REFERENCES refusal_parents (email) DEFERRABLE INITIALLY DEFERRED
+         );
+         CREATE TRIGGER refuse_marked_account AFTER INSERT ON users WHEN NEW.email = '{email}'
+         BEGIN INSERT INTO refusals (email) VALUES (NEW.email); END;"
+    );
+    primary_connection(app).await.execute(&postgres, &sqlite).await;
+}
+
+#[tokio::test]
+async fn an_account_whose_commit_fails_leaves_neither_the_row_nor_its_welcome_job() {
+    let app = TestApp::builder().api_only().spawn().await;
+    let refused = unique_email("refused-at-commit");
+    refuse_the_commit_of_an_account(&app, &refused).await;
+    let welcome_jobs = "SELECT count(*) FROM jobs WHERE name = 'email.send'";
+    // Another account commits, with its welcome e-mail: the counts below can see both.
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann").await.status(),
+        201
+    );
+    assert_eq!(primary_connection(&app).await.fetch_i64(welcome_jobs).await, 1);
+
+    // The insert and the enqueue both ran; the COMMIT fails after them.
+    let response = app.register(&refused, PASSWORD, "Refused").await;
+
+    assert_problem(response, 500).await;
+    let mut database = primary_connection(&app).await;
+    let accounts = format!("SELECT count(*) FROM users WHERE email = '{refused}'");
+    assert_eq!(
+        database.fetch_i64(&accounts).await,
+        0,
+        "the account was rolled back"
+    );
+    assert_eq!(
+        database.fetch_i64(welcome_jobs).await,
+        1,
+        "the welcome job was rolled back with it"
+    );
+}
+
 #[tokio::test]
 async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
     use outgrow_platform::jobs::{JobFilter, JobState};
@@ -426,7 +451,7 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
         ("OUTGROW_SESSION_CLEANUP_SCHEDULE", "*/2 * * * * *"),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
     ];
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let app = TestApp::without_workers(&settings).await;
     let mut workers = [worker(&app, &settings), worker(&app, &settings)];
     tokio::time::sleep(Duration::from_millis(7500)).await;
     for child in &mut workers {
@@ -474,20 +499,15 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
 #[tokio::test]
 async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
     let sink = SmtpSink::up(3);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_SHUTDOWN_TIMEOUT", "1s".to_owned()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
-    ];
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
-    let mut running = worker(&app, &settings);
-    app.register("ann@example.org", PASSWORD, "Ann").await;
-    wait_until("a worker to claim the job", Duration::from_secs(10), || {
-        job_ids(&app, "running").len() == 1
-    })
-    .await;
-    let id = job_ids(&app, "running").remove(0);
+    let settings = mail_to(
+        &sink,
+        &[
+            ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+        ],
+    );
+    let (app, mut running) = server_and_worker(&settings).await;
+    let id = register_and_wait_for_the_claim(&app).await;
 
     let pid = nix::unistd::Pid::from_raw(running.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
@@ -519,14 +539,15 @@ async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
 #[tokio::test]
 async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_up() {
     let sink = SmtpSink::up(0);
-    let settings = [
-        ("OUTGROW_SMTP_URL", sink.url()),
-        ("OUTGROW_JOB_CLEANUP_SCHEDULE", "* * * * * *".to_owned()),
-        ("OUTGROW_JOB_RETENTION", "1s".to_owned()),
-        ("OUTGROW_JOB_POLL_INTERVAL", "100ms".to_owned()),
-    ];
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::builder().settings(&settings).api_only().spawn().await;
+    let settings = mail_to(
+        &sink,
+        &[
+            ("OUTGROW_JOB_CLEANUP_SCHEDULE", "* * * * * *"),
+            ("OUTGROW_JOB_RETENTION", "1s"),
+            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+        ],
+    );
+    let app = TestApp::without_workers(&settings).await;
     enqueue_emails(&app, 5).await;
     let mut running = worker(&app, &settings);
 
@@ -535,25 +556,21 @@ async fn finished_jobs_past_their_retention_are_deleted_by_the_recurring_clean_u
     })
     .await;
     let store = queue_of(&app).await;
-    let started = Instant::now();
-    loop {
-        let jobs = store
-            .list(&outgrow_platform::jobs::JobFilter {
-                state: None,
-                queue: Some("mail".into()),
-                limit: 100,
-            })
-            .await
-            .expect("list");
-        if jobs.is_empty() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still kept: {} mail jobs",
-            jobs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mail = outgrow_platform::jobs::JobFilter {
+        state: None,
+        queue: Some("mail".into()),
+        limit: 100,
+    };
+    let (within, every) = (Duration::from_secs(10), Duration::from_millis(100));
+    poll_until(
+        "the finished mail jobs to be deleted",
+        within,
+        every,
+        async || match store.list(&mail).await.expect("list").len() {
+            0 => Ok(()),
+            kept => Err(format!("still kept: {kept} mail jobs")),
+        },
+    )
+    .await;
     kill_hard(&mut running);
 }

@@ -60,6 +60,29 @@ fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
+const BOUNDARY: &str = "outgrow-test-boundary";
+
+/// The head of a multipart `file` part, up to its first byte.
+fn file_part_head(file_name: &str, declared: &str) -> Vec<u8> {
+    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {declared}\r\n\r\n")
+        .into_bytes()
+}
+
+/// `POST /api/v1/uploads` of a multipart `body` as the bearer of `token`.
+async fn post_upload(app: &TestApp, token: &str, body: reqwest::Body) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload")
+}
+
 async fn upload(
     app: &TestApp,
     token: &str,
@@ -68,54 +91,38 @@ async fn upload(
     declared: &str,
     public: bool,
 ) -> reqwest::Response {
-    let boundary = "outgrow-test-boundary";
     let mut body = Vec::new();
     if public {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n")
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n")
                 .as_bytes(),
         );
     }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {declared}\r\n\r\n")
-            .as_bytes(),
-    );
+    body.extend(file_part_head(file_name, declared));
     body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    app.client
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(token)
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload")
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    post_upload(app, token, body.into()).await
 }
 
+/// Polls the upload `id` until its variants are finished (or failed); returns it.
 async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    let (within, every) = (Duration::from_secs(20), Duration::from_millis(50));
+    poll_until("the variants to finish", within, every, async || {
         let upload: Value = app
             .get_json_with_token(&format!("/api/v1/uploads/{id}"), token)
             .await;
         if upload["status"] != "processing" {
-            return upload;
+            Ok(upload)
+        } else {
+            Err(format!("{upload}"))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "variants never finished: {upload}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let original = encode(image::ImageFormat::Png, 1000, 500);
 
     let created = upload(
@@ -158,11 +165,8 @@ async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads
         .get_with_token(&format!("/api/v1/uploads/{id}/variants/400"), &user.access_token)
         .await;
     assert_eq!(variant.status(), 200);
-    assert_eq!(header(&variant, "content-type").as_deref(), Some("image/webp"));
-    assert_eq!(
-        header(&variant, "cache-control").as_deref(),
-        Some("private, max-age=3600")
-    );
+    assert_header(&variant, "content-type", Some("image/webp"));
+    assert_header(&variant, "cache-control", Some("private, max-age=3600"));
     let etag = header(&variant, "etag").expect("ETag");
     let bytes = variant.bytes().await.expect("bytes");
     assert_eq!(&bytes[..4], b"RIFF");
@@ -180,15 +184,15 @@ async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads
     let content = app
         .get_with_token(&format!("/api/v1/uploads/{id}/content"), &user.access_token)
         .await;
-    assert_eq!(header(&content, "content-type").as_deref(), Some("image/png"));
+    assert_header(&content, "content-type", Some("image/png"));
     assert_eq!(
         content.bytes().await.expect("bytes").as_ref(),
         original.as_slice(),
         "the original, byte for byte"
     );
-    assert_problem(
-        app.get_with_token(&format!("/api/v1/uploads/{id}/variants/1200"), &user.access_token)
-            .await,
+    app.get_problem_with_token(
+        &format!("/api/v1/uploads/{id}/variants/1200"),
+        &user.access_token,
         404,
     )
     .await;
@@ -196,8 +200,7 @@ async fn an_uploaded_image_gets_webp_variants_for_srcset_and_cacheable_downloads
 
 #[tokio::test]
 async fn jpeg_gif_and_webp_are_accepted_and_small_images_are_not_upscaled() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     for (format, content_type) in [
         (image::ImageFormat::Jpeg, "image/jpeg"),
         (image::ImageFormat::Gif, "image/gif"),
@@ -224,8 +227,7 @@ async fn jpeg_gif_and_webp_are_accepted_and_small_images_are_not_upscaled() {
 
 #[tokio::test]
 async fn files_that_are_not_images_are_refused_with_415() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     for bytes in [
         b"%PDF-1.7 not an image at all".to_vec(),
         b"<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".to_vec(),
@@ -236,31 +238,68 @@ async fn files_that_are_not_images_are_refused_with_415() {
     }
 }
 
+/// A server refusing uploads over a limit, with a user and one accepted upload: the listings of
+/// what is left must see its objects, and only them. On S3, in a bucket of the test's own: the
+/// shared one holds every other test's objects.
+struct LimitedUploads {
+    // Dropped before the bucket, which can only go once the server is gone.
+    app: TestApp,
+    user: SignedIn,
+    /// The accepted upload's key prefix, `uploads/{id}/`.
+    accepted: String,
+    bucket: Option<S3Bucket>,
+}
+
+impl LimitedUploads {
+    async fn start(limit: &str) -> Self {
+        let bucket = scaled().then(S3Bucket::create);
+        let private = bucket.as_ref().map(S3Bucket::setting);
+        let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", limit)];
+        if let Some((key, value)) = &private {
+            settings.push((key, value));
+        }
+        let app = TestApp::with_settings(&settings).await;
+        let user = app.signed_in("ann@example.org").await;
+        let small = encode(image::ImageFormat::Png, 10, 10);
+        let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
+        let accepted = json_body(accepted, 201).await;
+        let accepted = format!("uploads/{}/", accepted["id"].as_str().expect("id"));
+        Self {
+            app,
+            user,
+            accepted,
+            bucket,
+        }
+    }
+
+    /// Asserts that `stored` (keys, or `uploads/{id}/` directories) holds the accepted upload
+    /// and nothing else.
+    fn assert_only_the_accepted_upload_in(&self, stored: &[String]) {
+        assert!(
+            stored.iter().any(|key| key.starts_with(&self.accepted)),
+            "the accepted upload is listed: {stored:?}"
+        );
+        let left: Vec<&String> = stored
+            .iter()
+            .filter(|key| !key.starts_with(&self.accepted))
+            .collect();
+        assert!(left.is_empty(), "a refused upload left {left:?}");
+    }
+}
+
 #[tokio::test]
 async fn oversized_uploads_get_413_and_leave_nothing_behind() {
-    // On S3, a bucket of the test's own: the shared one holds every other test's objects.
-    let bucket = scaled().then(S3Bucket::create);
-    let private = bucket.as_ref().map(S3Bucket::setting);
-    let mut settings = vec![("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")];
-    if let Some((key, value)) = &private {
-        settings.push((key, value));
-    }
-    let app = TestApp::builder().settings(&settings).spawn().await;
-    let user = app.signed_in("ann@example.org").await;
-    // An accepted upload first: the listing below must see its objects, and only them.
-    let small = encode(image::ImageFormat::Png, 10, 10);
-    let accepted = upload(&app, &user.access_token, small, "small.png", "image/png", false).await;
-    let accepted = json_body(accepted, 201).await;
-    let accepted = accepted["id"].as_str().expect("id").to_owned();
+    let uploads = LimitedUploads::start("100000").await;
+    let (app, user) = (&uploads.app, &uploads.user);
     let mut big = encode(image::ImageFormat::Png, 10, 10);
     big.resize(300_000, 0);
     assert_problem(
-        upload(&app, &user.access_token, big, "big.png", "image/png", false).await,
+        upload(app, &user.access_token, big, "big.png", "image/png", false).await,
         413,
     )
     .await;
 
-    let stored: Vec<String> = match &bucket {
+    let stored: Vec<String> = match &uploads.bucket {
         Some(bucket) => bucket.keys(),
         None => std::fs::read_dir(app.data_dir.join("objects/uploads"))
             .map(|entries| {
@@ -271,23 +310,68 @@ async fn oversized_uploads_get_413_and_leave_nothing_behind() {
             })
             .unwrap_or_default(),
     };
+    uploads.assert_only_the_accepted_upload_in(&stored);
+}
+
+/// Every file under the local object store's `uploads/`, as a key (`uploads/{id}/original`),
+/// staged parts of unfinished writes (`original#1`) included.
+fn local_upload_files(app: &TestApp) -> Vec<String> {
+    fn walk(dir: &std::path::Path, key: &str, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+        {
+            let key = format!("{key}/{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                walk(&entry.path(), &key, found);
+            } else {
+                found.push(key);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&app.data_dir.join("objects/uploads"), "uploads", &mut found);
+    found
+}
+
+#[tokio::test]
+async fn an_upload_refused_mid_stream_aborts_its_object_write_and_leaves_nothing() {
+    // Over 5 MiB: the writer has sent a first part when the limit refuses the rest.
+    let uploads = LimitedUploads::start("6000000").await;
+    let (app, user) = (&uploads.app, &uploads.user);
+    // A real PNG's head, so the type is accepted and the writer fills; streamed without a
+    // Content-Length, so nothing refuses it before the upload handler has begun writing.
+    let mut chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(file_part_head("big.png", "image/png")),
+        Ok(encode(image::ImageFormat::Png, 10, 10)),
+    ];
+    chunks.extend((0..112).map(|_| Ok(vec![0; 64 * 1024])));
+    chunks.push(Ok(format!("\r\n--{BOUNDARY}--\r\n").into_bytes()));
+
+    let refused = post_upload(
+        app,
+        &user.access_token,
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+
+    let problem = assert_problem(refused, 413).await;
+    assert_eq!(problem["type"], "/problems/payload-too-large");
+    let (stored, unfinished) = match &uploads.bucket {
+        Some(bucket) => (bucket.keys(), bucket.unfinished_uploads()),
+        None => (local_upload_files(app), Vec::new()),
+    };
+    uploads.assert_only_the_accepted_upload_in(&stored);
     assert!(
-        stored
-            .iter()
-            .any(|key| key.starts_with(&format!("uploads/{accepted}/"))),
-        "the accepted upload is listed: {stored:?}"
+        unfinished.is_empty(),
+        "the refused upload's multipart write was not aborted: {unfinished:?}"
     );
-    let left: Vec<&String> = stored
-        .iter()
-        .filter(|key| !key.starts_with(&format!("uploads/{accepted}/")))
-        .collect();
-    assert!(left.is_empty(), "a refused upload left {left:?}");
 }
 
 #[tokio::test]
 async fn a_decompression_bomb_is_refused_before_decoding() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let bomb = png_claiming(50_000, 50_000);
     assert!(bomb.len() < 100, "a tiny file…");
     let problem = assert_problem(
@@ -295,32 +379,20 @@ async fn a_decompression_bomb_is_refused_before_decoding() {
         422,
     )
     .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .expect("detail")
-            .contains("50000×50000"),
-        "{problem}"
-    );
+    assert_detail_contains(&problem, "50000×50000");
 }
 
 #[tokio::test]
 async fn malformed_upload_requests_are_400() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let json_body = app
         .post_json_with_token("/api/v1/uploads", &user.access_token, &json!({"file": "x"}))
         .await;
     assert_problem(json_body, 400).await;
-    let no_file = app
-        .client
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(&user.access_token)
-        .header("content-type", "multipart/form-data; boundary=b")
-        .body("--b\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n--b--\r\n")
-        .send()
-        .await
-        .expect("post");
+    let only_public = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"public\"\r\n\r\ntrue\r\n--{BOUNDARY}--\r\n"
+    );
+    let no_file = post_upload(&app, &user.access_token, only_public.into()).await;
     assert_problem(no_file, 400).await;
     let anonymous = app
         .client
@@ -332,65 +404,43 @@ async fn malformed_upload_requests_are_400() {
     assert_problem(anonymous, 401).await;
 }
 
+/// Uploads a 20×20 PNG as `owner`; returns the path of its original's content.
+async fn content_path(app: &TestApp, owner: &SignedIn, file_name: &str, public: bool) -> String {
+    let image = encode(image::ImageFormat::Png, 20, 20);
+    let response = upload(app, &owner.access_token, image, file_name, "image/png", public).await;
+    let created = json_body(response, 201).await;
+    format!("/api/v1/uploads/{}/content", created["id"].as_str().expect("id"))
+}
+
 #[tokio::test]
 async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
-    let app = TestApp::spawn().await;
-    let ann = app.signed_in("ann@example.org").await;
+    let (app, ann) = TestApp::spawn_signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     let admin = app.admin("admin@example.org").await;
-    let private: Value = upload(
-        &app,
-        &ann.access_token,
-        encode(image::ImageFormat::Png, 20, 20),
-        "a.png",
-        "image/png",
-        false,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let public: Value = upload(
-        &app,
-        &ann.access_token,
-        encode(image::ImageFormat::Png, 20, 20),
-        "b.png",
-        "image/png",
-        true,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let private_path = format!("/api/v1/uploads/{}/content", private["id"].as_str().expect("id"));
-    let public_path = format!("/api/v1/uploads/{}/content", public["id"].as_str().expect("id"));
+    let private_path = content_path(&app, &ann, "a.png", false).await;
+    let public_path = content_path(&app, &ann, "b.png", true).await;
 
     assert_eq!(
-        app.get_with_token(&private_path, &ann.access_token)
-            .await
-            .status(),
+        app.get_status_with_token(&private_path, &ann.access_token).await,
         200
     );
     assert_eq!(
-        app.get_with_token(&private_path, &admin.access_token)
-            .await
-            .status(),
+        app.get_status_with_token(&private_path, &admin.access_token)
+            .await,
         200
     );
-    assert_problem(app.get_with_token(&private_path, &bob.access_token).await, 404).await;
+    app.get_problem_with_token(&private_path, &bob.access_token, 404)
+        .await;
     assert_problem(app.get(&private_path).await, 404).await;
     let anonymous = app.get(&public_path).await;
     assert_eq!(anonymous.status(), 200);
-    assert_eq!(
-        header(&anonymous, "cache-control").as_deref(),
-        Some("public, max-age=31536000, immutable")
+    assert_header(
+        &anonymous,
+        "cache-control",
+        Some("public, max-age=31536000, immutable"),
     );
-    assert_problem(
-        app.get_with_token("/api/v1/uploads/not-an-id", &ann.access_token)
-            .await,
-        400,
-    )
-    .await;
+    app.get_problem_with_token("/api/v1/uploads/not-an-id", &ann.access_token, 400)
+        .await;
 }
 
 /// The export link from the e-mail (quoted-printable decoded).
@@ -414,10 +464,7 @@ fn link_in(message: &str) -> String {
 #[tokio::test]
 async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_once_signed() {
     let sink = SmtpSink::up(0);
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SMTP_URL", &sink.url())])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
     let user = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     upload(
@@ -430,9 +477,7 @@ async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_on
     )
     .await;
 
-    let accepted = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "csv"}))
-        .await;
+    let accepted = app.request_export(&user.access_token, "csv").await;
     assert_eq!(accepted.status(), 202);
     let location = header(&accepted, "location").expect("Location");
     let export: Value = accepted.json().await.expect("json");
@@ -440,7 +485,8 @@ async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_on
 
     let started = Instant::now();
     let ready = app.wait_for_export(&location, &user.access_token).await;
-    assert_problem(app.get_with_token(&location, &bob.access_token).await, 404).await;
+    app.get_problem_with_token(&location, &bob.access_token, 404)
+        .await;
     while !sink.messages().iter().any(|m| m.contains("data export is ready")) {
         assert!(started.elapsed() < Duration::from_secs(15), "no export e-mail");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -488,13 +534,10 @@ async fn an_export_is_built_by_a_job_mailed_as_a_signed_link_and_downloadable_on
 
 #[tokio::test]
 async fn json_exports_hold_the_account_and_expired_links_are_refused() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_EXPORT_LINK_TTL", "1s")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_EXPORT_LINK_TTL", "1s")]).await;
     let user = app.signed_in("ann@example.org").await;
     let export: Value = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "json"}))
+        .request_export(&user.access_token, "json")
         .await
         .json()
         .await
@@ -516,27 +559,19 @@ async fn json_exports_hold_the_account_and_expired_links_are_refused() {
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let problem = assert_problem(app.client.get(&link).send().await.expect("get"), 403).await;
-    assert!(problem["detail"].as_str().expect("detail").contains("expired"));
-    let bad_format = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "xml"}))
-        .await;
+    assert_detail_contains(&problem, "expired");
+    let bad_format = app.request_export(&user.access_token, "xml").await;
     assert_problem(bad_format, 400).await;
 }
 
 #[tokio::test]
 async fn exports_have_a_strict_rate_limit_per_user() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_RATE_LIMIT_EXPORT", "2/1h")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_EXPORT", "2/1h")]).await;
     let ann = app.signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
     let request = |token: String| {
         let app = &app;
-        async move {
-            app.post_json_with_token("/api/v1/exports", &token, &json!({"format": "csv"}))
-                .await
-        }
+        async move { app.request_export(&token, "csv").await }
     };
     assert_eq!(request(ann.access_token.clone()).await.status(), 202);
     let second = request(ann.access_token.clone()).await;

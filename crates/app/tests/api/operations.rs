@@ -50,8 +50,7 @@ async fn the_first_start_creates_the_data_dir_database_and_key() {
 
 #[tokio::test]
 async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     for _ in 0..3 {
         app.get_with_token(&format!("/api/v1/users/{}", user.id), &user.access_token)
             .await;
@@ -106,20 +105,12 @@ async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
         .expect("promtool");
     std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), metrics.as_bytes()).expect("write");
     let output = check.wait_with_output().expect("promtool output");
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, "promtool check metrics");
 }
 
 #[tokio::test]
 async fn metrics_can_be_turned_off() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_METRICS_ENABLED", "false")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_METRICS_ENABLED", "false")]).await;
     assert_problem(app.get("/metrics").await, 404).await;
 }
 
@@ -176,13 +167,11 @@ async fn the_docs_page_and_its_assets_are_served_from_the_binary() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
-    let mut app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_SHUTDOWN_DELAY", "2s"),
-            ("OUTGROW_SHUTDOWN_TIMEOUT", "10s"),
-        ])
-        .spawn()
-        .await;
+    let mut app = TestApp::with_settings(&[
+        ("OUTGROW_SHUTDOWN_DELAY", "2s"),
+        ("OUTGROW_SHUTDOWN_TIMEOUT", "10s"),
+    ])
+    .await;
     let body = br#"{"email":"late@example.org","password":"correct horse battery","name":"Late"}"#;
     let mut in_flight = TcpStream::connect(&app.address).await.expect("connect");
     let head = format!(
@@ -303,13 +292,11 @@ async fn the_docs_page_renders_every_operation_in_a_real_browser_offline() {
 
 #[tokio::test]
 async fn requests_still_running_at_the_shutdown_deadline_are_abandoned_and_the_process_exits() {
-    let mut app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
-            ("OUTGROW_REQUEST_TIMEOUT", "60s"),
-        ])
-        .spawn()
-        .await;
+    let mut app = TestApp::with_settings(&[
+        ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
+        ("OUTGROW_REQUEST_TIMEOUT", "60s"),
+    ])
+    .await;
     let mut stalled = TcpStream::connect(&app.address).await.expect("connect");
     stalled
         .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{")
@@ -388,9 +375,8 @@ async fn without_configured_keys_one_is_generated_privately_and_kept_across_rest
     );
     assert_eq!(
         second
-            .get_with_token("/api/v1/me", &user.access_token)
-            .await
-            .status(),
+            .get_status_with_token("/api/v1/me", &user.access_token)
+            .await,
         200
     );
 }

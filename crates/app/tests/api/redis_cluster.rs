@@ -21,15 +21,6 @@ async fn backend_on(cluster: &RedisCluster) -> Vec<(String, String)> {
     backend
 }
 
-/// Waits (bounded) until `done` holds, polling.
-async fn eventually(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !done().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A rename through `writer` must reach `reader`'s cache within 500 ms (so over the bus: the
 /// local TTL of these instances is a minute).
 async fn assert_a_write_reaches_the_other_cache(
@@ -40,26 +31,25 @@ async fn assert_a_write_reaches_the_other_cache(
 ) {
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..2 {
-        assert_eq!(
-            reader.get_with_token(&path, &user.access_token).await.status(),
-            200
-        );
+        assert_eq!(reader.get_status_with_token(&path, &user.access_token).await, 200);
     }
     let patched = writer.patch_me(&user.access_token, json!({ "name": name })).await;
     assert_eq!(patched.status(), 200);
-    let written = Instant::now();
-    loop {
-        let body: Value = reader.get_json_with_token(&path, &user.access_token).await;
-        if body["name"] == name {
-            break;
-        }
-        assert!(
-            written.elapsed() < Duration::from_millis(500),
-            "the other instance still serves the old name after {:?}",
-            written.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (within, every) = (Duration::from_millis(500), Duration::from_millis(5));
+    poll_until(
+        "the other instance to serve the new name",
+        within,
+        every,
+        async || {
+            let body: Value = reader.get_json_with_token(&path, &user.access_token).await;
+            if body["name"] == name {
+                Ok(())
+            } else {
+                Err(format!("it serves {body}"))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -72,16 +62,8 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = TestApp::builder()
-        .backend(&backend)
-        .settings(&settings)
-        .spawn()
-        .await;
-    let b = TestApp::builder()
-        .backend(&backend)
-        .settings(&settings)
-        .spawn()
-        .await;
+    let a = TestApp::on_backend(&backend, &settings).await;
+    let b = TestApp::on_backend(&backend, &settings).await;
     for app in [&a, &b] {
         app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
             value == Some(1.0)
@@ -115,18 +97,8 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
             "the cluster never noticed"
         );
         for app in [&a, &b] {
-            statuses.push(
-                app.get_with_token("/api/v1/me", &ann.access_token)
-                    .await
-                    .status()
-                    .as_u16(),
-            );
-            statuses.push(
-                app.get_with_token(&path, &ann.access_token)
-                    .await
-                    .status()
-                    .as_u16(),
-            );
+            statuses.push(app.get_status_with_token("/api/v1/me", &ann.access_token).await);
+            statuses.push(app.get_status_with_token(&path, &ann.access_token).await);
         }
         if noticed.is_none() && cluster.state(1) == "fail" {
             noticed = Some(Instant::now());
@@ -156,19 +128,17 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
     let bob = b.signed_in("bob@example.org").await;
     for (app, user) in [(&a, &bob), (&b, &ann)] {
         assert_eq!(
-            app.get_with_token("/api/v1/me", &user.access_token)
-                .await
-                .status(),
+            app.get_status_with_token("/api/v1/me", &user.access_token).await,
             200
         );
     }
     // Rate limits are decided in Redis again, not by the local fallback.
-    let fallbacks = metric_value(&a.metrics().await, r#"rate_limit_fallback_total{mode="local"}"#);
+    let fallbacks = a.metric(r#"rate_limit_fallback_total{mode="local"}"#).await;
     for _ in 0..5 {
         a.get_with_token(&path, &ann.access_token).await;
     }
     assert_eq!(
-        metric_value(&a.metrics().await, r#"rate_limit_fallback_total{mode="local"}"#),
+        a.metric(r#"rate_limit_fallback_total{mode="local"}"#).await,
         fallbacks
     );
     // The invalidation bus works both ways, for users in every slot.
@@ -182,7 +152,7 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
     eventually(
         "A refuses the revoked token",
         Duration::from_secs(1),
-        async || a.get_with_token("/api/v1/me", &ann.access_token).await.status() == 401,
+        async || a.get_status_with_token("/api/v1/me", &ann.access_token).await == 401,
     )
     .await;
 }
@@ -220,7 +190,7 @@ async fn scaled_only_outgrow_starts_while_the_cluster_is_down_and_uses_it_once_i
     .await;
     let ann = app.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(
-        app.get_with_token("/api/v1/me", &ann.access_token).await.status(),
+        app.get_status_with_token("/api/v1/me", &ann.access_token).await,
         200
     );
 }

@@ -24,6 +24,11 @@ enum Revocation {
     RefreshTokenReuse,
 }
 
+impl Revocation {
+    /// Every way, for the tests that check each.
+    const ALL: [Self; 3] = [Self::Logout, Self::LogoutAll, Self::RefreshTokenReuse];
+}
+
 /// Revokes `user`'s session on `app` the way `how` says.
 async fn revoke(app: &TestApp, user: &SignedIn, how: Revocation) {
     match how {
@@ -47,7 +52,7 @@ async fn revoke(app: &TestApp, user: &SignedIn, how: Revocation) {
 /// Polls `app` with `token` until it is refused; returns how long that took.
 async fn time_until_refused(app: &TestApp, path: &str, token: &str, since: Instant) -> Duration {
     loop {
-        let status = app.get_with_token(path, token).await.status().as_u16();
+        let status = app.get_status_with_token(path, token).await;
         if status == 401 {
             return since.elapsed();
         }
@@ -94,7 +99,7 @@ async fn revoked_on_a_is_refused_on_b(
     }
     for instance in [a, b, b] {
         assert_eq!(
-            instance.get_with_token(&path, &user.access_token).await.status(),
+            instance.get_status_with_token(&path, &user.access_token).await,
             200
         );
     }
@@ -102,7 +107,7 @@ async fn revoked_on_a_is_refused_on_b(
     revoke(a, &user, how).await;
     let revoked = Instant::now();
 
-    assert_problem(a.get_with_token(&path, &user.access_token).await, 401).await;
+    a.get_problem_with_token(&path, &user.access_token, 401).await;
     let on_b = time_until_refused(b, &path, &user.access_token, revoked).await;
     assert!(
         on_b <= BOUND + MEASUREMENT_SLACK,
@@ -114,8 +119,7 @@ async fn revoked_on_a_is_refused_on_b(
 
 #[tokio::test]
 async fn session_checks_of_repeated_requests_are_served_from_memory() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     let before = app.metrics().await;
     let hits = |metrics: &str| {
@@ -126,7 +130,7 @@ async fn session_checks_of_repeated_requests_are_served_from_memory() {
     };
 
     for _ in 0..20 {
-        assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     }
 
     let after = app.metrics().await;
@@ -140,23 +144,16 @@ async fn session_checks_of_repeated_requests_are_served_from_memory() {
 #[tokio::test]
 async fn a_revoked_session_is_refused_at_once_by_the_instance_that_revoked_it() {
     let app = TestApp::spawn().await;
-    for (index, how) in [
-        Revocation::Logout,
-        Revocation::LogoutAll,
-        Revocation::RefreshTokenReuse,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (index, how) in Revocation::ALL.into_iter().enumerate() {
         let user = app.signed_in(&format!("user{index}@example.org")).await;
         let path = format!("/api/v1/users/{}", user.id);
         // Cached as active by these requests…
         for _ in 0..3 {
-            assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+            assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
         }
         revoke(&app, &user, how).await;
         // …and refused on the very next one.
-        assert_problem(app.get_with_token(&path, &user.access_token).await, 401).await;
+        app.get_problem_with_token(&path, &user.access_token, 401).await;
     }
 }
 
@@ -165,20 +162,8 @@ async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_with
     require_scaled();
     // A long TTL: only the invalidation bus can make B refuse the token in time.
     let settings = [("OUTGROW_SESSION_CACHE_TTL", "60s")];
-    let a = TestApp::builder().settings(&settings).spawn().await;
-    let b = TestApp::builder()
-        .backend(&a.backend)
-        .settings(&settings)
-        .spawn()
-        .await;
-    for (index, how) in [
-        Revocation::Logout,
-        Revocation::LogoutAll,
-        Revocation::RefreshTokenReuse,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    let (a, b) = TestApp::pair(&settings).await;
+    for (index, how) in Revocation::ALL.into_iter().enumerate() {
         let on_b = revoked_on_a_is_refused_on_b(&a, &b, &[], &format!("bus{index}@example.org"), how).await;
         // The message arrives in milliseconds, far inside the bound.
         assert!(on_b < Duration::from_millis(500), "{how:?}: {on_b:?}");
@@ -189,11 +174,7 @@ async fn scaled_only_a_revocation_reaches_every_other_instance_over_the_bus_with
 async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within_the_session_cache_ttl() {
     require_scaled();
     // PostgreSQL sessions and no Redis: nothing tells B; its cache entry expires instead.
-    let backend: Vec<(String, String)> = isolated_scaled_backend()
-        .await
-        .into_iter()
-        .filter(|(key, _)| !key.starts_with("OUTGROW_REDIS"))
-        .collect();
+    let backend = isolated_scaled_backend_without_redis().await;
     let replicas: Vec<String> = backend
         .iter()
         .filter(|(key, _)| key == "OUTGROW_DATABASE_REPLICA_URLS")
@@ -201,14 +182,7 @@ async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within
         .collect();
     let a = TestApp::builder().backend(&backend).spawn().await;
     let b = TestApp::builder().backend(&backend).spawn().await;
-    for (index, how) in [
-        Revocation::Logout,
-        Revocation::LogoutAll,
-        Revocation::RefreshTokenReuse,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (index, how) in Revocation::ALL.into_iter().enumerate() {
         revoked_on_a_is_refused_on_b(&a, &b, &replicas, &format!("ttl{index}@example.org"), how).await;
     }
 }
@@ -216,11 +190,10 @@ async fn scaled_only_without_the_bus_a_revocation_reaches_other_instances_within
 #[tokio::test]
 async fn scaled_only_an_authenticated_cached_read_costs_one_redis_round_trip() {
     require_scaled();
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     // Warm: the user record is cached, the session is cached by the login.
-    assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+    assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     let round_trips = |metrics: &str| -> Vec<(String, f64)> {
         metrics
             .lines()
@@ -237,7 +210,7 @@ async fn scaled_only_an_authenticated_cached_read_costs_one_redis_round_trip() {
 
     let requests = 20;
     for _ in 0..requests {
-        assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     }
 
     let after = round_trips(&app.metrics().await);

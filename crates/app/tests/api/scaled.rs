@@ -23,20 +23,13 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
     let bearer = b.sign_in("ann@example.org", PASSWORD).await;
     let (cookie, _) = b.cookie_login("ann@example.org", PASSWORD).await;
     assert_eq!(
-        a.get_with_token("/api/v1/me", &bearer.access_token)
-            .await
-            .status(),
+        a.get_status_with_token("/api/v1/me", &bearer.access_token).await,
         200
     );
     let with_cookie = a.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(with_cookie.status(), 200);
     // A refresh token from B is exchanged on A.
-    let refreshed = a
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": bearer.refresh_token}),
-        )
-        .await;
+    let refreshed = a.refresh(&bearer.refresh_token).await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.expect("json");
     let token = refreshed["access_token"].as_str().expect("token").to_owned();
@@ -46,11 +39,11 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
     let out = b.post_with_token("/api/v1/auth/logout-all", &token).await;
     assert_eq!(out.status(), 204);
     let deadline = Instant::now() + Duration::from_secs(1);
-    while a.get_with_token("/api/v1/me", &token).await.status() == 200 {
+    while a.get_status_with_token("/api/v1/me", &token).await == 200 {
         assert!(Instant::now() < deadline, "A still accepts the token after 1 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_problem(a.get_with_token("/api/v1/me", &token).await, 401).await;
+    a.get_problem_with_token("/api/v1/me", &token, 401).await;
     let with_cookie = a.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_problem(with_cookie, 401).await;
 }
@@ -59,12 +52,7 @@ async fn scaled_only_a_session_made_on_one_instance_works_and_dies_on_another() 
 async fn scaled_only_the_shared_rate_limit_refuses_the_n_plus_first_request_across_instances() {
     require_scaled();
     let limit = [("OUTGROW_RATE_LIMIT_DEFAULT", "6/1m")];
-    let a = TestApp::builder().settings(&limit).spawn().await;
-    let b = TestApp::builder()
-        .backend(&a.backend)
-        .settings(&limit)
-        .spawn()
-        .await;
+    let (a, b) = TestApp::pair(&limit).await;
     let user = a.signed_in("ann@example.org").await;
 
     let mut statuses = Vec::new();
@@ -89,16 +77,11 @@ async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_ca
         ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
         ("OUTGROW_CACHE_USER_TTL", "60s"),
     ];
-    let a = TestApp::builder().settings(&settings).spawn().await;
-    let b = TestApp::builder()
-        .backend(&a.backend)
-        .settings(&settings)
-        .spawn()
-        .await;
+    let (a, b) = TestApp::pair(&settings).await;
     let user = a.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..3 {
-        assert_eq!(b.get_with_token(&path, &user.access_token).await.status(), 200);
+        assert_eq!(b.get_status_with_token(&path, &user.access_token).await, 200);
     }
     assert!(
         metric_value(
@@ -129,29 +112,34 @@ async fn scaled_only_a_write_through_one_instance_reaches_the_other_instances_ca
     );
 }
 
+/// A server on a PostgreSQL cluster of the test's own with two replicas, which it probes every
+/// 200 ms and leaves out beyond 1 s of lag; a caller's own writes are read from the primary
+/// for `window`. Every read reaches the database (a 1 ms user cache), so routing is what is
+/// tested. Returns the cluster, the name of the server's database and the server.
+async fn app_on_own_replicas(window: &str) -> (PgCluster, String, TestApp) {
+    let cluster = PgCluster::up(2);
+    let (database, backend) = cluster.backend(shared_redis_setting()).await;
+    let settings = [
+        ("OUTGROW_READ_YOUR_WRITES_WINDOW", window),
+        ("OUTGROW_REPLICA_MAX_LAG", "1s"),
+        ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
+        ("OUTGROW_CACHE_USER_TTL", "1ms"),
+    ];
+    let app = TestApp::on_backend(&backend, &settings).await;
+    (cluster, database, app)
+}
+
 #[tokio::test]
 async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() {
     require_scaled();
-    let cluster = PgCluster::up(2);
-    let (database, backend) = cluster.backend(shared_redis_setting()).await;
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[
-            ("OUTGROW_READ_YOUR_WRITES_WINDOW", "2s"),
-            ("OUTGROW_REPLICA_MAX_LAG", "1s"),
-            ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
-            // Every read reaches the database, so routing is what is tested.
-            ("OUTGROW_CACHE_USER_TTL", "1ms"),
-        ])
-        .spawn()
-        .await;
+    let (cluster, database, app) = app_on_own_replicas("2s").await;
     let user = app.signed_in("ann@example.org").await;
     let admin = app.admin("admin@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     // Outside the window, reads are served by the replicas.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for _ in 0..6 {
-        assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &admin.access_token).await, 200);
     }
     let before = app.metrics().await;
     let replica_reads = |metrics: &str| {
@@ -196,7 +184,7 @@ async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() 
     }
     let me: Value = app.get_json_with_token("/api/v1/me", &user.access_token).await;
     assert_eq!(me["name"], "Ann After");
-    assert!(metric_value(&app.metrics().await, "db_read_your_writes_total") >= Some(1.0));
+    assert!(app.metric("db_read_your_writes_total").await >= Some(1.0));
 
     // After the window the lagging replicas are out of rotation: still never stale.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -233,18 +221,7 @@ async fn scaled_only_a_users_own_writes_are_read_back_even_while_replicas_lag() 
 #[tokio::test]
 async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_after_restart() {
     require_scaled();
-    let cluster = PgCluster::up(2);
-    let (_, backend) = cluster.backend(shared_redis_setting()).await;
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[
-            ("OUTGROW_REPLICA_PROBE_INTERVAL", "200ms"),
-            ("OUTGROW_CACHE_USER_TTL", "1ms"),
-            ("OUTGROW_READ_YOUR_WRITES_WINDOW", "1100ms"),
-            ("OUTGROW_REPLICA_MAX_LAG", "1s"),
-        ])
-        .spawn()
-        .await;
+    let (cluster, _, app) = app_on_own_replicas("1100ms").await;
     let admin = app.admin("admin@example.org").await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
@@ -253,17 +230,10 @@ async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_aft
     cluster.stop_node("replica1");
     let mut statuses = Vec::new();
     for _ in 0..20 {
+        statuses.push(app.get_status_with_token(&path, &admin.access_token).await);
         statuses.push(
-            app.get_with_token(&path, &admin.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
-        statuses.push(
-            app.get_with_token("/api/v1/users?limit=5", &admin.access_token)
-                .await
-                .status()
-                .as_u16(),
+            app.get_status_with_token("/api/v1/users?limit=5", &admin.access_token)
+                .await,
         );
     }
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
@@ -293,13 +263,17 @@ async fn scaled_only_requests_succeed_while_a_replica_is_down_and_it_returns_aft
         |value| value == Some(1.0),
     )
     .await;
-    let served_before =
-        metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
+    let served_before = app
+        .metric(r#"db_queries_total{pool="replica-1"}"#)
+        .await
+        .unwrap_or(0.0);
     for _ in 0..10 {
-        assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &admin.access_token).await, 200);
     }
-    let served_after =
-        metric_value(&app.metrics().await, r#"db_queries_total{pool="replica-1"}"#).unwrap_or(0.0);
+    let served_after = app
+        .metric(r#"db_queries_total{pool="replica-1"}"#)
+        .await
+        .unwrap_or(0.0);
     assert!(served_after > served_before, "replica-1 is back in rotation");
 }
 
@@ -314,14 +288,10 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     backend.push(("OUTGROW_REDIS_URL".into(), redis.url()));
     // Every request asks the session store (no in-process session cache), so that its
     // fallback while Redis is down is what is tested.
-    let app = TestApp::builder()
-        .backend(&backend)
-        .settings(&[("OUTGROW_SESSION_CACHE_TTL", "0s")])
-        .spawn()
-        .await;
+    let app = TestApp::on_backend(&backend, &[("OUTGROW_SESSION_CACHE_TTL", "0s")]).await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
-    assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+    assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     // The listener subscribes in the background: on a loaded machine it may not have yet, and
     // its first subscription must not be mistaken below for the one after the restart.
     app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
@@ -332,18 +302,8 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     redis.stop();
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        statuses.push(
-            app.get_with_token("/api/v1/me", &user.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
-        statuses.push(
-            app.get_with_token(&path, &user.access_token)
-                .await
-                .status()
-                .as_u16(),
-        );
+        statuses.push(app.get_status_with_token("/api/v1/me", &user.access_token).await);
+        statuses.push(app.get_status_with_token(&path, &user.access_token).await);
     }
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
     let ready: Value = app.get_json("/readyz").await;
@@ -380,17 +340,15 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
     }
     let fresh = app.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(
-        app.get_with_token("/api/v1/me", &fresh.access_token)
-            .await
-            .status(),
+        app.get_status_with_token("/api/v1/me", &fresh.access_token).await,
         200
     );
     let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["redis"], "ok");
-    let fallbacks = metric_value(&app.metrics().await, "auth_session_check_fallback_total");
+    let fallbacks = app.metric("auth_session_check_fallback_total").await;
     app.get_with_token("/api/v1/me", &fresh.access_token).await;
     assert_eq!(
-        metric_value(&app.metrics().await, "auth_session_check_fallback_total"),
+        app.metric("auth_session_check_fallback_total").await,
         fallbacks,
         "sessions are checked in Redis again"
     );
@@ -404,13 +362,11 @@ async fn scaled_only_requests_succeed_without_redis_and_redis_is_used_again_once
 #[tokio::test]
 async fn scaled_only_a_promotion_from_the_command_line_reaches_the_servers_caches() {
     require_scaled();
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
-            ("OUTGROW_CACHE_USER_TTL", "60s"),
-        ])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_CACHE_LOCAL_TTL", "60s"),
+        ("OUTGROW_CACHE_USER_TTL", "60s"),
+    ])
+    .await;
     let user = app.signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     for _ in 0..2 {
@@ -420,28 +376,27 @@ async fn scaled_only_a_promotion_from_the_command_line_reaches_the_servers_cache
 
     app.run_cli(&["admin", "promote", "--email", "ann@example.org"]);
 
-    let promoted = Instant::now();
-    loop {
-        let body: Value = app.get_json_with_token(&path, &user.access_token).await;
-        if body["role"] == "admin" {
-            break;
-        }
-        assert!(
-            promoted.elapsed() < Duration::from_secs(1),
-            "the server kept the cached role"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (within, every) = (Duration::from_secs(1), Duration::from_millis(10));
+    poll_until(
+        "the promotion to reach the server's caches",
+        within,
+        every,
+        async || {
+            let body: Value = app.get_json_with_token(&path, &user.access_token).await;
+            if body["role"] == "admin" {
+                Ok(())
+            } else {
+                Err(format!("the server kept the cached role: {body}"))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guarantees() {
     require_scaled();
-    let backend: Vec<(String, String)> = isolated_scaled_backend()
-        .await
-        .into_iter()
-        .filter(|(key, _)| !key.starts_with("OUTGROW_REDIS"))
-        .collect();
+    let backend = isolated_scaled_backend_without_redis().await;
     let app = TestApp::builder().backend(&backend).spawn().await;
     let started = app
         .wait_for_log(|event| event["message"] == "Outgrow listening")
@@ -455,29 +410,21 @@ async fn scaled_only_without_redis_sessions_live_in_postgres_with_the_same_guara
 
     let user = app.signed_in("ann@example.org").await;
     // Concurrent refreshes of one token: exactly one wins (row lock), the rest are reuse.
-    let body = json!({"refresh_token": user.refresh_token});
-    let attempts = (0..6).map(|_| app.post_json("/api/v1/auth/refresh", &body));
-    let statuses: Vec<u16> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = app.concurrent_refreshes(&user.refresh_token, 6).await;
     assert_eq!(
         statuses.iter().filter(|status| **status == 200).count(),
         1,
         "{statuses:?}"
     );
     // The reuse revoked the session: its access token is dead too.
-    assert_problem(app.get_with_token("/api/v1/me", &user.access_token).await, 401).await;
+    app.get_problem_with_token("/api/v1/me", &user.access_token, 401)
+        .await;
 
     let (cookie, tokens) = app.cookie_login("ann@example.org", PASSWORD).await;
     let me = app.get_with_header("/api/v1/me", "cookie", &cookie).await;
     assert_eq!(me.status(), 200);
     let rotated = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": tokens["refresh_token"]}),
-        )
+        .refresh(tokens["refresh_token"].as_str().expect("refresh token"))
         .await;
     assert_eq!(rotated.status(), 200);
 

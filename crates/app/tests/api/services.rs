@@ -4,22 +4,49 @@
 //! scripts/pg-cluster, scripts/redis and scripts/redis-cluster, the scripts scripts/services
 //! uses.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use sqlx::Connection;
+
+use crate::helpers::assert_succeeded;
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts")).join(name)
 }
 
+/// `scripts/{name} {action} {dir}`: the service scripts take their state directory first.
+fn script_command(name: &str, action: &str, dir: &Path) -> Command {
+    let mut command = Command::new(script(name));
+    command.arg(action).arg(dir);
+    command
+}
+
+/// A fresh state directory for a service of the test's own (`/tmp/outgrow-test-{kind}-…`).
+fn state_dir(kind: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "/tmp/outgrow-test-{kind}-{}",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// `Drop` for a service of the test's own: `scripts/{script} down {dir}`, best effort.
+macro_rules! down_when_dropped {
+    ($service:ty, $script:literal) => {
+        impl Drop for $service {
+            fn drop(&mut self) {
+                let _ = script_command($script, "down", &self.dir).output();
+            }
+        }
+    };
+}
+
 fn run(command: &mut Command) {
     let output = command.output().expect("run a service script");
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output, &format!("{command:?}"));
 }
 
 /// `count` consecutive free ports on 127.0.0.1, chosen below Linux's ephemeral range
@@ -46,11 +73,9 @@ pub struct PgCluster {
 impl PgCluster {
     pub fn up(replicas: u16) -> Self {
         // Under /tmp itself: the postgres OS user must be able to reach the directory.
-        let dir = PathBuf::from(format!("/tmp/outgrow-test-pg-{}", uuid::Uuid::new_v4().simple()));
+        let dir = state_dir("pg");
         let port = free_ports(replicas + 1);
-        run(Command::new(script("pg-cluster"))
-            .arg("up")
-            .arg(&dir)
+        run(script_command("pg-cluster", "up", &dir)
             .arg(port.to_string())
             .arg(replicas.to_string()));
         Self { dir, port, replicas }
@@ -61,17 +86,11 @@ impl PgCluster {
     }
 
     pub fn stop_node(&self, node: &str) {
-        run(Command::new(script("pg-cluster"))
-            .arg("stop-node")
-            .arg(&self.dir)
-            .arg(node));
+        run(script_command("pg-cluster", "stop-node", &self.dir).arg(node));
     }
 
     pub fn start_node(&self, node: &str) {
-        run(Command::new(script("pg-cluster"))
-            .arg("start-node")
-            .arg(&self.dir)
-            .arg(node));
+        run(script_command("pg-cluster", "start-node", &self.dir).arg(node));
     }
 
     /// Runs `sql` on node `node` (0 = primary) in `database`.
@@ -126,14 +145,7 @@ impl PgCluster {
     }
 }
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(script("pg-cluster"))
-            .arg("down")
-            .arg(&self.dir)
-            .output();
-    }
-}
+down_when_dropped!(PgCluster, "pg-cluster");
 
 /// A Redis server of the test's own, removed when dropped.
 pub struct RedisServer {
@@ -143,15 +155,9 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn up() -> Self {
-        let dir = PathBuf::from(format!(
-            "/tmp/outgrow-test-redis-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = state_dir("redis");
         let port = free_ports(1);
-        run(Command::new(script("redis"))
-            .arg("up")
-            .arg(&dir)
-            .arg(port.to_string()));
+        run(script_command("redis", "up", &dir).arg(port.to_string()));
         Self { dir, port }
     }
 
@@ -160,22 +166,15 @@ impl RedisServer {
     }
 
     pub fn stop(&self) {
-        run(Command::new(script("redis")).arg("stop").arg(&self.dir));
+        run(&mut script_command("redis", "stop", &self.dir));
     }
 
     pub fn start(&self) {
-        run(Command::new(script("redis"))
-            .arg("start")
-            .arg(&self.dir)
-            .arg(self.port.to_string()));
+        run(script_command("redis", "start", &self.dir).arg(self.port.to_string()));
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = Command::new(script("redis")).arg("down").arg(&self.dir).output();
-    }
-}
+down_when_dropped!(RedisServer, "redis");
 
 /// A 3-master Redis Cluster of the test's own (scripts/redis-cluster), removed when dropped.
 pub struct RedisCluster {
@@ -185,10 +184,7 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn up() -> Self {
-        let dir = PathBuf::from(format!(
-            "/tmp/outgrow-test-redis-cluster-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = state_dir("redis-cluster");
         // The nodes' cluster bus listens 1,000 above each port (scripts/redis-cluster): that
         // must be free too.
         let base_port = (0..50)
@@ -197,10 +193,7 @@ impl RedisCluster {
                 (0..3).all(|node| std::net::TcpListener::bind(("127.0.0.1", base + 1_000 + node)).is_ok())
             })
             .expect("free ports for a cluster and its bus");
-        run(Command::new(script("redis-cluster"))
-            .arg("up")
-            .arg(&dir)
-            .arg(base_port.to_string()));
+        run(script_command("redis-cluster", "up", &dir).arg(base_port.to_string()));
         Self { dir, base_port }
     }
 
@@ -227,29 +220,16 @@ impl RedisCluster {
     }
 
     pub fn stop_node(&self, node: u16) {
-        run(Command::new(script("redis-cluster"))
-            .arg("stop-node")
-            .arg(&self.dir)
-            .arg(node.to_string()));
+        run(script_command("redis-cluster", "stop-node", &self.dir).arg(node.to_string()));
     }
 
     /// Starts node `node` again and waits until every node reports `cluster_state:ok`.
     pub fn start_node(&self, node: u16) {
-        run(Command::new(script("redis-cluster"))
-            .arg("start-node")
-            .arg(&self.dir)
-            .arg(node.to_string()));
+        run(script_command("redis-cluster", "start-node", &self.dir).arg(node.to_string()));
     }
 }
 
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(script("redis-cluster"))
-            .arg("down")
-            .arg(&self.dir)
-            .output();
-    }
-}
+down_when_dropped!(RedisCluster, "redis-cluster");
 
 /// An SMTP server that stores what it receives in a Maildir (scripts/smtp-sink), removed
 /// when dropped. With a delay, it holds each message that long before accepting it.
@@ -265,13 +245,8 @@ impl SmtpSink {
 
     /// On a chosen port (a port a server was already told about).
     pub fn up_on(port: u16, delay_seconds: u32) -> Self {
-        let dir = PathBuf::from(format!(
-            "/tmp/outgrow-test-smtp-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        run(Command::new(script("smtp-sink"))
-            .arg("up")
-            .arg(&dir)
+        let dir = state_dir("smtp");
+        run(script_command("smtp-sink", "up", &dir)
             .arg(port.to_string())
             .arg(delay_seconds.to_string()));
         Self { dir, port }
@@ -293,14 +268,7 @@ impl SmtpSink {
     }
 }
 
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = Command::new(script("smtp-sink"))
-            .arg("down")
-            .arg(&self.dir)
-            .output();
-    }
-}
+down_when_dropped!(SmtpSink, "smtp-sink");
 
 /// A port nothing listens on (for a mail server that is down).
 pub fn closed_port() -> u16 {
@@ -389,6 +357,27 @@ impl S3Bucket {
         body.split("<Key>")
             .skip(1)
             .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+            .collect()
+    }
+
+    /// The keys of multipart uploads begun in the bucket and neither completed nor aborted.
+    /// s3s-fs, the test store, does not implement ListMultipartUploads (501): it keeps such an
+    /// upload as `.bucket-{bucket}.object-{key}.upload-{id}.metadata.json` (names in base64url)
+    /// in its data directory, `s3/data` in scripts/services' state directory, read here.
+    pub fn unfinished_uploads(&self) -> Vec<String> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let state =
+            std::env::var("OUTGROW_SERVICES_DIR").unwrap_or_else(|_| "/tmp/outgrow-test-services".into());
+        let data = PathBuf::from(state).join("s3/data");
+        let prefix = format!(".bucket-{}.object-", URL_SAFE_NO_PAD.encode(&self.name));
+        std::fs::read_dir(&data)
+            .unwrap_or_else(|error| panic!("the S3 store's data directory {data:?}: {error}"))
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let (key, _) = name.strip_prefix(&prefix)?.split_once(".upload-")?;
+                String::from_utf8(URL_SAFE_NO_PAD.decode(key).ok()?).ok()
+            })
             .collect()
     }
 

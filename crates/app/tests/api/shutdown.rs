@@ -10,10 +10,7 @@ use crate::helpers::{TestApp, scaled};
 
 #[tokio::test]
 async fn sigterm_stops_and_awaits_every_background_task_before_the_pools_close() {
-    let mut app = TestApp::builder()
-        .settings(&[("OUTGROW_SHUTDOWN_DELAY", "0s")])
-        .spawn()
-        .await;
+    let mut app = TestApp::with_settings(&[("OUTGROW_SHUTDOWN_DELAY", "0s")]).await;
 
     app.terminate();
     let status = app.wait_for_exit(Duration::from_secs(15)).await;

@@ -66,12 +66,7 @@ async fn orders_are_private_listed_newest_first_and_cancelled_once() {
     let page: Value = app
         .get_json_with_token("/api/v1/orders?limit=2", &ann.access_token)
         .await;
-    let listed: Vec<&str> = page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|order| order["id"].as_str().expect("id"))
-        .collect();
+    let listed: Vec<&str> = field_of_each(&page["items"], "id");
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "newest first");
     let next = page["next_before"].as_str().expect("next page");
     let rest: Value = app
@@ -82,14 +77,11 @@ async fn orders_are_private_listed_newest_first_and_cancelled_once() {
     assert_eq!(bobs["items"], json!([]));
 
     let path = format!("/api/v1/orders/{}", ids[0]);
-    assert_problem(app.get_with_token(&path, &bob.access_token).await, 404).await;
-    assert_eq!(app.get_with_token(&path, &admin.access_token).await.status(), 200);
-    assert_problem(
-        app.get_with_token(
-            &format!("/api/v1/orders/{}", uuid::Uuid::now_v7()),
-            &ann.access_token,
-        )
-        .await,
+    app.get_problem_with_token(&path, &bob.access_token, 404).await;
+    assert_eq!(app.get_status_with_token(&path, &admin.access_token).await, 200);
+    app.get_problem_with_token(
+        &format!("/api/v1/orders/{}", uuid::Uuid::now_v7()),
+        &ann.access_token,
         404,
     )
     .await;

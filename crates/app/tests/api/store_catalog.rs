@@ -7,10 +7,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_catalog_is_public_cached_and_answers_304_to_a_known_etag() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_CATALOG_MAX_AGE", "90s")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_CATALOG_MAX_AGE", "90s")]).await;
     let admin = app.admin("admin@example.org").await;
     let created = create_product(
         &app,
@@ -24,10 +21,7 @@ async fn the_catalog_is_public_cached_and_answers_304_to_a_known_etag() {
 
     let first = app.get(&path).await;
     assert_eq!(first.status(), 200);
-    assert_eq!(
-        header(&first, "cache-control").as_deref(),
-        Some("public, max-age=90")
-    );
+    assert_header(&first, "cache-control", Some("public, max-age=90"));
     let etag = header(&first, "etag").expect("ETag");
     assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong: {etag}");
     let body: Value = first.json().await.expect("json");

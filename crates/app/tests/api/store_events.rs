@@ -17,10 +17,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_hundred_thousand_events_in_batches_are_all_stored_and_rolled_up() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_ANALYTICS_ROLLUP_SCHEDULE", "*/1 * * * * *")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_ANALYTICS_ROLLUP_SCHEDULE", "*/1 * * * * *")]).await;
     let users = join_all((0..4).map(|index| app.signed_in_quick(index))).await;
     let batch = events(500, "page.viewed");
     let started = std::time::Instant::now();
@@ -75,12 +72,8 @@ async fn a_hundred_thousand_events_in_batches_are_all_stored_and_rolled_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(total, 100_000);
-    assert_problem(
-        app.get_with_token("/api/v1/admin/analytics", &users[0].access_token)
-            .await,
-        403,
-    )
-    .await;
+    app.get_problem_with_token("/api/v1/admin/analytics", &users[0].access_token, 403)
+        .await;
 }
 
 /// The sum of a metric's series over every label set (e.g. every shard).
@@ -94,7 +87,7 @@ fn summed(metrics: &str, name: &str) -> f64 {
 
 /// A lock on the events table of every database that holds it, taken from outside the server:
 /// its event writers block on it until [`EventWritesHeld::release`].
-struct EventWritesHeld(Vec<ShardConnection>);
+struct EventWritesHeld(Vec<DbConnection>);
 
 impl EventWritesHeld {
     async fn take(app: &TestApp) -> Self {
@@ -117,8 +110,7 @@ impl EventWritesHeld {
 
 #[tokio::test]
 async fn requests_queued_while_a_batch_is_written_are_written_in_one_batch() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let batch = events(500, "page.viewed");
     let held = EventWritesHeld::take(&app).await;
 
@@ -151,8 +143,7 @@ async fn requests_queued_while_a_batch_is_written_are_written_in_one_batch() {
 
 #[tokio::test]
 async fn bad_event_batches_are_refused_whole() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let now = chrono::Utc::now();
     let big = "x".repeat(3000);
     for bad in [
@@ -176,10 +167,7 @@ async fn bad_event_batches_are_refused_whole() {
 #[tokio::test]
 async fn a_full_event_queue_answers_503_and_loses_nothing_it_acknowledged() {
     // Room for one request at a time: concurrent requests find the queue full.
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_EVENTS_QUEUE_CAPACITY", "500")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_EVENTS_QUEUE_CAPACITY", "500")]).await;
     let user = app.signed_in("ann@example.org").await;
     let batch = events(500, "product.viewed");
     let responses = join_all((0..30).map(|_| post_events(&app, &user, &batch))).await;
@@ -193,7 +181,7 @@ async fn a_full_event_queue_answers_503_and_loses_nothing_it_acknowledged() {
                     .expect("n")
             }
             503 => {
-                assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
+                assert_header(&response, "retry-after", Some("1"));
                 let problem = assert_problem(response, 503).await;
                 assert!(
                     problem["detail"]
@@ -262,8 +250,7 @@ fn send_in_a_loop(
 
 #[tokio::test]
 async fn acknowledged_events_survive_a_kill_9_mid_load() {
-    let mut app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (mut app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let (senders, acknowledged) = send_in_a_loop(&app, &user, events(200, "cart.updated"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pid = nix::unistd::Pid::from_raw(app.child.id() as i32);
@@ -285,17 +272,15 @@ async fn acknowledged_events_survive_a_kill_9_mid_load() {
     let again = TestApp::builder().restart_of(&app).spawn().await;
     assert_eq!(
         again
-            .get_with_token("/api/v1/me", &user.access_token)
-            .await
-            .status(),
+            .get_status_with_token("/api/v1/me", &user.access_token)
+            .await,
         200
     );
 }
 
 #[tokio::test]
 async fn sigterm_writes_every_queued_event_before_the_pools_close() {
-    let mut app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (mut app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let (senders, acknowledged) = send_in_a_loop(&app, &user, events(250, "search.performed"));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     app.terminate();

@@ -15,36 +15,30 @@ async fn maintained_after(
     within: Duration,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let started = Instant::now();
-    loop {
-        let found = app.logs()[seen..]
-            .iter()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|event| event["message"] == "store maintained" && done(event));
-        if let Some(event) = found {
-            return event;
-        }
-        assert!(
-            started.elapsed() < within,
-            "no matching store maintenance within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        "a matching store maintenance",
+        within,
+        Duration::from_millis(50),
+        async || {
+            app.logs()[seen..]
+                .iter()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|event| event["message"] == "store maintained" && done(event))
+                .ok_or_else(|| "none logged".to_owned())
+        },
+    )
+    .await
 }
 
 #[tokio::test]
 async fn store_maintenance_deletes_expired_idempotency_keys_and_creates_future_partitions() {
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_STORE_MAINTENANCE_SCHEDULE", "*/1 * * * * *"),
-            ("OUTGROW_IDEMPOTENCY_KEY_TTL", "4s"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
-        ])
-        .spawn()
-        .await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 10).await;
-    let user = app.signed_in("ann@example.org").await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_STORE_MAINTENANCE_SCHEDULE", "*/1 * * * * *"),
+        ("OUTGROW_IDEMPOTENCY_KEY_TTL", "4s"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
+    ])
+    .await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 10).await;
     let items = json!([{"product_id": id, "quantity": 1}]);
     assert_eq!(order(&app, &user, items, Some("k-expiring")).await.status(), 201);
     let placed = Instant::now();

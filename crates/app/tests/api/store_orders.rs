@@ -53,9 +53,7 @@ async fn fifty_buyers_racing_for_the_last_ten_units_buy_exactly_ten() {
 #[tokio::test]
 async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
     let app = TestApp::spawn().await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Teapot", 2999, 100).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Teapot", 2999, 100).await;
     let items = json!([{"product_id": id, "quantity": 2}]);
 
     let responses = join_all((0..20).map(|_| order(&app, &user, items.clone(), Some("checkout-7f3a")))).await;
@@ -75,7 +73,7 @@ async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
 
     // A later retry is marked as a replay; the same key with another body is refused.
     let replay = order(&app, &user, items.clone(), Some("checkout-7f3a")).await;
-    assert_eq!(header(&replay, "idempotent-replayed").as_deref(), Some("true"));
+    assert_header(&replay, "idempotent-replayed", Some("true"));
     assert_eq!(replay.text().await.expect("body"), bodies[0]);
     let other = order(
         &app,
@@ -111,13 +109,8 @@ async fn twenty_concurrent_retries_with_one_idempotency_key_place_one_order() {
 #[tokio::test]
 async fn a_retry_while_the_first_request_with_its_key_still_runs_gets_409() {
     // The wait for a running request is half the request timeout: 1 s.
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_REQUEST_TIMEOUT", "2s")])
-        .spawn()
-        .await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Teapot", 2999, 10).await;
-    let user = app.signed_in("ann@example.org").await;
+    let app = TestApp::with_settings(&[("OUTGROW_REQUEST_TIMEOUT", "2s")]).await;
+    let (id, user) = product_and_buyer(&app, "Teapot", 2999, 10).await;
     let items = json!([{"product_id": id, "quantity": 1}]);
     assert_eq!(
         order(&app, &user, items.clone(), Some("k-running"))
@@ -140,12 +133,7 @@ async fn a_retry_while_the_first_request_with_its_key_still_runs_gets_409() {
     let started = std::time::Instant::now();
     let retry = order(&app, &user, items, Some("k-running")).await;
     let problem = assert_problem(retry, 409).await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|detail| detail.contains("still being processed")),
-        "{problem}"
-    );
+    assert_detail_contains(&problem, "still being processed");
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "it waited for the first request"
@@ -212,17 +200,13 @@ async fn bad_orders_are_refused_with_the_reason() {
 #[tokio::test]
 async fn a_data_export_holds_the_users_orders() {
     let app = TestApp::spawn().await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Vase", 3100, 2).await;
-    let user = app.signed_in("ann@example.org").await;
+    let (id, user) = product_and_buyer(&app, "Vase", 3100, 2).await;
     let placed = json_body(
         order(&app, &user, json!([{"product_id": id, "quantity": 2}]), None).await,
         201,
     )
     .await;
-    let requested = app
-        .post_json_with_token("/api/v1/exports", &user.access_token, &json!({"format": "json"}))
-        .await;
+    let requested = app.request_export(&user.access_token, "json").await;
     assert_eq!(requested.status(), 202);
     let location = header(&requested, "location").expect("Location");
     let ready = app.wait_for_export(&location, &user.access_token).await;

@@ -7,16 +7,22 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
+/// `ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}` for each of `names`, on `primary`.
+async fn allow_connections(primary: &mut sqlx::PgConnection, names: &[String], allow: bool) {
+    for name in names {
+        let statement = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}");
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *primary)
+            .await
+            .unwrap_or_else(|error| panic!("allow connections to {name}: {allow}: {error}"));
+    }
+}
+
 #[tokio::test]
 async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_bucket_move() {
     require_scaled();
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
-        .spawn()
-        .await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
-    let user = app.signed_in("ann@example.org").await;
+    let app = TestApp::with_settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")]).await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 100).await;
     let mut placed = Vec::new();
     for _ in 0..5 {
         let response = order(&app, &user, json!([{"product_id": id, "quantity": 1}]), None).await;
@@ -89,18 +95,14 @@ async fn scaled_only_orders_land_on_the_shard_of_their_bucket_and_survive_a_buck
 async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_released() {
     require_scaled();
     use sqlx::Connection;
-    let app = TestApp::builder()
-        .settings(&[
-            ("OUTGROW_REQUEST_TIMEOUT", "2s"),
-            ("OUTGROW_ORDER_RECONCILE_AFTER", "3s"),
-            ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "200ms"),
-        ])
-        .spawn()
-        .await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 10).await;
-    let user = app.signed_in("ann@example.org").await;
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_REQUEST_TIMEOUT", "2s"),
+        ("OUTGROW_ORDER_RECONCILE_AFTER", "3s"),
+        ("OUTGROW_DATABASE_ACQUIRE_TIMEOUT", "1s"),
+        ("OUTGROW_JOB_POLL_INTERVAL", "200ms"),
+    ])
+    .await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 10).await;
     let primary = backend_setting(&app, "OUTGROW_DATABASE_URL").expect("primary");
     let shards = shard_urls(&app);
     // Both shards refuse connections: the stock is reserved on the primary, the order cannot
@@ -110,13 +112,8 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
         .iter()
         .map(|url| url.rsplit('/').next().expect("database").to_owned())
         .collect();
+    allow_connections(&mut admin_connection, &names, false).await;
     for name in &names {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
-        )))
-        .execute(&mut admin_connection)
-        .await
-        .expect("close the shard");
         sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
             .bind(name)
             .execute(&mut admin_connection)
@@ -125,16 +122,9 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
     }
     let refused = order(&app, &user, json!([{"product_id": id, "quantity": 4}]), None).await;
     // A shard that refuses connections is unavailable (503 + Retry-After), not an error of ours.
-    assert_eq!(header(&refused, "retry-after").as_deref(), Some("1"));
+    assert_header(&refused, "retry-after", Some("1"));
     assert_problem(refused, 503).await;
-    for name in &names {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"
-        )))
-        .execute(&mut admin_connection)
-        .await
-        .expect("reopen the shard");
-    }
+    allow_connections(&mut admin_connection, &names, true).await;
     // The reconciler settles it: the order does not exist, so the 4 units come back.
     let mut stock = Value::Null;
     for _ in 0..100 {
@@ -155,13 +145,8 @@ async fn scaled_only_a_reservation_whose_order_never_reached_its_shard_is_releas
 #[tokio::test]
 async fn scaled_only_writes_to_a_bucket_being_moved_answer_503_and_reads_keep_working() {
     require_scaled();
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")])
-        .spawn()
-        .await;
-    let admin = app.admin("admin@example.org").await;
-    let id = create_product_id(&app, &admin, "Mug", 1000, 100).await;
-    let user = app.signed_in("ann@example.org").await;
+    let app = TestApp::with_settings(&[("OUTGROW_SHARD_MAP_REFRESH", "200ms")]).await;
+    let (id, user) = product_and_buyer(&app, "Mug", 1000, 100).await;
     let items = json!([{"product_id": id, "quantity": 1}]);
     let first = json_body(order(&app, &user, items.clone(), None).await, 201).await;
     let first_path = format!("/api/v1/orders/{}", first["id"].as_str().expect("id"));
@@ -203,16 +188,16 @@ async fn scaled_only_writes_to_a_bucket_being_moved_answer_503_and_reads_keep_wo
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(header(&refused, "retry-after").as_deref(), Some("1"));
+    assert_header(&refused, "retry-after", Some("1"));
     assert_problem(refused, 503).await;
     let keyed = order(&app, &user, items.clone(), Some("k-moving")).await;
-    assert_eq!(header(&keyed, "retry-after").as_deref(), Some("1"));
+    assert_header(&keyed, "retry-after", Some("1"));
     assert_problem(keyed, 503).await;
     let cancel = cancel_order(&app, &user, first["id"].as_str().expect("id")).await;
     assert_problem(cancel, 503).await;
     // Reads keep working.
     assert_eq!(
-        app.get_with_token(&first_path, &user.access_token).await.status(),
+        app.get_status_with_token(&first_path, &user.access_token).await,
         200
     );
     // No order was written for a refused one (a reservation it made is released by its

@@ -23,7 +23,7 @@ async fn a_token_signed_with_the_right_key_for_a_live_session_is_accepted() {
 
     let token = sign_jwt(&header_for(TEST_JWT_KID), &claims, TEST_JWT_SECRET);
 
-    assert_eq!(app.get_with_token("/api/v1/me", &token).await.status(), 200);
+    assert_eq!(app.get_status_with_token("/api/v1/me", &token).await, 200);
 }
 
 #[tokio::test]
@@ -36,8 +36,8 @@ async fn an_expired_token_is_refused_with_401() {
 
     let token = sign_jwt(&header_for(TEST_JWT_KID), &claims, TEST_JWT_SECRET);
 
-    let problem = assert_problem(app.get_with_token("/api/v1/me", &token).await, 401).await;
-    assert!(problem["detail"].as_str().expect("detail").contains("expired"));
+    let problem = app.get_problem_with_token("/api/v1/me", &token, 401).await;
+    assert_detail_contains(&problem, "expired");
 }
 
 #[tokio::test]
@@ -128,19 +128,17 @@ async fn a_token_for_a_revoked_or_made_up_session_is_refused() {
 
     let token = sign_jwt(&header_for(TEST_JWT_KID), &claims, TEST_JWT_SECRET);
 
-    assert_problem(app.get_with_token("/api/v1/me", &token).await, 401).await;
+    app.get_problem_with_token("/api/v1/me", &token, 401).await;
 }
 
 #[tokio::test]
 async fn tokens_signed_by_a_previous_key_verify_after_rotation() {
     let old_key = "old:fedcba9876543210fedcba9876543210-old";
-    let app = TestApp::builder()
-        .settings(&[(
-            "OUTGROW_JWT_KEYS",
-            &format!("new:0123456789abcdef0123456789abcdef-new,{old_key}"),
-        )])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[(
+        "OUTGROW_JWT_KEYS",
+        &format!("new:0123456789abcdef0123456789abcdef-new,{old_key}"),
+    )])
+    .await;
     let (user, claims) = claims_of_a_real_session(&app).await;
     assert_eq!(
         jwt_parts(&user.access_token).0["kid"],
@@ -154,5 +152,5 @@ async fn tokens_signed_by_a_previous_key_verify_after_rotation() {
         "fedcba9876543210fedcba9876543210-old",
     );
 
-    assert_eq!(app.get_with_token("/api/v1/me", &by_old_key).await.status(), 200);
+    assert_eq!(app.get_status_with_token("/api/v1/me", &by_old_key).await, 200);
 }

@@ -12,14 +12,13 @@ async fn me_requires_a_credential() {
 
     let response = app.get("/api/v1/me").await;
 
-    assert_eq!(header(&response, "www-authenticate").as_deref(), Some("Bearer"));
+    assert_header(&response, "www-authenticate", Some("Bearer"));
     assert_problem(response, 401).await;
 }
 
 #[tokio::test]
 async fn me_returns_the_signed_in_user() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
 
     let me: Value = app.get_json_with_token("/api/v1/me", &user.access_token).await;
 
@@ -29,12 +28,11 @@ async fn me_returns_the_signed_in_user() {
 
 #[tokio::test]
 async fn a_new_name_is_visible_at_once_through_the_cache() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
     // Warm the cache.
     for _ in 0..2 {
-        assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+        assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     }
 
     let patched = app
@@ -56,10 +54,9 @@ async fn a_new_name_is_visible_at_once_through_the_cache() {
 
 #[tokio::test]
 async fn a_profile_update_writes_the_new_value_through_to_the_cache() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     let path = format!("/api/v1/users/{}", user.id);
-    assert_eq!(app.get_with_token(&path, &user.access_token).await.status(), 200);
+    assert_eq!(app.get_status_with_token(&path, &user.access_token).await, 200);
     let misses = |metrics: &str| {
         metric_value(metrics, r#"cache_requests_total{cache="users",result="miss"}"#).unwrap_or(0.0)
     };
@@ -84,8 +81,7 @@ async fn a_profile_update_writes_the_new_value_through_to_the_cache() {
 
 #[tokio::test]
 async fn changing_the_password_requires_the_current_one() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
 
     let missing = app
         .patch_me(&user.access_token, json!({"password": "a brand new secret"}))
@@ -109,8 +105,7 @@ async fn changing_the_password_requires_the_current_one() {
 
 #[tokio::test]
 async fn a_password_change_ends_the_other_sessions_but_keeps_this_one() {
-    let app = TestApp::spawn().await;
-    let here = app.signed_in("ann@example.org").await;
+    let (app, here) = TestApp::spawn_signed_in("ann@example.org").await;
     let elsewhere = app.sign_in("ann@example.org", PASSWORD).await;
 
     let changed = app
@@ -122,22 +117,12 @@ async fn a_password_change_ends_the_other_sessions_but_keeps_this_one() {
 
     assert_eq!(changed.status(), 200);
     assert_eq!(
-        app.get_with_token("/api/v1/me", &here.access_token)
-            .await
-            .status(),
+        app.get_status_with_token("/api/v1/me", &here.access_token).await,
         200
     );
-    assert_problem(
-        app.get_with_token("/api/v1/me", &elsewhere.access_token).await,
-        401,
-    )
-    .await;
-    let refresh = app
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({"refresh_token": elsewhere.refresh_token}),
-        )
+    app.get_problem_with_token("/api/v1/me", &elsewhere.access_token, 401)
         .await;
+    let refresh = app.refresh(&elsewhere.refresh_token).await;
     assert_problem(refresh, 401).await;
     assert_eq!(app.login("ann@example.org", PASSWORD).await.status(), 401);
     assert_eq!(
@@ -148,8 +133,7 @@ async fn a_password_change_ends_the_other_sessions_but_keeps_this_one() {
 
 #[tokio::test]
 async fn the_new_password_follows_the_policy() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     for bad in ["short", "ann@example.org", "12345678"] {
         let response = app
             .patch_me(
@@ -164,8 +148,7 @@ async fn the_new_password_follows_the_policy() {
 
 #[tokio::test]
 async fn an_empty_or_unknown_patch_is_a_400() {
-    let app = TestApp::spawn().await;
-    let user = app.signed_in("ann@example.org").await;
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
     assert_problem(app.patch_me(&user.access_token, json!({})).await, 400).await;
     assert_problem(
         app.patch_me(&user.access_token, json!({"email": "x@example.org"}))
@@ -182,8 +165,7 @@ async fn an_empty_or_unknown_patch_is_a_400() {
 
 #[tokio::test]
 async fn a_user_reads_themself_but_not_others() {
-    let app = TestApp::spawn().await;
-    let ann = app.signed_in("ann@example.org").await;
+    let (app, ann) = TestApp::spawn_signed_in("ann@example.org").await;
     let bob = app.signed_in("bob@example.org").await;
 
     let own = app
@@ -207,8 +189,7 @@ async fn a_user_reads_themself_but_not_others() {
 
 #[tokio::test]
 async fn an_admin_reads_anyone_and_unknown_ids_are_404() {
-    let app = TestApp::spawn().await;
-    let bob = app.signed_in("bob@example.org").await;
+    let (app, bob) = TestApp::spawn_signed_in("bob@example.org").await;
     let admin = app.admin("admin@example.org").await;
 
     let response = app
@@ -233,9 +214,9 @@ async fn an_admin_reads_anyone_and_unknown_ids_are_404() {
 
 #[tokio::test]
 async fn listing_users_is_for_admins() {
-    let app = TestApp::spawn().await;
-    let ann = app.signed_in("ann@example.org").await;
-    assert_problem(app.get_with_token("/api/v1/users", &ann.access_token).await, 403).await;
+    let (app, ann) = TestApp::spawn_signed_in("ann@example.org").await;
+    app.get_problem_with_token("/api/v1/users", &ann.access_token, 403)
+        .await;
 }
 
 #[tokio::test]
@@ -339,9 +320,8 @@ async fn the_admin_cli_refuses_a_taken_email_and_promotes_instead() {
     app.run_cli(&["admin", "promote", "--email", "ann@example.org"]);
     let admin = app.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(
-        app.get_with_token("/api/v1/users", &admin.access_token)
-            .await
-            .status(),
+        app.get_status_with_token("/api/v1/users", &admin.access_token)
+            .await,
         200
     );
 }

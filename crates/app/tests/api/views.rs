@@ -2,7 +2,7 @@
 //! database in batches every `view_count_flush_interval`, all of them at a graceful stop, and
 //! at most one interval's worth lost to a crash.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -53,20 +53,23 @@ async fn stored_views(app: &TestApp, admin: &SignedIn, product: &str) -> i64 {
 
 #[tokio::test]
 async fn views_are_written_behind_in_batches_within_the_flush_interval() {
-    let app = TestApp::builder()
-        .settings(&[("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")])
-        .spawn()
-        .await;
+    let app = TestApp::with_settings(&[("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")]).await;
     let admin = app.admin("admin@example.org").await;
     let product = a_product(&app, &admin).await;
 
     view(&app, &product, 30).await;
 
-    let started = Instant::now();
-    while stored_views(&app, &admin, &product).await < 30 {
-        assert!(started.elapsed() < Duration::from_secs(5), "views not written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (within, every) = (Duration::from_secs(5), Duration::from_millis(50));
+    poll_until(
+        "the views to be written",
+        within,
+        every,
+        async || match stored_views(&app, &admin, &product).await {
+            30.. => Ok(()),
+            stored => Err(format!("{stored} stored")),
+        },
+    )
+    .await;
     assert_eq!(stored_views(&app, &admin, &product).await, 30);
     let metrics = app.metrics().await;
     assert_eq!(metric_value(&metrics, "product_views_flushed_total"), Some(30.0));
@@ -80,21 +83,15 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
     // A long interval: nothing is written while the test runs but at shutdown.
     let rare = [("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "1h")];
     // The first instance owns the data directory: it stays in scope to the end.
-    let mut first = TestApp::builder().settings(&rare).spawn().await;
+    let mut first = TestApp::with_settings(&rare).await;
     let admin = first.admin("admin@example.org").await;
     let product = a_product(&first, &admin).await;
-    let (data_dir, backend) = (first.data_dir.clone(), first.backend.clone());
 
     // SIGTERM: the tally is written before the pools close.
     view(&first, &product, 10).await;
     first.terminate();
     assert!(first.child.wait().expect("exit").success());
-    let mut second = TestApp::builder()
-        .data_dir(&data_dir)
-        .backend(&backend)
-        .settings(&rare)
-        .spawn()
-        .await;
+    let mut second = first.restart_with(&rare).await;
     assert_eq!(stored_views(&second, &admin, &product).await, 10);
 
     // kill -9 before any flush: those views are the loss the interval bounds.
@@ -102,12 +99,7 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
     second.child.kill().expect("kill -9");
     second.child.wait().expect("exit");
     let frequent = [("OUTGROW_VIEW_COUNT_FLUSH_INTERVAL", "200ms")];
-    let mut third = TestApp::builder()
-        .data_dir(&data_dir)
-        .backend(&backend)
-        .settings(&frequent)
-        .spawn()
-        .await;
+    let mut third = first.restart_with(&frequent).await;
     assert_eq!(stored_views(&third, &admin, &product).await, 10);
 
     // kill -9 after a flush: what was flushed stays.
@@ -119,11 +111,6 @@ async fn a_graceful_stop_loses_no_view_and_a_crash_at_most_those_since_the_last_
         .await;
     third.child.kill().expect("kill -9");
     third.child.wait().expect("exit");
-    let fourth = TestApp::builder()
-        .data_dir(&data_dir)
-        .backend(&backend)
-        .settings(&frequent)
-        .spawn()
-        .await;
+    let fourth = first.restart_with(&frequent).await;
     assert_eq!(stored_views(&fourth, &admin, &product).await, 15);
 }

@@ -1,5 +1,4 @@
-//! Store fixtures shared by the `store_*` tests: products, orders, events, and counting rows
-//! where the store keeps them (the SQLite file, or every shard database on the scaled pass).
+//! Store fixtures shared by the `store_*` tests: products, orders and events.
 
 use serde_json::{Value, json};
 
@@ -75,109 +74,16 @@ pub async fn post_events(app: &TestApp, user: &SignedIn, batch: &Value) -> reqwe
         .await
 }
 
-/// The value of backend setting `name` (scaled pass only).
-pub fn backend_setting<'a>(app: &'a TestApp, name: &str) -> Option<&'a str> {
-    app.backend
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
-/// The shard databases' URLs (scaled pass only).
-pub fn shard_urls(app: &TestApp) -> Vec<String> {
-    backend_setting(app, "OUTGROW_DATABASE_SHARD_URLS")
-        .expect("shards")
-        .split(',')
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A connection to one database that holds the store's shard tables, opened by the test
-/// beside the server: the SQLite file, or one PostgreSQL shard.
-pub enum ShardConnection {
-    Postgres(sqlx::PgConnection),
-    Sqlite(sqlx::SqliteConnection),
-}
-
-/// One connection to every database that holds the store's shard tables.
-pub async fn shard_connections(app: &TestApp) -> Vec<ShardConnection> {
-    use sqlx::Connection;
-    match backend_setting(app, "OUTGROW_DATABASE_SHARD_URLS") {
-        Some(urls) => {
-            let mut connections = Vec::new();
-            for url in urls.split(',') {
-                let connection = sqlx::PgConnection::connect(url)
-                    .await
-                    .expect("connect to a shard");
-                connections.push(ShardConnection::Postgres(connection));
-            }
-            connections
-        }
-        None => {
-            let path = app.data_dir.join("outgrow.sqlite3");
-            let connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .expect("open the SQLite file");
-            vec![ShardConnection::Sqlite(connection)]
-        }
-    }
-}
-
-impl ShardConnection {
-    /// Runs `postgres` or `sqlite` (the same statement where the dialects differ); returns
-    /// the rows it changed.
-    pub async fn execute(&mut self, postgres: &str, sqlite: &str) -> u64 {
-        let (sql, outcome) = match self {
-            Self::Postgres(connection) => (
-                postgres,
-                sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_owned()))
-                    .execute(connection)
-                    .await
-                    .map(|done| done.rows_affected()),
-            ),
-            Self::Sqlite(connection) => (
-                sqlite,
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_owned()))
-                    .execute(connection)
-                    .await
-                    .map(|done| done.rows_affected()),
-            ),
-        };
-        outcome.unwrap_or_else(|error| panic!("{sql}: {error}"))
-    }
-
-    /// The integer that `sql` selects.
-    pub async fn fetch_i64(&mut self, sql: &str) -> i64 {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self {
-            Self::Postgres(connection) => sqlx::query_scalar(sql).fetch_one(connection).await,
-            Self::Sqlite(connection) => sqlx::query_scalar(sql).fetch_one(connection).await,
-        }
-        .expect("select")
-    }
-}
-
-/// Rows of `table` summed over every database that holds it (SQLite file, or the shards).
-pub async fn count_rows(app: &TestApp, table: &str, filter: &str) -> i64 {
-    sum_over_shards(app, &format!("SELECT count(*) FROM {table} {filter}")).await
-}
-
-/// The integer that `sql` selects, summed over every database that holds the store's shard
-/// tables (the SQLite file, or every shard).
-pub async fn sum_over_shards(app: &TestApp, sql: &str) -> i64 {
-    let mut total = 0;
-    for mut connection in shard_connections(app).await {
-        total += connection.fetch_i64(sql).await;
-    }
-    total
-}
-
-/// Runs a statement on every database that holds the store's shard tables (the SQLite file, or
-/// every shard); the text differs where the dialects do. Returns the rows it changed.
-pub async fn execute_on_shards(app: &TestApp, postgres: &str, sqlite: &str) -> u64 {
-    let mut changed = 0;
-    for mut connection in shard_connections(app).await {
-        changed += connection.execute(postgres, sqlite).await;
-    }
-    changed
+/// How most order tests begin: an admin (`admin@example.org`) creates a product (`name`, a
+/// price in euro cents, `stock`), then a buyer (`ann@example.org`) signs in. Returns the
+/// product's id and the buyer.
+pub async fn product_and_buyer(
+    app: &TestApp,
+    name: &str,
+    price_minor: i64,
+    stock: i64,
+) -> (String, SignedIn) {
+    let admin = app.admin("admin@example.org").await;
+    let product = create_product_id(app, &admin, name, price_minor, stock).await;
+    (product, app.signed_in("ann@example.org").await)
 }
