@@ -5,12 +5,14 @@
 //! Each parser returns a [`ValidationError`] naming what is wrong in words a user can act on.
 
 mod email;
+mod media;
 mod money;
 mod password;
 mod product;
 mod user;
 
 pub use email::Email;
+pub use media::{ExportId, ExportStatus, UploadId, UploadStatus};
 pub use money::{Currency, MAX_AMOUNT_MINOR, Money};
 pub use password::Password;
 pub use product::{
