@@ -186,15 +186,10 @@ impl SessionStore for RedisSessions {
     }
 
     async fn rotate(&self, exchange: RefreshExchange, now: DateTime<Utc>) -> Result<Rotation, StoreError> {
-        let RefreshExchange {
-            session_id,
-            presented,
-            replacement,
-        } = exchange;
         let keys = [
-            self.session_key(session_id),
-            self.refresh_key(session_id, &presented),
-            self.refresh_key(session_id, &replacement),
+            self.session_key(exchange.session_id),
+            self.refresh_key(exchange.session_id, &exchange.presented),
+            self.refresh_key(exchange.session_id, &exchange.replacement),
         ];
         let script = &self.rotate;
         let reply: Vec<String> = self
@@ -210,10 +205,13 @@ impl SessionStore for RedisSessions {
             })
             .await?;
         match reply.as_slice() {
-            [outcome, user_id, role, expires_at] if outcome == "rotated" => {
-                Ok(Rotation::Rotated(session(session_id, user_id, role, expires_at)?))
-            }
-            [outcome] if outcome == "reused" => Ok(Rotation::Reused(session_id)),
+            [outcome, user_id, role, expires_at] if outcome == "rotated" => Ok(Rotation::Rotated(session(
+                exchange.session_id,
+                user_id,
+                role,
+                expires_at,
+            )?)),
+            [outcome] if outcome == "reused" => Ok(Rotation::Reused(exchange.session_id)),
             _ => Ok(Rotation::Invalid),
         }
     }

@@ -121,15 +121,10 @@ impl SessionStore for SqlSessions {
     }
 
     async fn rotate(&self, exchange: RefreshExchange, now: DateTime<Utc>) -> Result<Rotation, StoreError> {
-        let RefreshExchange {
-            session_id,
-            presented,
-            replacement,
-        } = exchange;
         with_db!(&self.db, transaction, |tx, sql| {
             let found: Option<RefreshRow> = sqlx::query_as(sql(REFRESH_LOOKUP))
-                .bind(presented.to_vec())
-                .bind(session_id)
+                .bind(exchange.presented.to_vec())
+                .bind(exchange.session_id)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(found) = found else {
@@ -142,7 +137,7 @@ impl SessionStore for SqlSessions {
             let spent = found.rotated_at.is_some()
                 || sqlx::query(sql(REFRESH_MARK_ROTATED))
                     .bind(now)
-                    .bind(presented.to_vec())
+                    .bind(exchange.presented.to_vec())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
@@ -157,7 +152,7 @@ impl SessionStore for SqlSessions {
                 return Ok(Rotation::Reused(session.id));
             }
             sqlx::query(sql(REFRESH_INSERT))
-                .bind(replacement.to_vec())
+                .bind(exchange.replacement.to_vec())
                 .bind(session.id)
                 .bind(now)
                 .execute(&mut *tx)
