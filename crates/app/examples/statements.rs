@@ -5,7 +5,7 @@
 //! Build it with `cargo build --example statements`; run it with no arguments.
 
 use outgrow::{
-    db::{accounts, media},
+    db::{accounts, media, sessions, shards},
     store::{
         catalog::{self, ProductQuery},
         orders,
@@ -21,8 +21,10 @@ fn main() {
     let mut lines: Vec<(String, String)> = Vec::new();
     let named = accounts::STATEMENTS
         .iter()
+        .chain(sessions::STATEMENTS)
         .chain(jobs::STATEMENTS)
         .chain(media::STATEMENTS)
+        .chain(shards::STATEMENTS)
         .chain(catalog::STATEMENTS)
         .chain(orders::STATEMENTS.iter().flat_map(|module| module.iter()));
     for statement in named {

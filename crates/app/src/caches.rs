@@ -5,7 +5,7 @@
 use outgrow_platform::cache::{CachePolicy, LoadError};
 use uuid::Uuid;
 
-use crate::{repo::StoreError, state::App, store::catalog::ProductRow};
+use crate::{db::markers::Subject, repo::StoreError, state::App, store::catalog::ProductRow};
 
 /// Users by id, as the API shows them (the JSON of `http::users::UserResponse`).
 pub const USERS: &str = "users";
@@ -51,14 +51,14 @@ pub async fn forget_products(app: &App, products: Vec<Uuid>) {
     for id in products {
         // Marked first: a reload right after the invalidation must not come from a replica
         // that has not replayed the change yet.
-        app.db.wrote(id).await;
+        app.db.wrote(Subject::Product(id)).await;
         app.cache.invalidate(PRODUCTS, &id.to_string()).await;
     }
 }
 
 /// After a catalog write: the product's copy and every cached page go, everywhere.
 pub async fn catalog_changed(app: &App, id: Uuid) {
-    app.db.wrote(crate::store::catalog::CATALOG).await;
+    app.db.wrote(Subject::Catalog).await;
     app.cache.invalidate(CATALOG, CATALOG_VERSION_KEY).await;
     forget_products(app, vec![id]).await;
 }

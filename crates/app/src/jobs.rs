@@ -12,6 +12,7 @@
 //! `shutdown_timeout`.
 
 use chrono::Utc;
+use outgrow_domain::{ExportId, ExportStatus, UploadId, UploadStatus};
 use outgrow_platform::{
     jobs::{Job, JobContext, Recurring, Registry, Worker, WorkerOptions},
     shutdown::ShutdownSignal,
@@ -105,7 +106,7 @@ async fn clean_up_jobs(_job: CleanUpJobs, context: JobContext<AppState>) -> anyh
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MakeImageVariants {
     /// The upload.
-    pub upload_id: uuid::Uuid,
+    pub upload_id: UploadId,
 }
 
 impl Job for MakeImageVariants {
@@ -120,7 +121,7 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
         tracing::warn!(upload_id = %job.upload_id, "the upload is gone; nothing to do");
         return Ok(());
     };
-    if upload.status != "processing" {
+    if upload.status != UploadStatus::Processing {
         return Ok(());
     }
     let key = crate::objects::original_key(upload.id);
@@ -149,7 +150,7 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
                 .await?;
             tracing::info!(upload_id = %upload.id, variants = made.len(), "image variants ready");
             // Products showing this image list its variants: their cached copies must go.
-            let products = state.catalog.showing_image(upload.id).await?;
+            let products = state.catalog.showing_image(upload.id.0).await?;
             crate::caches::forget_products(state, products).await;
         }
         Err(error) => {
@@ -170,7 +171,7 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BuildExport {
     /// The export.
-    pub export_id: uuid::Uuid,
+    pub export_id: ExportId,
 }
 
 impl Job for BuildExport {
@@ -183,10 +184,10 @@ async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow
     let Some(export) = state.media.export(job.export_id).await? else {
         return Ok(());
     };
-    if export.status != "pending" {
+    if export.status != ExportStatus::Pending {
         return Ok(());
     }
-    let user_id = outgrow_domain::UserId(export.user_id);
+    let user_id = export.user_id;
     let Some(user) = state.users.by_id(user_id).await? else {
         state
             .media
@@ -194,7 +195,7 @@ async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow
             .await?;
         return Ok(());
     };
-    let uploads = state.media.uploads_of(export.user_id).await?;
+    let uploads = state.media.uploads_of(user_id).await?;
     let mut orders = Vec::new();
     let mut before = None;
     loop {
@@ -385,4 +386,34 @@ pub async fn run_workers(state: AppState, stop: ShutdownSignal) {
         .run(stop)
         .await;
     let _ = scheduler.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_job_payloads_keep_the_json_already_in_the_queue() {
+        // Payloads enqueued by earlier versions (bare UUIDs) must still run, and new ones
+        // must look the same.
+        let id = uuid::Uuid::parse_str("01890a5d-ac96-774b-bcce-b302099a8057").expect("a UUID");
+        let upload = MakeImageVariants {
+            upload_id: UploadId(id),
+        };
+        let stored = r#"{"upload_id":"01890a5d-ac96-774b-bcce-b302099a8057"}"#;
+        assert_eq!(serde_json::to_string(&upload).expect("serialises"), stored);
+        assert_eq!(
+            serde_json::from_str::<MakeImageVariants>(stored).expect("deserialises"),
+            upload
+        );
+        let export = BuildExport {
+            export_id: ExportId(id),
+        };
+        let stored = r#"{"export_id":"01890a5d-ac96-774b-bcce-b302099a8057"}"#;
+        assert_eq!(serde_json::to_string(&export).expect("serialises"), stored);
+        assert_eq!(
+            serde_json::from_str::<BuildExport>(stored).expect("deserialises"),
+            export
+        );
+    }
 }

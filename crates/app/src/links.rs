@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use outgrow_domain::ExportId;
 use sha2::Sha256;
-use uuid::Uuid;
 
 use crate::state::AppState;
 
@@ -38,7 +38,7 @@ impl std::fmt::Display for LinkError {
 
 impl std::error::Error for LinkError {}
 
-fn mac(key: &[u8; 32], id: Uuid, expires: i64) -> Hmac<Sha256> {
+fn mac(key: &[u8; 32], id: ExportId, expires: i64) -> Hmac<Sha256> {
     // A 32-byte key is always valid for HMAC.
     let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
         unreachable!("HMAC takes keys of any length")
@@ -48,7 +48,7 @@ fn mac(key: &[u8; 32], id: Uuid, expires: i64) -> Hmac<Sha256> {
 }
 
 /// A download link for export `id`, valid for `export_link_ttl` from `now`.
-pub fn export_link(state: &AppState, id: Uuid, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+pub fn export_link(state: &AppState, id: ExportId, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
     let expires_at = now
         + chrono::Duration::from_std(state.settings.export_link_ttl).unwrap_or(chrono::Duration::hours(24));
     let expires = expires_at.timestamp();
@@ -63,7 +63,7 @@ pub fn export_link(state: &AppState, id: Uuid, now: DateTime<Utc>) -> (String, D
 /// Checks a link's signature (in constant time) and expiry.
 pub fn verify_export_link(
     state: &AppState,
-    id: Uuid,
+    id: ExportId,
     expires: i64,
     signature: &str,
     now: DateTime<Utc>,

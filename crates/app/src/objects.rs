@@ -2,17 +2,17 @@
 //! handler that streams an upload in, the job that renders its variants and the download that
 //! reads them back cannot disagree. A leaf: it depends on nothing above the rows it names.
 
-use uuid::Uuid;
+use outgrow_domain::UploadId;
 
 use crate::db::media::ExportRow;
 
 /// The storage key of an upload's original.
-pub fn original_key(id: Uuid) -> String {
+pub fn original_key(id: UploadId) -> String {
     format!("uploads/{id}/original")
 }
 
 /// The storage key of an upload's WebP variant `width` pixels wide.
-pub fn variant_key(id: Uuid, width: u32) -> String {
+pub fn variant_key(id: UploadId, width: u32) -> String {
     format!("uploads/{id}/w{width}.webp")
 }
 
@@ -28,14 +28,14 @@ mod tests {
     #[test]
     fn keys_keep_the_layout_already_in_the_object_store() {
         // Objects written by earlier versions must still be found: the layout may not drift.
-        let id = Uuid::nil();
-        assert_eq!(original_key(id), format!("uploads/{id}/original"));
-        assert_eq!(variant_key(id, 800), format!("uploads/{id}/w800.webp"));
+        let id = uuid::Uuid::nil();
+        assert_eq!(original_key(UploadId(id)), format!("uploads/{id}/original"));
+        assert_eq!(variant_key(UploadId(id), 800), format!("uploads/{id}/w800.webp"));
         let export = ExportRow {
-            id,
-            user_id: id,
+            id: outgrow_domain::ExportId(id),
+            user_id: outgrow_domain::UserId(id),
             format: "csv".into(),
-            status: "ready".into(),
+            status: outgrow_domain::ExportStatus::Ready,
             size_bytes: None,
             error: None,
             created_at: chrono::Utc::now(),

@@ -53,16 +53,18 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// A user as the API shows it (no password hash).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A user as the API shows it (no password hash); a `users` row decodes into it directly.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct User {
     /// Identifier, time-ordered.
+    #[sqlx(try_from = "Uuid")]
     pub id: UserId,
     /// Normalised e-mail address.
     pub email: String,
     /// Display name.
     pub name: String,
-    /// What the user may do.
+    /// What the user may do (stored as its text).
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
@@ -71,9 +73,10 @@ pub struct User {
 }
 
 /// A user with their password hash, for login and password changes only.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credentials {
     /// The account.
+    #[sqlx(flatten)]
     pub user: User,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -134,14 +137,17 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<Option<User>, StoreError>;
 }
 
-/// A live login: what an access token, refresh token or cookie stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A live login: what an access token, refresh token or cookie stands for (a `sessions` row
+/// decodes into it directly).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
     /// Identifier; access tokens carry it as `sid`.
     pub id: Uuid,
     /// Whose session.
+    #[sqlx(try_from = "Uuid")]
     pub user_id: UserId,
     /// Role at login.
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// Absolute end.
     pub expires_at: DateTime<Utc>,
@@ -160,6 +166,26 @@ pub struct NewSession {
     pub now: DateTime<Utc>,
 }
 
+/// A refresh token presented for exchange (`<sid>.<secret>`), as hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshExchange {
+    /// The session the token names.
+    pub session_id: Uuid,
+    /// SHA-256 of the presented token.
+    pub presented: [u8; 32],
+    /// SHA-256 of the token that replaces it.
+    pub replacement: [u8; 32],
+}
+
+/// A presented session cookie (`<sid>.<secret>`), as the session id and its secret's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCookie {
+    /// The session the cookie names.
+    pub session_id: Uuid,
+    /// SHA-256 of the cookie's secret.
+    pub secret_hash: [u8; 32],
+}
+
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -176,23 +202,15 @@ pub enum Rotation {
 pub trait SessionStore: Send + Sync {
     /// Stores a new session and its first refresh token.
     async fn create(&self, new: NewSession) -> Result<(), StoreError>;
-    /// Exchanges the refresh token hashed as `presented` (of session `session_id`, which the
-    /// token names) for the one hashed as `replacement`, atomically: of two concurrent
+    /// Exchanges the presented refresh token for its replacement, atomically: of two concurrent
     /// exchanges of one token, one wins and the other is reuse.
-    async fn rotate(
-        &self,
-        session_id: Uuid,
-        presented: [u8; 32],
-        replacement: [u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError>;
+    async fn rotate(&self, exchange: RefreshExchange, now: DateTime<Utc>) -> Result<Rotation, StoreError>;
     /// The session `id` if it is neither revoked nor expired.
     async fn active(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<Session>, StoreError>;
-    /// The active session `session_id` if its cookie secret hashes to `cookie_hash`.
+    /// The active session the cookie names, if the cookie's secret is that session's.
     async fn by_cookie(
         &self,
-        session_id: Uuid,
-        cookie_hash: [u8; 32],
+        cookie: SessionCookie,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError>;
     /// Revokes one session (idempotent).

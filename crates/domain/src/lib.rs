@@ -5,6 +5,7 @@
 //! Each parser returns a [`ValidationError`] naming what is wrong in words a user can act on.
 
 mod email;
+mod media;
 mod money;
 mod password;
 mod product;
@@ -12,6 +13,7 @@ mod text;
 mod user;
 
 pub use email::Email;
+pub use media::{ExportId, ExportStatus, UploadId, UploadStatus};
 pub use money::{Currency, MAX_AMOUNT_MINOR, Money};
 pub use password::Password;
 pub use product::{

@@ -22,6 +22,12 @@ impl UserId {
     }
 }
 
+impl From<uuid::Uuid> for UserId {
+    fn from(id: uuid::Uuid) -> Self {
+        Self(id)
+    }
+}
+
 impl Default for UserId {
     fn default() -> Self {
         Self::new()
@@ -90,6 +96,14 @@ impl Role {
             "admin" => Ok(Role::Admin),
             other => Err(ValidationError::new(format!("unknown role {other:?}"))),
         }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = ValidationError;
+
+    fn try_from(text: String) -> Result<Self, ValidationError> {
+        Self::parse(&text)
     }
 }
 

@@ -4,13 +4,14 @@
 //! back at once by their owner, and they are few.
 
 use chrono::{DateTime, Utc};
+use outgrow_domain::{ExportId, ExportStatus, UploadId, UploadStatus, UserId};
 use outgrow_platform::{
     jobs::{EnqueueJob, NewJob},
     sql::{Sql, SqlPool},
     with_pool,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
+use sqlx::{postgres::PgRow, sqlite::SqliteRow, types::Json};
 use uuid::Uuid;
 
 use crate::repo::StoreError;
@@ -29,14 +30,17 @@ pub struct Variant {
 /// An upload's row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
-    pub id: Uuid,
-    pub owner_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub id: UploadId,
+    #[sqlx(try_from = "Uuid")]
+    pub owner_id: UserId,
     pub content_type: String,
     pub size_bytes: i64,
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub public: bool,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: UploadStatus,
     pub variants: Json<Vec<Variant>>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -46,10 +50,13 @@ pub struct UploadRow {
 /// An export's row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ExportRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub id: ExportId,
+    #[sqlx(try_from = "Uuid")]
+    pub user_id: UserId,
     pub format: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ExportStatus,
     pub size_bytes: Option<i64>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -135,6 +142,22 @@ pub const STATEMENTS: &[Sql] = &[
     EXPORT_FINISH,
 ];
 
+/// A write that may be followed by jobs, in the same transaction.
+enum Write<'a> {
+    /// A new upload.
+    InsertUpload(&'a UploadRow),
+    /// A new export.
+    InsertExport(&'a ExportRow),
+    /// A pending export's outcome.
+    FinishExport {
+        id: ExportId,
+        status: ExportStatus,
+        size: Option<i64>,
+        error: Option<&'a str>,
+        now: DateTime<Utc>,
+    },
+}
+
 impl MediaStore {
     /// Upload and export rows on `pool` (the primary, or SQLite's writer).
     pub fn new(pool: SqlPool) -> Self {
@@ -143,68 +166,41 @@ impl MediaStore {
 
     /// Inserts an upload and the jobs that process it, in one transaction.
     pub async fn insert_upload(&self, row: &UploadRow, jobs: &[NewJob]) -> Result<(), StoreError> {
-        with_pool!(&self.pool, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(sql(UPLOAD_INSERT))
-                .bind(row.id)
-                .bind(row.owner_id)
-                .bind(&row.content_type)
-                .bind(row.size_bytes)
-                .bind(row.width)
-                .bind(row.height)
-                .bind(row.public)
-                .bind(&row.status)
-                .bind(&row.variants)
-                .bind(&row.error)
-                .bind(row.created_at)
-                .bind(row.updated_at)
-                .execute(&mut *tx)
-                .await?;
-            for job in jobs {
-                tx.enqueue(job).await?;
-            }
-            tx.commit().await?;
-        });
+        self.write_then_enqueue(Write::InsertUpload(row), jobs).await?;
         Ok(())
     }
 
     /// The upload `id`.
-    pub async fn upload(&self, id: Uuid) -> Result<Option<UploadRow>, StoreError> {
-        Ok(with_pool!(&self.pool, |pool, sql| {
-            sqlx::query_as(sql(UPLOAD_BY_ID))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }))
+    pub async fn upload(&self, id: UploadId) -> Result<Option<UploadRow>, StoreError> {
+        Ok(self.fetch(&UPLOAD_BY_ID, id.0).await?.pop())
     }
 
     /// Every upload of `owner`, newest first.
-    pub async fn uploads_of(&self, owner: Uuid) -> Result<Vec<UploadRow>, StoreError> {
-        Ok(with_pool!(&self.pool, |pool, sql| {
-            sqlx::query_as(sql(UPLOADS_OF_OWNER))
-                .bind(owner)
-                .fetch_all(pool)
-                .await?
-        }))
+    pub async fn uploads_of(&self, owner: UserId) -> Result<Vec<UploadRow>, StoreError> {
+        self.fetch(&UPLOADS_OF_OWNER, owner.0).await
     }
 
     /// Records the outcome of processing: the variants, or the error.
     pub async fn finish_upload(
         &self,
-        id: Uuid,
+        id: UploadId,
         variants: &[Variant],
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let status = if error.is_some() { "failed" } else { "ready" };
+        let status = if error.is_some() {
+            UploadStatus::Failed
+        } else {
+            UploadStatus::Ready
+        };
         let variants = Json(variants.to_vec());
         with_pool!(&self.pool, |pool, sql| {
             sqlx::query(sql(UPLOAD_FINISH))
-                .bind(status)
+                .bind(status.as_str())
                 .bind(&variants)
                 .bind(error)
                 .bind(now)
-                .bind(id)
+                .bind(id.0)
                 .execute(pool)
                 .await?;
         });
@@ -213,35 +209,13 @@ impl MediaStore {
 
     /// Inserts an export and the job that builds it, in one transaction.
     pub async fn insert_export(&self, row: &ExportRow, jobs: &[NewJob]) -> Result<(), StoreError> {
-        with_pool!(&self.pool, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(sql(EXPORT_INSERT))
-                .bind(row.id)
-                .bind(row.user_id)
-                .bind(&row.format)
-                .bind(&row.status)
-                .bind(row.size_bytes)
-                .bind(&row.error)
-                .bind(row.created_at)
-                .bind(row.finished_at)
-                .execute(&mut *tx)
-                .await?;
-            for job in jobs {
-                tx.enqueue(job).await?;
-            }
-            tx.commit().await?;
-        });
+        self.write_then_enqueue(Write::InsertExport(row), jobs).await?;
         Ok(())
     }
 
     /// The export `id`.
-    pub async fn export(&self, id: Uuid) -> Result<Option<ExportRow>, StoreError> {
-        Ok(with_pool!(&self.pool, |pool, sql| {
-            sqlx::query_as(sql(EXPORT_BY_ID))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }))
+    pub async fn export(&self, id: ExportId) -> Result<Option<ExportRow>, StoreError> {
+        Ok(self.fetch(&EXPORT_BY_ID, id.0).await?.pop())
     }
 
     /// Marks an export ready (with its size) or failed and, in the same transaction, enqueues
@@ -249,27 +223,77 @@ impl MediaStore {
     /// of the job after a crash does not mail twice.
     pub async fn finish_export(
         &self,
-        id: Uuid,
+        id: ExportId,
         outcome: Result<i64, &str>,
         jobs: &[NewJob],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let (status, size, error) = match outcome {
-            Ok(size) => ("ready", Some(size), None),
-            Err(error) => ("failed", None, Some(error)),
+            Ok(size) => (ExportStatus::Ready, Some(size), None),
+            Err(error) => (ExportStatus::Failed, None, Some(error)),
         };
+        let finish = Write::FinishExport {
+            id,
+            status,
+            size,
+            error,
+            now,
+        };
+        self.write_then_enqueue(finish, jobs).await
+    }
+
+    /// The rows `statement` selects by its one key (`$1`).
+    async fn fetch<T>(&self, statement: &Sql, key: Uuid) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
         Ok(with_pool!(&self.pool, |pool, sql| {
+            sqlx::query_as(sql(statement)).bind(key).fetch_all(pool).await?
+        }))
+    }
+
+    /// Runs `write` and, when it changed a row, enqueues `jobs` in the same transaction;
+    /// returns whether it changed a row (an insert always does, or fails).
+    async fn write_then_enqueue(&self, write: Write<'_>, jobs: &[NewJob]) -> Result<bool, StoreError> {
+        Ok(with_pool!(&self.pool, |pool, sql| {
+            let query = match &write {
+                Write::InsertUpload(row) => sqlx::query(sql(UPLOAD_INSERT))
+                    .bind(row.id.0)
+                    .bind(row.owner_id.0)
+                    .bind(&row.content_type)
+                    .bind(row.size_bytes)
+                    .bind(row.width)
+                    .bind(row.height)
+                    .bind(row.public)
+                    .bind(row.status.as_str())
+                    .bind(&row.variants)
+                    .bind(&row.error)
+                    .bind(row.created_at)
+                    .bind(row.updated_at),
+                Write::InsertExport(row) => sqlx::query(sql(EXPORT_INSERT))
+                    .bind(row.id.0)
+                    .bind(row.user_id.0)
+                    .bind(&row.format)
+                    .bind(row.status.as_str())
+                    .bind(row.size_bytes)
+                    .bind(&row.error)
+                    .bind(row.created_at)
+                    .bind(row.finished_at),
+                Write::FinishExport {
+                    id,
+                    status,
+                    size,
+                    error,
+                    now,
+                } => sqlx::query(sql(EXPORT_FINISH))
+                    .bind(status.as_str())
+                    .bind(*size)
+                    .bind(*error)
+                    .bind(*now)
+                    .bind(id.0),
+            };
             let mut tx = pool.begin().await?;
-            let changed = sqlx::query(sql(EXPORT_FINISH))
-                .bind(status)
-                .bind(size)
-                .bind(error)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
+            let changed = query.execute(&mut *tx).await?.rows_affected() == 1;
             if changed {
                 for job in jobs {
                     tx.enqueue(job).await?;

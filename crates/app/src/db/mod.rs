@@ -5,9 +5,9 @@
 //! bounded by the acquire timeout) instead of letting them collide on `SQLITE_BUSY`, while
 //! readers proceed in parallel under WAL. The same read/write split is what the PostgreSQL
 //! backend routes to the primary and the replicas ([`postgres`]); [`route`] is where a
-//! statement's routing class picks the pool on either backend. [`accounts`] holds the users and
-//! SQL sessions, [`markers`] the read-your-writes markers and [`redis_sessions`] the Redis
-//! session store of the scaled mode.
+//! statement's routing class picks the pool on either backend. [`accounts`] holds the users,
+//! [`sessions`] the SQL sessions, [`markers`] the read-your-writes markers and
+//! [`redis_sessions`] the Redis session store of the scaled mode.
 
 pub mod accounts;
 pub mod markers;
@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod redis_sessions;
 pub mod route;
 pub mod session_cache;
+pub mod sessions;
 pub mod shards;
 pub mod sql;
 
@@ -185,9 +186,9 @@ impl Database {
 
     /// Records a write to `subject` (a user, a product, the catalog) for read-your-writes: its
     /// reads go to the primary for `read_your_writes_window` (PostgreSQL with replicas).
-    pub async fn wrote(&self, subject: uuid::Uuid) {
+    pub async fn wrote(&self, subject: markers::Subject) {
         if let Self::Postgres(db) = self {
-            db.wrote(outgrow_domain::UserId(subject)).await;
+            db.wrote(subject).await;
         }
     }
 
@@ -224,7 +225,7 @@ impl Database {
 
     /// The SQL session store on this backend.
     pub fn sessions(&self) -> Arc<dyn SessionStore> {
-        Arc::new(accounts::SqlSessions::new(self.clone()))
+        Arc::new(sessions::SqlSessions::new(self.clone()))
     }
 
     /// Waits for checked-out connections to return and closes every pool.

@@ -2,7 +2,8 @@
 //!
 //! Routing rules, in order:
 //! 1. writes, transactions and reads that must be current (login, session checks) → primary;
-//! 2. a read of a user's data within `read_your_writes_window` after a write to it → primary
+//! 2. a read of a subject's data (a user's, a product, the catalog) within
+//!    `read_your_writes_window` after a write to it → primary
 //!    (the marker lives in Redis when configured, so this holds across instances);
 //! 3. other reads → the next healthy replica, round robin;
 //! 4. no healthy replica → primary.
@@ -21,7 +22,6 @@ use std::{
 };
 
 use anyhow::Context;
-use outgrow_domain::UserId;
 use outgrow_platform::{config::Settings, shutdown::ShutdownSignal};
 use secrecy::ExposeSecret;
 use sqlx::{
@@ -30,7 +30,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use super::markers::WriteMarkers;
+use super::markers::{Subject, WriteMarkers};
 
 /// A pool and the name it has in metrics.
 #[derive(Debug, Clone)]
@@ -164,20 +164,20 @@ impl PgDatabase {
         acquire(&self.primary).await
     }
 
-    /// Records a write to `user`'s data for read-your-writes.
-    pub async fn wrote(&self, user: UserId) {
-        self.markers.mark(user).await;
+    /// Records a write to `subject`'s data for read-your-writes.
+    pub async fn wrote(&self, subject: Subject) {
+        self.markers.mark(subject).await;
     }
 
-    /// Runs a read of `subject`'s data (or of no one user's, `None`) where the routing rules
+    /// Runs a read of `subject`'s data (or of no one subject's, `None`) where the routing rules
     /// say; a failure on a replica marks it unhealthy and the read is retried on the primary.
-    pub async fn read<T, F, Fut>(&self, subject: Option<UserId>, query: F) -> Result<T, sqlx::Error>
+    pub async fn read<T, F, Fut>(&self, subject: Option<Subject>, query: F) -> Result<T, sqlx::Error>
     where
         F: Fn(PoolConnection<Postgres>) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let recent = match subject {
-            Some(user) => self.markers.is_recent(user).await,
+            Some(subject) => self.markers.is_recent(subject).await,
             None => false,
         };
         let replica = if recent { None } else { self.next_healthy_replica() };

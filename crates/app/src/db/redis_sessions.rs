@@ -15,7 +15,7 @@ use outgrow_platform::redis_client::RedisClient;
 use redis::Script;
 use uuid::Uuid;
 
-use crate::repo::{NewSession, Rotation, Session, SessionStore, StoreError};
+use crate::repo::{NewSession, RefreshExchange, Rotation, Session, SessionCookie, SessionStore, StoreError};
 
 /// Exchanges a refresh token atomically. KEYS: session, presented token, replacement token.
 /// ARGV: now (ms). Returns {"rotated", user_id, role, expires_at} | {"reused"} | {"invalid"}.
@@ -185,17 +185,11 @@ impl SessionStore for RedisSessions {
         Ok(())
     }
 
-    async fn rotate(
-        &self,
-        session_id: Uuid,
-        presented: [u8; 32],
-        replacement: [u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError> {
+    async fn rotate(&self, exchange: RefreshExchange, now: DateTime<Utc>) -> Result<Rotation, StoreError> {
         let keys = [
-            self.session_key(session_id),
-            self.refresh_key(session_id, &presented),
-            self.refresh_key(session_id, &replacement),
+            self.session_key(exchange.session_id),
+            self.refresh_key(exchange.session_id, &exchange.presented),
+            self.refresh_key(exchange.session_id, &exchange.replacement),
         ];
         let script = &self.rotate;
         let reply: Vec<String> = self
@@ -211,10 +205,13 @@ impl SessionStore for RedisSessions {
             })
             .await?;
         match reply.as_slice() {
-            [outcome, user_id, role, expires_at] if outcome == "rotated" => {
-                Ok(Rotation::Rotated(session(session_id, user_id, role, expires_at)?))
-            }
-            [outcome] if outcome == "reused" => Ok(Rotation::Reused(session_id)),
+            [outcome, user_id, role, expires_at] if outcome == "rotated" => Ok(Rotation::Rotated(session(
+                exchange.session_id,
+                user_id,
+                role,
+                expires_at,
+            )?)),
+            [outcome] if outcome == "reused" => Ok(Rotation::Reused(exchange.session_id)),
             _ => Ok(Rotation::Invalid),
         }
     }
@@ -225,12 +222,11 @@ impl SessionStore for RedisSessions {
 
     async fn by_cookie(
         &self,
-        session_id: Uuid,
-        cookie_hash: [u8; 32],
+        cookie: SessionCookie,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        let expected = hex::encode(cookie_hash);
-        Ok(live(self.fields(session_id).await?, now)
+        let expected = hex::encode(cookie.secret_hash);
+        Ok(live(self.fields(cookie.session_id).await?, now)
             .filter(|fields| fields.cookie_hash.as_deref() == Some(expected.as_str()))
             .map(|fields| fields.session))
     }

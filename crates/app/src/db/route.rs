@@ -4,7 +4,7 @@
 //!
 //! | class | SQLite | PostgreSQL |
 //! |---|---|---|
-//! | `read(subject)` | the reader pool | a replica, or the primary while `subject` was written recently ([`PgDatabase::read`](super::postgres::PgDatabase::read)) |
+//! | `read(subject)` | the reader pool | a replica, or the primary while `subject` (an `Option<`[`Subject`](super::markers::Subject)`>`) was written recently ([`PgDatabase::read`](super::postgres::PgDatabase::read)) |
 //! | `current` (must see every commit: logins, session checks) | the reader pool (WAL readers see every commit) | the primary |
 //! | `write` | the writer pool | the primary |
 //! | `transaction` | a transaction on the writer pool | a transaction on the primary |
@@ -35,24 +35,10 @@ macro_rules! with_db {
         }
     };
     ($db:expr, current, |$conn:ident, $sql:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Sqlite(sqlite) => {
-                outgrow_platform::sql_text_fn!(sqlite $sql);
-                let $conn = sqlite.reader();
-                $body
-            }
-            $crate::db::Database::Postgres(pg) => $crate::db::route::with_db!(@primary pg, |$conn, $sql| $body),
-        }
+        $crate::db::route::with_db!(@sqlite_or_primary $db, reader, |$conn, $sql| $body)
     };
     ($db:expr, write, |$conn:ident, $sql:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Sqlite(sqlite) => {
-                outgrow_platform::sql_text_fn!(sqlite $sql);
-                let $conn = sqlite.writer();
-                $body
-            }
-            $crate::db::Database::Postgres(pg) => $crate::db::route::with_db!(@primary pg, |$conn, $sql| $body),
-        }
+        $crate::db::route::with_db!(@sqlite_or_primary $db, writer, |$conn, $sql| $body)
     };
     ($db:expr, transaction, |$tx:ident, $sql:ident| $body:expr) => {
         match $db {
@@ -77,6 +63,17 @@ macro_rules! with_db {
                 .await;
                 outcome
             }
+        }
+    };
+    // `current` and `write`: SQLite's `$pool` (reader or writer), PostgreSQL's primary.
+    (@sqlite_or_primary $db:expr, $pool:ident, |$conn:ident, $sql:ident| $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite(sqlite) => {
+                outgrow_platform::sql_text_fn!(sqlite $sql);
+                let $conn = sqlite.$pool();
+                $body
+            }
+            $crate::db::Database::Postgres(pg) => $crate::db::route::with_db!(@primary pg, |$conn, $sql| $body),
         }
     };
     (@primary $pg:ident, |$conn:ident, $sql:ident| $body:expr) => {{

@@ -24,7 +24,7 @@ use outgrow_domain::UserId;
 use outgrow_platform::cache::{Cache, LocalCache};
 use uuid::Uuid;
 
-use crate::repo::{NewSession, Rotation, Session, SessionStore, StoreError};
+use crate::repo::{NewSession, RefreshExchange, Rotation, Session, SessionCookie, SessionStore, StoreError};
 
 /// The cache name: metrics (`cache_requests_total{cache="sessions"}`) and invalidation messages.
 pub const SESSIONS_CACHE: &str = "sessions";
@@ -66,14 +66,8 @@ impl SessionStore for CachedSessions {
         Ok(())
     }
 
-    async fn rotate(
-        &self,
-        session_id: Uuid,
-        presented: [u8; 32],
-        replacement: [u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError> {
-        let rotation = self.inner.rotate(session_id, presented, replacement, now).await?;
+    async fn rotate(&self, exchange: RefreshExchange, now: DateTime<Utc>) -> Result<Rotation, StoreError> {
+        let rotation = self.inner.rotate(exchange, now).await?;
         if let Rotation::Reused(revoked) = rotation {
             self.forget(revoked).await;
         }
@@ -94,11 +88,10 @@ impl SessionStore for CachedSessions {
 
     async fn by_cookie(
         &self,
-        session_id: Uuid,
-        cookie_hash: [u8; 32],
+        cookie: SessionCookie,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        self.inner.by_cookie(session_id, cookie_hash, now).await
+        self.inner.by_cookie(cookie, now).await
     }
 
     async fn revoke(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {

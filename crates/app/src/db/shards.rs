@@ -24,9 +24,33 @@ use secrecy::ExposeSecret;
 
 use super::{
     Database,
-    sql::{SqlPool, with_pool},
+    sql::{Sql, SqlPool, with_pool},
 };
 use crate::repo::StoreError;
+
+/// The whole map, in bucket order (start-up, then every `shard_map_refresh`).
+pub const MAP_READ: Sql = Sql::new(
+    "shards.map_read",
+    "SELECT bucket, shard, moving FROM shard_buckets ORDER BY bucket",
+);
+/// One bucket of the first map (concurrent instances insert the same rows).
+pub const MAP_STORE: Sql = Sql::new(
+    "shards.map_store",
+    "INSERT INTO shard_buckets (bucket, shard, moving) VALUES ($1, $2, $3) ON CONFLICT (bucket) DO NOTHING",
+);
+/// Marks a bucket as moving, or not.
+pub const MAP_SET_MOVING: Sql = Sql::new(
+    "shards.set_moving",
+    "UPDATE shard_buckets SET moving = $2 WHERE bucket = $1",
+);
+/// Gives a bucket to a shard and ends its move.
+pub const MAP_ASSIGN: Sql = Sql::new(
+    "shards.assign",
+    "UPDATE shard_buckets SET shard = $2, moving = false WHERE bucket = $1",
+);
+
+/// Every named statement of this module, for `scripts/explain-queries`.
+pub const STATEMENTS: &[Sql] = &[MAP_READ, MAP_STORE, MAP_SET_MOVING, MAP_ASSIGN];
 
 /// One shard database.
 #[derive(Debug, Clone)]
@@ -243,9 +267,8 @@ impl Shards {
     }
 
     async fn read_rows(&self) -> Result<Vec<(u16, u16, bool)>, StoreError> {
-        let sql = "SELECT bucket, shard, moving FROM shard_buckets ORDER BY bucket";
-        let rows: Vec<(i32, i32, bool)> = with_pool!(&self.inner.primary, |pool, text| {
-            sqlx::query_as(text(sql)).fetch_all(pool).await?
+        let rows: Vec<(i32, i32, bool)> = with_pool!(&self.inner.primary, |pool, sql| {
+            sqlx::query_as(sql(MAP_READ)).fetch_all(pool).await?
         });
         rows.into_iter()
             .map(|(bucket, shard, moving)| {
@@ -260,11 +283,10 @@ impl Shards {
 
     /// Writes the whole map (first use only: concurrent instances insert the same rows).
     async fn store_rows(&self, map: &ShardMap) -> Result<(), StoreError> {
-        let sql = "INSERT INTO shard_buckets (bucket, shard, moving) VALUES ($1, $2, $3) ON CONFLICT (bucket) DO NOTHING";
-        with_pool!(&self.inner.primary, |pool, text| {
+        with_pool!(&self.inner.primary, |pool, sql| {
             let mut tx = pool.begin().await?;
             for (bucket, shard, moving) in map.rows() {
-                sqlx::query(text(sql))
+                sqlx::query(sql(MAP_STORE))
                     .bind(i32::from(bucket))
                     .bind(i32::from(shard))
                     .bind(moving)
@@ -278,28 +300,26 @@ impl Shards {
 
     /// Marks `bucket` as moving (or not); instances see it within `shard_map_refresh`.
     pub async fn set_moving(&self, bucket: u16, moving: bool) -> Result<(), StoreError> {
-        let sql = "UPDATE shard_buckets SET moving = $2 WHERE bucket = $1";
-        with_pool!(&self.inner.primary, |pool, text| {
-            sqlx::query(text(sql))
-                .bind(i32::from(bucket))
-                .bind(moving)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(())
+        self.update_bucket(BucketChange::Moving(moving), bucket).await
     }
 
     /// Gives `bucket` to `shard` and ends its move.
     pub async fn assign(&self, bucket: u16, shard: u16) -> Result<(), StoreError> {
-        let sql = "UPDATE shard_buckets SET shard = $2, moving = false WHERE bucket = $1";
-        with_pool!(&self.inner.primary, |pool, text| {
-            sqlx::query(text(sql))
-                .bind(i32::from(bucket))
-                .bind(i32::from(shard))
-                .execute(pool)
-                .await?
-                .rows_affected()
+        self.update_bucket(BucketChange::Shard(shard), bucket).await
+    }
+
+    /// Runs the update of one bucket's row (`$1` the bucket, `$2` the new value).
+    async fn update_bucket(&self, change: BucketChange, bucket: u16) -> Result<(), StoreError> {
+        with_pool!(&self.inner.primary, |pool, sql| {
+            let query = match change {
+                BucketChange::Moving(moving) => sqlx::query(sql(MAP_SET_MOVING))
+                    .bind(i32::from(bucket))
+                    .bind(moving),
+                BucketChange::Shard(shard) => sqlx::query(sql(MAP_ASSIGN))
+                    .bind(i32::from(bucket))
+                    .bind(i32::from(shard)),
+            };
+            query.execute(pool).await?;
         });
         Ok(())
     }
@@ -332,6 +352,15 @@ impl Shards {
             }
         }
     }
+}
+
+/// What an update of a bucket's row changes.
+#[derive(Debug, Clone, Copy)]
+enum BucketChange {
+    /// Whether it is moving.
+    Moving(bool),
+    /// Its shard (which ends the move).
+    Shard(u16),
 }
 
 /// The number of virtual buckets, for messages.

@@ -27,7 +27,7 @@ use outgrow_platform::jobs::Job;
 use crate::{
     auth::tokens::{hash_secret, new_session_secret, session_of},
     jobs::{EmailTemplate, SendEmail},
-    repo::{NewSession, NewUser, Rotation, Session},
+    repo::{NewSession, NewUser, RefreshExchange, Rotation, Session},
     state::AppState,
 };
 
@@ -284,9 +284,11 @@ pub async fn refresh(
     match state
         .sessions
         .rotate(
-            session_id,
-            hash_secret(&request.refresh_token),
-            hash_secret(&replacement),
+            RefreshExchange {
+                session_id,
+                presented: hash_secret(&request.refresh_token),
+                replacement: hash_secret(&replacement),
+            },
             now,
         )
         .await?

@@ -141,7 +141,13 @@ pub async fn resolve(
     Ok(
         match state
             .sessions
-            .by_cookie(session_id, hash_secret(secret), now)
+            .by_cookie(
+                crate::repo::SessionCookie {
+                    session_id,
+                    secret_hash: hash_secret(secret),
+                },
+                now,
+            )
             .await?
         {
             Some(session) => Authentication::Authenticated(Principal {

@@ -10,6 +10,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use outgrow_domain::{ExportId, ExportStatus};
 use outgrow_platform::jobs::Job;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -50,7 +51,7 @@ pub struct ExportResponse {
     /// `csv` or `json`.
     pub format: String,
     /// `pending`, `ready` or `failed`.
-    pub status: String,
+    pub status: ExportStatus,
     /// Size of the file once ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
@@ -72,9 +73,9 @@ impl From<links::LinkError> for ApiError {
 }
 
 fn response(state: &AppState, row: ExportRow) -> ExportResponse {
-    let link = (row.status == "ready").then(|| links::export_link(state, row.id, Utc::now()));
+    let link = (row.status == ExportStatus::Ready).then(|| links::export_link(state, row.id, Utc::now()));
     ExportResponse {
-        id: row.id,
+        id: row.id.0,
         format: row.format,
         status: row.status,
         size_bytes: row.size_bytes,
@@ -106,10 +107,10 @@ pub async fn create_export(
         _ => return Err(ApiError::invalid("format", "must be csv or json")),
     };
     let row = ExportRow {
-        id: Uuid::now_v7(),
-        user_id: principal.user_id.0,
+        id: ExportId::new(),
+        user_id: principal.user_id,
         format,
-        status: "pending".into(),
+        status: ExportStatus::Pending,
         size_bytes: None,
         error: None,
         created_at: Utc::now(),
@@ -138,12 +139,12 @@ pub async fn get_export(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<ExportResponse>, ApiError> {
-    let id = path_uuid(&id, "an export id")?;
+    let id = ExportId(path_uuid(&id, "an export id")?);
     let row = state
         .media
         .export(id)
         .await?
-        .filter(|row| principal.may_access(outgrow_domain::UserId(row.user_id)))
+        .filter(|row| principal.may_access(row.user_id))
         .ok_or(ApiError::NotFound("no such export"))?;
     Ok(Json(response(&state, row)))
 }
@@ -173,13 +174,13 @@ pub async fn download_export(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> Result<Response, ApiError> {
-    let id = path_uuid(&id, "an export id")?;
+    let id = ExportId(path_uuid(&id, "an export id")?);
     links::verify_export_link(&state, id, query.expires, &query.signature, Utc::now())?;
     let row = state
         .media
         .export(id)
         .await?
-        .filter(|row| row.status == "ready")
+        .filter(|row| row.status == ExportStatus::Ready)
         .ok_or(ApiError::NotFound("no such export"))?;
     let object = state
         .storage

@@ -350,7 +350,7 @@ fn check_price(minor: i64, currency: &str, errors: &mut Vec<FieldError>) -> Opti
 /// An image must be a public upload that exists: the catalog is public.
 async fn check_image(state: &AppState, image: Option<Uuid>) -> Result<(), ApiError> {
     if let Some(id) = image {
-        match state.media.upload(id).await? {
+        match state.media.upload(outgrow_domain::UploadId(id)).await? {
             Some(upload) if upload.public => {}
             _ => return Err(ApiError::invalid("image_id", "must be the id of a public upload")),
         }

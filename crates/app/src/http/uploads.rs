@@ -10,6 +10,7 @@ use axum::{
 };
 use chrono::Utc;
 use futures::TryStreamExt;
+use outgrow_domain::{UploadId, UploadStatus};
 use outgrow_platform::jobs::Job;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -50,7 +51,7 @@ pub struct UploadResponse {
     /// Identifier.
     pub id: Uuid,
     /// `processing` (variants being made), `ready` or `failed`.
-    pub status: String,
+    pub status: UploadStatus,
     /// Sniffed from the bytes: image/png, image/jpeg, image/gif or image/webp.
     pub content_type: String,
     /// Size of the original.
@@ -105,7 +106,7 @@ impl From<UploadRow> for UploadResponse {
             .collect::<Vec<_>>()
             .join(", ");
         Self {
-            id: row.id,
+            id: row.id.0,
             status: row.status,
             content_type: row.content_type,
             size_bytes: row.size_bytes,
@@ -148,7 +149,7 @@ pub async fn create_upload(
             ))
         })?;
     let mut public = false;
-    let mut stored: Option<(Uuid, String, i64, (u32, u32))> = None;
+    let mut stored: Option<(UploadId, String, i64, (u32, u32))> = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("public") => {
@@ -175,13 +176,13 @@ pub async fn create_upload(
     let now = Utc::now();
     let row = UploadRow {
         id,
-        owner_id: principal.user_id.0,
+        owner_id: principal.user_id,
         content_type,
         size_bytes: size,
         width: Some(i64::from(width)),
         height: Some(i64::from(height)),
         public,
-        status: "processing".into(),
+        status: UploadStatus::Processing,
         variants: sqlx::types::Json(Vec::new()),
         error: None,
         created_at: now,
@@ -211,8 +212,8 @@ fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError 
 async fn store_file(
     state: &AppState,
     mut field: axum::extract::multipart::Field<'_>,
-) -> Result<(Uuid, String, i64, (u32, u32)), ApiError> {
-    let id = Uuid::now_v7();
+) -> Result<(UploadId, String, i64, (u32, u32)), ApiError> {
+    let id = UploadId::new();
     let limit = state.settings.upload_limit_bytes;
     let mut writer = state
         .storage
@@ -296,11 +297,10 @@ async fn readable(
     let id = path_uuid(id, "an upload id")?;
     let row = state
         .media
-        .upload(id)
+        .upload(UploadId(id))
         .await?
         .ok_or(ApiError::NotFound("no such upload"))?;
-    let allowed = row.public
-        || caller.is_some_and(|principal| principal.may_access(outgrow_domain::UserId(row.owner_id)));
+    let allowed = row.public || caller.is_some_and(|principal| principal.may_access(row.owner_id));
     if allowed {
         Ok(row)
     } else {
@@ -342,7 +342,7 @@ pub async fn download_upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     let row = readable(&state, &id, request.extensions().get::<Authentication>()).await?;
-    let etag = format!("\"{}\"", row.id.simple());
+    let etag = format!("\"{}\"", row.id.0.simple());
     serve_object(
         &state,
         &original_key(row.id),
@@ -376,7 +376,7 @@ pub async fn download_variant(
     if !row.variants.0.iter().any(|variant| variant.width == width) {
         return Err(ApiError::NotFound("no variant of this width (yet)"));
     }
-    let etag = format!("\"{}-w{width}\"", row.id.simple());
+    let etag = format!("\"{}-w{width}\"", row.id.0.simple());
     serve_object(
         &state,
         &variant_key(row.id, width),

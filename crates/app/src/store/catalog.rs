@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         Database,
+        markers::Subject,
         media::Variant,
         route::with_db,
         sql::{Sql, SqlPool, with_pool},
@@ -87,9 +88,6 @@ macro_rules! product_from {
         "products p LEFT JOIN uploads u ON u.id = p.image_id"
     };
 }
-
-/// The read-your-writes subject of the catalog as a whole (listings); products are their own.
-pub const CATALOG: Uuid = Uuid::nil();
 
 /// A product by id, with its image's variants.
 pub const PRODUCT_BY_ID: Sql = Sql::new(
@@ -215,16 +213,15 @@ impl Catalog {
     }
 
     /// Runs a product query on a reader: a replica (round robin, lag-aware) or SQLite's reader
-    /// pool — or the primary while `subject` (a product, or [`CATALOG`]) was written recently,
+    /// pool — or the primary while `subject` (a product, or the catalog) was written recently,
     /// so that no cache is filled from a replica that has not seen the write yet.
     async fn read(
         &self,
-        subject: Uuid,
+        subject: Subject,
         statement: &str,
         args: &[Arg],
     ) -> Result<Vec<ProductRow>, StoreError> {
-        let subject = Some(outgrow_domain::UserId(subject));
-        Ok(with_db!(&self.db, read(subject), |conn, sql| {
+        Ok(with_db!(&self.db, read(Some(subject)), |conn, sql| {
             let mut query = sqlx::query_as::<_, ProductRow>(sql(statement));
             for arg in args {
                 query = match arg {
@@ -240,7 +237,7 @@ impl Catalog {
     /// The product `id`.
     pub async fn get(&self, id: Uuid) -> Result<Option<ProductRow>, StoreError> {
         Ok(self
-            .read(id, PRODUCT_BY_ID.postgres(), &[Arg::Uuid(id)])
+            .read(Subject::Product(id), PRODUCT_BY_ID.postgres(), &[Arg::Uuid(id)])
             .await?
             .pop())
     }
@@ -259,7 +256,7 @@ impl Catalog {
     pub async fn list(&self, query: &ProductQuery) -> Result<Vec<ProductRow>, StoreError> {
         let postgres = matches!(self.db, Database::Postgres(_));
         let (statement, args) = list_statement(query, postgres);
-        self.read(CATALOG, &statement, &args).await
+        self.read(Subject::Catalog, &statement, &args).await
     }
 
     /// The catalog's version: bumped by every write, so cached pages keyed by it retire at once.
