@@ -6,12 +6,14 @@
 
 mod email;
 mod money;
+mod order;
 mod password;
 mod product;
 mod user;
 
 pub use email::Email;
 pub use money::{Currency, MAX_AMOUNT_MINOR, Money};
+pub use order::{IntentState, OrderStatus};
 pub use password::Password;
 pub use product::{
     MAX_DESCRIPTION_CHARS, MAX_PRODUCT_NAME_CHARS, MAX_SEARCH_CHARS, MAX_STOCK, ProductDescription,
