@@ -18,23 +18,41 @@ use crate::{
 statements! {
     /// A shard's hourly event counts since `$1` (the database groups; only sums travel).
     /// SQLite stores timestamps as RFC 3339 text: the hour is its first 13 characters.
-    SHARD_EVENT_HOURS("analytics.shard_event_hours") = "SELECT date_trunc('hour', occurred_at, 'UTC'), type, count(*) FROM events WHERE occurred_at >= $1 GROUP BY 1, 2",
-        sqlite = "SELECT substr(occurred_at, 1, 13), type, count(*) FROM events WHERE occurred_at >= $1 GROUP BY 1, 2";
+    SHARD_EVENT_HOURS("analytics.shard_event_hours") =
+        "SELECT date_trunc('hour', occurred_at, 'UTC'), type, count(*) FROM events WHERE occurred_at >= $1 \
+         GROUP BY 1, 2",
+        sqlite = "SELECT substr(occurred_at, 1, 13), type, count(*) FROM events WHERE occurred_at >= $1 \
+                  GROUP BY 1, 2";
     /// A shard's hourly product sales since `$1` (as text on SQLite, as above).
-    SHARD_SALE_HOURS("analytics.shard_sale_hours") = "SELECT date_trunc('hour', o.created_at, 'UTC'), i.product_id, count(*), sum(i.quantity)::bigint FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.created_at >= $1 AND o.status = 'placed' GROUP BY 1, 2",
-        sqlite = "SELECT substr(o.created_at, 1, 13), i.product_id, count(*), sum(i.quantity) FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.created_at >= $1 AND o.status = 'placed' GROUP BY 1, 2";
+    SHARD_SALE_HOURS("analytics.shard_sale_hours") =
+        "SELECT date_trunc('hour', o.created_at, 'UTC'), i.product_id, count(*), sum(i.quantity)::bigint \
+         FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.created_at >= $1 \
+         AND o.status = 'placed' GROUP BY 1, 2",
+        sqlite = "SELECT substr(o.created_at, 1, 13), i.product_id, count(*), sum(i.quantity) FROM orders o \
+                  JOIN order_items i ON i.order_id = o.id WHERE o.created_at >= $1 AND o.status = 'placed' \
+                  GROUP BY 1, 2";
     /// Clears the recomputed hours of event counts.
-    CLEAR_EVENT_COUNTS("analytics.clear_event_counts") = "DELETE FROM analytics_event_counts WHERE hour >= $1";
+    CLEAR_EVENT_COUNTS("analytics.clear_event_counts") =
+        "DELETE FROM analytics_event_counts WHERE hour >= $1";
     /// Clears the recomputed hours of product sales.
-    CLEAR_PRODUCT_SALES("analytics.clear_product_sales") = "DELETE FROM analytics_product_sales WHERE hour >= $1";
+    CLEAR_PRODUCT_SALES("analytics.clear_product_sales") =
+        "DELETE FROM analytics_product_sales WHERE hour >= $1";
     /// Stores an hourly event count.
-    EVENT_COUNT_INSERT("analytics.event_count_insert") = "INSERT INTO analytics_event_counts (hour, event_type, count) VALUES ($1, $2, $3)";
+    EVENT_COUNT_INSERT("analytics.event_count_insert") =
+        "INSERT INTO analytics_event_counts (hour, event_type, count) VALUES ($1, $2, $3)";
     /// Stores an hourly product sale.
-    PRODUCT_SALE_INSERT("analytics.product_sale_insert") = "INSERT INTO analytics_product_sales (hour, product_id, orders, units) VALUES ($1, $2, $3, $4)";
+    PRODUCT_SALE_INSERT("analytics.product_sale_insert") =
+        "INSERT INTO analytics_product_sales (hour, product_id, orders, units) VALUES ($1, $2, $3, $4)";
     /// Hourly event counts since `$1`, oldest first.
-    EVENT_COUNTS("analytics.event_counts") = "SELECT hour, event_type, count FROM analytics_event_counts WHERE hour >= $1 ORDER BY hour, event_type";
+    EVENT_COUNTS("analytics.event_counts") =
+        "SELECT hour, event_type, count FROM analytics_event_counts WHERE hour >= $1 \
+         ORDER BY hour, event_type";
     /// The best-selling products since `$1`, by units.
-    TOP_PRODUCTS("analytics.top_products") = "SELECT s.product_id, p.name, CAST(sum(s.orders) AS bigint) AS orders, CAST(sum(s.units) AS bigint) AS units FROM analytics_product_sales s LEFT JOIN products p ON p.id = s.product_id WHERE s.hour >= $1 GROUP BY s.product_id, p.name ORDER BY units DESC, s.product_id LIMIT $2";
+    TOP_PRODUCTS("analytics.top_products") =
+        "SELECT s.product_id, p.name, \
+                CAST(sum(s.orders) AS bigint) AS orders, CAST(sum(s.units) AS bigint) AS units \
+         FROM analytics_product_sales s LEFT JOIN products p ON p.id = s.product_id WHERE s.hour >= $1 \
+         GROUP BY s.product_id, p.name ORDER BY units DESC, s.product_id LIMIT $2";
 }
 
 /// What one roll-up wrote.

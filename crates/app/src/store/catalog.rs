@@ -94,15 +94,28 @@ pub const CATALOG: Uuid = Uuid::nil();
 
 statements! {
     /// A product by id, with its image's variants.
-    PRODUCT_BY_ID("products.by_id") = concat!("SELECT ", product_columns!(), " FROM ", product_from!(), " WHERE p.id = $1");
+    PRODUCT_BY_ID("products.by_id") =
+        concat!("SELECT ", product_columns!(), " FROM ", product_from!(), " WHERE p.id = $1");
     /// The catalog's version (cached pages are keyed by it).
     CATALOG_VERSION("catalog.version") = "SELECT version FROM catalog_version";
     /// Retires every cached page: part of each catalog write's transaction.
     CATALOG_BUMP("catalog.bump") = "UPDATE catalog_version SET version = version + 1";
     /// Creates a product.
-    PRODUCT_INSERT("products.insert") = "INSERT INTO products (id, name, description, price_minor, currency, stock, image_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+    PRODUCT_INSERT("products.insert") =
+        "INSERT INTO products \
+         (id, name, description, price_minor, currency, stock, image_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
     /// Applies a partial update (`NULL` leaves a column; `$7` says whether to set the image).
-    PRODUCT_UPDATE("products.update") = "UPDATE products SET name = COALESCE($2, name), description = COALESCE($3, description), price_minor = COALESCE($4, price_minor), currency = COALESCE($5, currency), stock = COALESCE($6, stock), image_id = CASE WHEN $7 THEN $8 ELSE image_id END, updated_at = $9 WHERE id = $1";
+    PRODUCT_UPDATE("products.update") =
+        "UPDATE products SET \
+             name = COALESCE($2, name), \
+             description = COALESCE($3, description), \
+             price_minor = COALESCE($4, price_minor), \
+             currency = COALESCE($5, currency), \
+             stock = COALESCE($6, stock), \
+             image_id = CASE WHEN $7 THEN $8 ELSE image_id END, \
+             updated_at = $9 \
+         WHERE id = $1";
     /// Deletes a product.
     PRODUCT_DELETE("products.delete") = "DELETE FROM products WHERE id = $1";
     /// Products showing an image.

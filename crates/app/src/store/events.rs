@@ -224,7 +224,11 @@ const EVENTS_VALUES: &str = "INSERT INTO events (user_id, type, occurred_at, rec
 
 statements! {
     /// Writes a batch (PostgreSQL): one row per element of the five column arrays.
-    EVENTS_INSERT("events.insert") = "INSERT INTO events (user_id, type, occurred_at, received_at, properties) SELECT u, t, o, r, p::jsonb FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]) AS e(u, t, o, r, p)";
+    EVENTS_INSERT("events.insert") =
+        "INSERT INTO events (user_id, type, occurred_at, received_at, properties) \
+         SELECT u, t, o, r, p::jsonb \
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[]) \
+              AS e(u, t, o, r, p)";
     /// The events of a shard.
     EVENTS_COUNT("events.count") = "SELECT count(*) FROM events";
     /// Whether a daily partition exists (PostgreSQL).

@@ -102,19 +102,36 @@ pub async fn move_bucket(
 
 statements! {
     /// A page of a bucket's orders, after a keyset cursor (source).
-    ORDERS_PAGE("rebalance.orders_page") = "SELECT id, user_id, status, total_minor, currency, created_at, cancelled_at FROM orders WHERE bucket = $1 AND id > $2 ORDER BY id LIMIT 1000";
+    ORDERS_PAGE("rebalance.orders_page") =
+        "SELECT id, user_id, status, total_minor, currency, created_at, cancelled_at FROM orders \
+         WHERE bucket = $1 AND id > $2 ORDER BY id LIMIT 1000";
     /// Writes a page of orders, one array per column (target).
-    ORDERS_INSERT("rebalance.orders_insert") = "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at, cancelled_at) SELECT i, u, $8, s, t, c, a, x FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::timestamptz[]) AS o(i, u, s, t, c, a, x)";
+    ORDERS_INSERT("rebalance.orders_insert") =
+        "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at, cancelled_at) \
+         SELECT i, u, $8, s, t, c, a, x \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], \
+                     $7::timestamptz[]) AS o(i, u, s, t, c, a, x)";
     /// The lines of a page of orders (source).
-    ITEMS_OF("rebalance.items_of") = "SELECT order_id, product_id, name, quantity, unit_price_minor FROM order_items WHERE order_id = ANY($1)";
+    ITEMS_OF("rebalance.items_of") =
+        "SELECT order_id, product_id, name, quantity, unit_price_minor FROM order_items \
+         WHERE order_id = ANY($1)";
     /// Writes the lines of a page, one array per column (target).
-    ITEMS_INSERT("rebalance.items_insert") = "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[])";
+    ITEMS_INSERT("rebalance.items_insert") =
+        "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) SELECT * \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[])";
     /// A bucket's idempotency keys (source).
-    KEYS_OF("rebalance.keys_of") = "SELECT user_id, key, request_hash, order_id, status_code, response, locked_until, created_at FROM idempotency_keys WHERE bucket = $1";
+    KEYS_OF("rebalance.keys_of") =
+        "SELECT user_id, key, request_hash, order_id, status_code, response, locked_until, created_at \
+         FROM idempotency_keys WHERE bucket = $1";
     /// Writes one idempotency key (target).
-    KEY_INSERT("rebalance.key_insert") = "INSERT INTO idempotency_keys (user_id, key, bucket, request_hash, order_id, status_code, response, locked_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    KEY_INSERT("rebalance.key_insert") =
+        "INSERT INTO idempotency_keys \
+         (user_id, key, bucket, request_hash, order_id, status_code, response, locked_until, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     /// A bucket's orders and lines, counted (source, before the bucket changes hands).
-    BUCKET_COUNTS("rebalance.bucket_counts") = "SELECT (SELECT count(*) FROM orders WHERE bucket = $1), (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.bucket = $1)";
+    BUCKET_COUNTS("rebalance.bucket_counts") =
+        "SELECT (SELECT count(*) FROM orders WHERE bucket = $1), \
+                (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.bucket = $1)";
     /// Deletes a bucket's orders; their lines go with them (`ON DELETE CASCADE`).
     BUCKET_DELETE_ORDERS("rebalance.delete_orders") = "DELETE FROM orders WHERE bucket = $1";
     /// Deletes a bucket's idempotency keys.

@@ -105,7 +105,10 @@ const ORDER_INTENTS: Table =
 
 statements! {
     /// Confirmed intents from column arrays (PostgreSQL: the lines' text cast to `jsonb`).
-    INTENTS_INSERT("seed.intents_insert") = "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) SELECT o, u, i::jsonb, 'confirmed', t, t FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) AS x(o, u, i, t)";
+    INTENTS_INSERT("seed.intents_insert") =
+        "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) \
+         SELECT o, u, i::jsonb, 'confirmed', t, t \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) AS x(o, u, i, t)";
     /// What was sold leaves a product's stock.
     STOCK_SOLD("seed.stock_sold") = "UPDATE products SET stock = stock - $2 WHERE id = $1";
 }

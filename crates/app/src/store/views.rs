@@ -27,10 +27,17 @@ use crate::{
 statements! {
     /// Adds counted views: a batch in one statement on PostgreSQL (arrays of products and
     /// counts); SQLite has no `UNNEST`, so it adds one product per statement, in one transaction.
-    VIEWS_ADD("views.add") = "INSERT INTO product_views (product_id, views, updated_at) SELECT p, v, $3 FROM UNNEST($1::uuid[], $2::int8[]) AS c(p, v) ON CONFLICT (product_id) DO UPDATE SET views = product_views.views + excluded.views, updated_at = excluded.updated_at",
-        sqlite = "INSERT INTO product_views (product_id, views, updated_at) VALUES ($1, $2, $3) ON CONFLICT (product_id) DO UPDATE SET views = product_views.views + excluded.views, updated_at = excluded.updated_at";
+    VIEWS_ADD("views.add") =
+        "INSERT INTO product_views (product_id, views, updated_at) SELECT p, v, $3 \
+         FROM UNNEST($1::uuid[], $2::int8[]) AS c(p, v) ON CONFLICT (product_id) DO UPDATE \
+         SET views = product_views.views + excluded.views, updated_at = excluded.updated_at",
+        sqlite = "INSERT INTO product_views (product_id, views, updated_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (product_id) DO UPDATE \
+                  SET views = product_views.views + excluded.views, updated_at = excluded.updated_at";
     /// The most viewed products, with their current names.
-    MOST_VIEWED("views.most_viewed") = "SELECT v.product_id, p.name, v.views FROM product_views v LEFT JOIN products p ON p.id = v.product_id ORDER BY v.views DESC, v.product_id LIMIT $1";
+    MOST_VIEWED("views.most_viewed") =
+        "SELECT v.product_id, p.name, v.views FROM product_views v LEFT \
+         JOIN products p ON p.id = v.product_id ORDER BY v.views DESC, v.product_id LIMIT $1";
 }
 
 /// Views counted in this instance and not yet written.

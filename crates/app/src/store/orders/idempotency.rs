@@ -47,13 +47,22 @@ pub struct IdempotencyKey {
 
 statements! {
     /// Claims an Idempotency-Key (the primary key `(user_id, key)` arbitrates).
-    KEY_CLAIM("orders.key_claim") = "INSERT INTO idempotency_keys (user_id, key, bucket, request_hash, order_id, locked_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, key) DO NOTHING";
+    KEY_CLAIM("orders.key_claim") =
+        "INSERT INTO idempotency_keys \
+         (user_id, key, bucket, request_hash, order_id, locked_until, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, key) DO NOTHING";
     /// A claimed key: the request hash, and the response once completed.
-    KEY_READ("orders.key_read") = "SELECT request_hash, status_code, response, locked_until FROM idempotency_keys WHERE user_id = $1 AND key = $2";
+    KEY_READ("orders.key_read") =
+        "SELECT request_hash, status_code, response, locked_until FROM idempotency_keys WHERE user_id = $1 \
+         AND key = $2";
     /// Takes over a claim whose request died (a compare-and-set on its lease).
-    KEY_TAKE_OVER("orders.key_take_over") = "UPDATE idempotency_keys SET order_id = $3, locked_until = $4 WHERE user_id = $1 AND key = $2 AND status_code IS NULL AND locked_until = $5";
+    KEY_TAKE_OVER("orders.key_take_over") =
+        "UPDATE idempotency_keys SET order_id = $3, locked_until = $4 WHERE user_id = $1 AND key = $2 \
+         AND status_code IS NULL AND locked_until = $5";
     /// Gives a claim up after a failed request (never a completed key).
-    KEY_RELEASE("orders.key_release") = "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND order_id = $3 AND status_code IS NULL";
+    KEY_RELEASE("orders.key_release") =
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND order_id = $3 \
+         AND status_code IS NULL";
     /// Deletes keys past their time to live.
     KEYS_DELETE_BEFORE("orders.keys_delete_before") = "DELETE FROM idempotency_keys WHERE created_at < $1";
 }
@@ -93,44 +102,44 @@ impl Orders {
                 order_id,
                 now + lease,
                 now,
-            );
-            if inserted == 1 {
-                return Ok(Claim::Fresh { order_id });
-            }
-            let stored: Option<Stored> = with_pool!(&route.shard.pool, |pool, text| {
-                sqlx::query_as(text(KEY_READ))
-                    .bind(user.0)
-                    .bind(&key.key)
-                    .fetch_optional(pool)
-                    .await?
-            });
-            if let Some((hash, status, response, locked_until)) = stored {
-                if hash != key.request_hash {
-                    return Err(ClaimError::Reused);
-                }
-                if let (Some(status), Some(Json(body))) = (status, response) {
-                    return Ok(Claim::Replay {
-                        status: u16::try_from(status).unwrap_or(500),
-                        body,
-                    });
-                }
-                if locked_until < now {
+            ) == 1;
+            let claimed = inserted || {
+                let stored: Option<Stored> = with_pool!(&route.shard.pool, |pool, text| {
+                    sqlx::query_as(text(KEY_READ))
+                        .bind(user.0)
+                        .bind(&key.key)
+                        .fetch_optional(pool)
+                        .await?
+                });
+                match stored {
+                    Some((hash, ..)) if hash != key.request_hash => return Err(ClaimError::Reused),
+                    Some((_, Some(status), Some(Json(body)), _)) => {
+                        return Ok(Claim::Replay {
+                            status: u16::try_from(status).unwrap_or(500),
+                            body,
+                        });
+                    }
                     // The first request died holding the key: take it over with a new order
                     // id (the dead request's reservation, if any, is released by its
                     // reconciler).
-                    let taken = execute!(
-                        &route.shard.pool,
-                        KEY_TAKE_OVER,
-                        user.0,
-                        &key.key,
-                        order_id,
-                        now + lease,
-                        locked_until,
-                    );
-                    if taken == 1 {
-                        return Ok(Claim::Fresh { order_id });
+                    Some((.., locked_until)) if locked_until < now => {
+                        let taken = execute!(
+                            &route.shard.pool,
+                            KEY_TAKE_OVER,
+                            user.0,
+                            &key.key,
+                            order_id,
+                            now + lease,
+                            locked_until,
+                        );
+                        taken == 1
                     }
+                    // Still running (or gone since the insert): wait and try again.
+                    _ => false,
                 }
+            };
+            if claimed {
+                return Ok(Claim::Fresh { order_id });
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ClaimError::InProgress);

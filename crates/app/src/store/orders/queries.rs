@@ -25,9 +25,17 @@ macro_rules! item_columns {
 
 statements! {
     /// An order of a user (never a tombstone).
-    ORDER_GET("orders.get") = concat!("SELECT ", order_columns!(), " FROM orders WHERE id = $1 AND user_id = $2 AND status <> 'void'");
+    ORDER_GET("orders.get") =
+        concat!(
+            "SELECT ", order_columns!(),
+            " FROM orders WHERE id = $1 AND user_id = $2 AND status <> 'void'"
+        );
     /// A page of a user's orders, newest first, before a keyset cursor.
-    ORDER_LIST("orders.list") = concat!("SELECT ", order_columns!(), " FROM orders WHERE user_id = $1 AND status <> 'void' AND id < $2 ORDER BY id DESC LIMIT $3");
+    ORDER_LIST("orders.list") =
+        concat!(
+            "SELECT ", order_columns!(),
+            " FROM orders WHERE user_id = $1 AND status <> 'void' AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
 }
 
 /// The lines of `orders` orders: `order_id IN ($1, …, $n)`, one placeholder per order of a

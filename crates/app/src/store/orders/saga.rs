@@ -22,33 +22,52 @@ use crate::{
 
 statements! {
     /// Reserves stock: a guarded decrement (two orders for the last units cannot both get them).
-    STOCK_RESERVE("orders.stock_reserve") = "UPDATE products SET stock = stock - $2, updated_at = $3 WHERE id = $1 AND stock >= $2 RETURNING name, price_minor, currency";
+    STOCK_RESERVE("orders.stock_reserve") =
+        "UPDATE products SET stock = stock - $2, updated_at = $3 WHERE id = $1 AND stock >= $2 \
+         RETURNING name, price_minor, currency";
     /// The stock of a product (after a refused reservation: unknown, or out of stock?).
     STOCK_READ("orders.stock_read") = "SELECT stock FROM products WHERE id = $1";
     /// Records a reservation.
-    INTENT_INSERT("orders.intent_insert") = "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) VALUES ($1, $2, $3, 'reserved', $4, $4)";
+    INTENT_INSERT("orders.intent_insert") =
+        "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'reserved', $4, $4)";
     /// Writes an order (its primary key refuses it once the reconciler's tombstone took its id).
-    ORDER_INSERT("orders.insert") = "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) VALUES ($1, $2, $3, 'placed', $4, $5, $6)";
+    ORDER_INSERT("orders.insert") =
+        "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) \
+         VALUES ($1, $2, $3, 'placed', $4, $5, $6)";
     /// Writes an order line.
-    ITEM_INSERT("orders.item_insert") = "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) VALUES ($1, $2, $3, $4, $5)";
+    ITEM_INSERT("orders.item_insert") =
+        "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) \
+         VALUES ($1, $2, $3, $4, $5)";
     /// Stores the response of an Idempotency-Key, if this request still holds the claim.
-    KEY_COMPLETE("orders.key_complete") = "UPDATE idempotency_keys SET status_code = 201, response = $3 WHERE user_id = $1 AND key = $2 AND order_id = $4 AND status_code IS NULL";
+    KEY_COMPLETE("orders.key_complete") =
+        "UPDATE idempotency_keys SET status_code = 201, response = $3 WHERE user_id = $1 AND key = $2 \
+         AND order_id = $4 AND status_code IS NULL";
     /// Confirms a reservation.
-    INTENT_CONFIRM("orders.intent_confirm") = "UPDATE order_intents SET state = 'confirmed', updated_at = $2 WHERE order_id = $1 AND state = 'reserved'";
+    INTENT_CONFIRM("orders.intent_confirm") =
+        "UPDATE order_intents SET state = 'confirmed', updated_at = $2 WHERE order_id = $1 \
+         AND state = 'reserved'";
     /// The reconciler's tombstone: takes the id of an order that was never written.
-    TOMBSTONE("orders.tombstone") = "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) VALUES ($1, $2, $3, 'void', 0, 'XXX', $4) ON CONFLICT (id) DO NOTHING";
+    TOMBSTONE("orders.tombstone") =
+        "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) \
+         VALUES ($1, $2, $3, 'void', 0, 'XXX', $4) ON CONFLICT (id) DO NOTHING";
     /// An order's status (did the tombstone or the order win?).
     ORDER_STATUS("orders.status") = "SELECT status FROM orders WHERE id = $1";
     /// A reservation: its user, lines and state.
     INTENT_GET("orders.intent_get") = "SELECT user_id, items, state FROM order_intents WHERE order_id = $1";
     /// Releases a reservation (the order never happened); returns its lines.
-    INTENT_RELEASE("orders.intent_release") = "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 AND state IN ('reserved') RETURNING items";
+    INTENT_RELEASE("orders.intent_release") =
+        "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 AND state IN ('reserved') \
+         RETURNING items";
     /// Cancels a reservation, confirmed or not (once); returns its lines.
-    INTENT_CANCEL("orders.intent_cancel") = "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 AND state IN ('reserved', 'confirmed') RETURNING items";
+    INTENT_CANCEL("orders.intent_cancel") =
+        "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 \
+         AND state IN ('reserved', 'confirmed') RETURNING items";
     /// Gives stock back (a product deleted since updates nothing).
     RESTOCK("orders.restock") = "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1";
     /// Marks an order cancelled on its shard (once).
-    ORDER_CANCEL("orders.cancel") = "UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE id = $1 AND status = 'placed'";
+    ORDER_CANCEL("orders.cancel") =
+        "UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE id = $1 AND status = 'placed'";
     /// When an order was cancelled.
     ORDER_CANCELLED_AT("orders.cancelled_at") = "SELECT cancelled_at FROM orders WHERE id = $1";
 }
