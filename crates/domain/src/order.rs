@@ -2,7 +2,7 @@
 //! reservation (its intent) on the primary. Both are stored and serialised as the same
 //! lowercase words (the migrations' `CHECK` constraints list them).
 
-use crate::{UserId, ValidationError};
+use crate::ValidationError;
 
 /// Defines a state enum stored as text: its variants with their words, `as_str`, the parse
 /// of a stored word (`TryFrom<String>`, what sqlx's `try_from` decodes through) and `Display`.
@@ -69,12 +69,6 @@ stored_words! {
         Released = "released",
         /// The order was cancelled; the stock is back.
         Cancelled = "cancelled",
-    }
-}
-
-impl From<uuid::Uuid> for UserId {
-    fn from(id: uuid::Uuid) -> Self {
-        Self(id)
     }
 }
 

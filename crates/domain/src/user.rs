@@ -22,6 +22,12 @@ impl UserId {
     }
 }
 
+impl From<uuid::Uuid> for UserId {
+    fn from(id: uuid::Uuid) -> Self {
+        Self(id)
+    }
+}
+
 impl Default for UserId {
     fn default() -> Self {
         Self::new()
