@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use outgrow_domain::UserId;
+use outgrow_domain::{IntentState, OrderStatus, Role, UserId};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
@@ -238,7 +238,7 @@ pub async fn seed(
                     Value::Text(format!("seed-{tag}-{i}@example.test")),
                     Value::Text(format!("Seed User {i}")),
                     Value::Text(password_hash.to_owned()),
-                    Value::Text("user".into()),
+                    Value::Text(Role::User.as_str().into()),
                     Value::Time(now),
                     Value::Time(now),
                 ]
@@ -348,7 +348,7 @@ pub async fn seed(
                 Value::Uuid(id),
                 Value::Uuid(user),
                 Value::Int(i64::from(route.bucket)),
-                Value::Text("placed".into()),
+                Value::Text(OrderStatus::Placed.as_str().into()),
                 Value::Int(total),
                 Value::Text("EUR".into()),
                 Value::Time(created),
@@ -357,7 +357,7 @@ pub async fn seed(
                 Value::Uuid(id),
                 Value::Uuid(user),
                 Value::Text(serde_json::Value::Array(intent_items).to_string()),
-                Value::Text("confirmed".into()),
+                Value::Text(IntentState::Confirmed.as_str().into()),
                 Value::Time(created),
                 Value::Time(created),
             ]);
