@@ -7,8 +7,9 @@
 use outgrow::{
     db::{accounts, media, sessions, shards},
     store::{
+        analytics,
         catalog::{self, ProductQuery},
-        orders,
+        events, orders, rebalance, seed, views,
     },
 };
 use outgrow_platform::{jobs, sql::Sql};
@@ -26,7 +27,12 @@ fn main() {
         .chain(media::STATEMENTS)
         .chain(shards::STATEMENTS)
         .chain(catalog::STATEMENTS)
-        .chain(orders::STATEMENTS.iter().flat_map(|module| module.iter()));
+        .chain(orders::STATEMENTS.iter().flat_map(|module| module.iter()))
+        .chain(events::STATEMENTS)
+        .chain(analytics::STATEMENTS)
+        .chain(views::STATEMENTS)
+        .chain(rebalance::STATEMENTS)
+        .chain(seed::STATEMENTS);
     for statement in named {
         lines.push(line(statement));
     }
@@ -83,6 +89,8 @@ fn main() {
             collapse(&orders::items_statement(count)),
         ));
     }
+    // A batch of seeded orders: one tuple of placeholders per row (two stand for any batch).
+    lines.push(("seed.orders.2".to_owned(), collapse(&seed::orders_statement(2))));
     for (name, text) in lines {
         println!("{name}\t{text}");
     }

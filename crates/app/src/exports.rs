@@ -60,7 +60,10 @@ pub fn render(format: &str, user: &User, uploads: &[UploadRow], orders: &[Order]
                 let created = order.order.created_at.to_rfc3339();
                 let id = order.order.id.to_string();
                 let total = format!("{} {}", order.order.total_minor, order.order.currency);
-                push_row(&mut out, &["order", &id, &created, "status", &order.order.status]);
+                push_row(
+                    &mut out,
+                    &["order", &id, &created, "status", order.order.status.as_str()],
+                );
                 push_row(&mut out, &["order", &id, &created, "total_minor", &total]);
                 for item in &order.items {
                     let line = format!(

@@ -230,7 +230,7 @@ async fn send_order_confirmation(
     context: JobContext<AppState>,
 ) -> anyhow::Result<()> {
     let state = &context.app;
-    let user_id = outgrow_domain::UserId(job.user_id);
+    let user_id = job.user_id;
     let Some(user) = state.users.by_id(user_id).await? else {
         tracing::warn!(order_id = %job.order_id, "the buyer's account is gone; no confirmation sent");
         return Ok(());
@@ -270,7 +270,7 @@ async fn finish_cancellation(
     context
         .app
         .orders
-        .finish_cancellation(outgrow_domain::UserId(job.user_id), job.order_id)
+        .finish_cancellation(job.user_id, job.order_id)
         .await?;
     Ok(())
 }

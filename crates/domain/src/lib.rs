@@ -7,6 +7,7 @@
 mod email;
 mod media;
 mod money;
+mod order;
 mod password;
 mod product;
 mod text;
@@ -15,6 +16,7 @@ mod user;
 pub use email::Email;
 pub use media::{ExportId, ExportStatus, UploadId, UploadStatus};
 pub use money::{Currency, MAX_AMOUNT_MINOR, Money};
+pub use order::{IntentState, OrderStatus};
 pub use password::Password;
 pub use product::{
     MAX_DESCRIPTION_CHARS, MAX_PRODUCT_NAME_CHARS, MAX_SEARCH_CHARS, MAX_STOCK, ProductDescription,

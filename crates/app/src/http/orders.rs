@@ -10,7 +10,7 @@ use axum::{
     response::Response,
 };
 use chrono::{DateTime, Utc};
-use outgrow_domain::{Role, UserId};
+use outgrow_domain::{OrderStatus, Role, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use utoipa::{IntoParams, ToSchema};
@@ -79,7 +79,7 @@ pub struct OrderResponse {
     pub id: Uuid,
     pub user_id: Uuid,
     /// `placed` or `cancelled`.
-    pub status: String,
+    pub status: OrderStatus,
     /// Computed by the server, in minor units of `currency`.
     pub total_minor: i64,
     pub currency: String,
@@ -93,8 +93,8 @@ impl From<&Order> for OrderResponse {
     fn from(order: &Order) -> Self {
         Self {
             id: order.order.id,
-            user_id: order.order.user_id,
-            status: order.order.status.clone(),
+            user_id: order.order.user_id.0,
+            status: order.order.status,
             total_minor: order.order.total_minor,
             currency: order.order.currency.clone(),
             items: order

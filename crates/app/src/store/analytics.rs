@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use uuid::Uuid;
 
+use super::statements;
 use crate::{
     db::{
         shards::Shards,
@@ -13,6 +14,46 @@ use crate::{
     },
     repo::StoreError,
 };
+
+statements! {
+    /// A shard's hourly event counts since `$1` (the database groups; only sums travel).
+    /// SQLite stores timestamps as RFC 3339 text: the hour is its first 13 characters.
+    SHARD_EVENT_HOURS("analytics.shard_event_hours") =
+        "SELECT date_trunc('hour', occurred_at, 'UTC'), type, count(*) FROM events WHERE occurred_at >= $1 \
+         GROUP BY 1, 2",
+        sqlite = "SELECT substr(occurred_at, 1, 13), type, count(*) FROM events WHERE occurred_at >= $1 \
+                  GROUP BY 1, 2";
+    /// A shard's hourly product sales since `$1` (as text on SQLite, as above).
+    SHARD_SALE_HOURS("analytics.shard_sale_hours") =
+        "SELECT date_trunc('hour', o.created_at, 'UTC'), i.product_id, count(*), sum(i.quantity)::bigint \
+         FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.created_at >= $1 \
+         AND o.status = 'placed' GROUP BY 1, 2",
+        sqlite = "SELECT substr(o.created_at, 1, 13), i.product_id, count(*), sum(i.quantity) FROM orders o \
+                  JOIN order_items i ON i.order_id = o.id WHERE o.created_at >= $1 AND o.status = 'placed' \
+                  GROUP BY 1, 2";
+    /// Clears the recomputed hours of event counts.
+    CLEAR_EVENT_COUNTS("analytics.clear_event_counts") =
+        "DELETE FROM analytics_event_counts WHERE hour >= $1";
+    /// Clears the recomputed hours of product sales.
+    CLEAR_PRODUCT_SALES("analytics.clear_product_sales") =
+        "DELETE FROM analytics_product_sales WHERE hour >= $1";
+    /// Stores an hourly event count.
+    EVENT_COUNT_INSERT("analytics.event_count_insert") =
+        "INSERT INTO analytics_event_counts (hour, event_type, count) VALUES ($1, $2, $3)";
+    /// Stores an hourly product sale.
+    PRODUCT_SALE_INSERT("analytics.product_sale_insert") =
+        "INSERT INTO analytics_product_sales (hour, product_id, orders, units) VALUES ($1, $2, $3, $4)";
+    /// Hourly event counts since `$1`, oldest first.
+    EVENT_COUNTS("analytics.event_counts") =
+        "SELECT hour, event_type, count FROM analytics_event_counts WHERE hour >= $1 \
+         ORDER BY hour, event_type";
+    /// The best-selling products since `$1`, by units.
+    TOP_PRODUCTS("analytics.top_products") =
+        "SELECT s.product_id, p.name, \
+                CAST(sum(s.orders) AS bigint) AS orders, CAST(sum(s.units) AS bigint) AS units \
+         FROM analytics_product_sales s LEFT JOIN products p ON p.id = s.product_id WHERE s.hour >= $1 \
+         GROUP BY s.product_id, p.name ORDER BY units DESC, s.product_id LIMIT $2";
+}
 
 /// What one roll-up wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,23 +104,18 @@ pub async fn roll_up(primary: &SqlPool, shards: &Shards, hours: u32) -> Result<R
             entry.1 += units;
         }
     }
-    let clear_events = "DELETE FROM analytics_event_counts WHERE hour >= $1";
-    let clear_sales = "DELETE FROM analytics_product_sales WHERE hour >= $1";
-    let insert_event = "INSERT INTO analytics_event_counts (hour, event_type, count) VALUES ($1, $2, $3)";
-    let insert_sale =
-        "INSERT INTO analytics_product_sales (hour, product_id, orders, units) VALUES ($1, $2, $3, $4)";
     with_pool!(primary, |pool, text| {
         let mut tx = pool.begin().await?;
-        sqlx::query(text(clear_events))
+        sqlx::query(text(CLEAR_EVENT_COUNTS))
             .bind(since)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(text(clear_sales))
+        sqlx::query(text(CLEAR_PRODUCT_SALES))
             .bind(since)
             .execute(&mut *tx)
             .await?;
         for ((hour, kind), count) in &events {
-            sqlx::query(text(insert_event))
+            sqlx::query(text(EVENT_COUNT_INSERT))
                 .bind(*hour)
                 .bind(kind)
                 .bind(*count)
@@ -87,7 +123,7 @@ pub async fn roll_up(primary: &SqlPool, shards: &Shards, hours: u32) -> Result<R
                 .await?;
         }
         for ((hour, product), (orders, units)) in &sales {
-            sqlx::query(text(insert_sale))
+            sqlx::query(text(PRODUCT_SALE_INSERT))
                 .bind(*hour)
                 .bind(*product)
                 .bind(*orders)
@@ -110,40 +146,25 @@ type ShardSales = Vec<(DateTime<Utc>, Uuid, i64, i64)>;
 async fn gather(pool: &SqlPool, since: DateTime<Utc>) -> Result<(ShardEvents, ShardSales), StoreError> {
     match pool {
         SqlPool::Postgres(pool) => {
-            let events = sqlx::query_as(for_postgres(
-                "SELECT date_trunc('hour', occurred_at, 'UTC'), type, count(*)
-                 FROM events WHERE occurred_at >= $1 GROUP BY 1, 2",
-            ))
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
-            let sales = sqlx::query_as(for_postgres(
-                "SELECT date_trunc('hour', o.created_at, 'UTC'), i.product_id, count(*), sum(i.quantity)::bigint
-                 FROM orders o JOIN order_items i ON i.order_id = o.id
-                 WHERE o.created_at >= $1 AND o.status = 'placed' GROUP BY 1, 2",
-            ))
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
+            let events = sqlx::query_as(for_postgres(SHARD_EVENT_HOURS))
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
+            let sales = sqlx::query_as(for_postgres(SHARD_SALE_HOURS))
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
             Ok((events, sales))
         }
         SqlPool::Sqlite(pool) => {
-            // Timestamps are RFC 3339 text; the hour is its first 13 characters.
-            let events: Vec<(String, String, i64)> = sqlx::query_as(for_sqlite(
-                "SELECT substr(occurred_at, 1, 13), type, count(*)
-                 FROM events WHERE occurred_at >= $1 GROUP BY 1, 2",
-            ))
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
-            let sales: Vec<(String, Uuid, i64, i64)> = sqlx::query_as(for_sqlite(
-                "SELECT substr(o.created_at, 1, 13), i.product_id, count(*), sum(i.quantity)
-                 FROM orders o JOIN order_items i ON i.order_id = o.id
-                 WHERE o.created_at >= $1 AND o.status = 'placed' GROUP BY 1, 2",
-            ))
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
+            let events: Vec<(String, String, i64)> = sqlx::query_as(for_sqlite(SHARD_EVENT_HOURS))
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
+            let sales: Vec<(String, Uuid, i64, i64)> = sqlx::query_as(for_sqlite(SHARD_SALE_HOURS))
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
             let hour = |prefix: &str| {
                 DateTime::parse_from_rfc3339(&format!("{prefix}:00:00Z"))
                     .map(|at| at.with_timezone(&Utc))
@@ -167,9 +188,11 @@ async fn gather(pool: &SqlPool, since: DateTime<Utc>) -> Result<(ShardEvents, Sh
 
 /// Hourly event counts since `since`, oldest first.
 pub async fn event_counts(primary: &SqlPool, since: DateTime<Utc>) -> Result<Vec<EventCount>, StoreError> {
-    let sql = "SELECT hour, event_type, count FROM analytics_event_counts WHERE hour >= $1 ORDER BY hour, event_type";
     Ok(with_pool!(primary, |pool, text| {
-        sqlx::query_as(text(sql)).bind(since).fetch_all(pool).await?
+        sqlx::query_as(text(EVENT_COUNTS))
+            .bind(since)
+            .fetch_all(pool)
+            .await?
     }))
 }
 
@@ -179,13 +202,8 @@ pub async fn top_products(
     since: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<ProductSales>, StoreError> {
-    let sql = "SELECT s.product_id, p.name, CAST(sum(s.orders) AS bigint) AS orders, CAST(sum(s.units) AS bigint) AS units
-               FROM analytics_product_sales s LEFT JOIN products p ON p.id = s.product_id
-               WHERE s.hour >= $1
-               GROUP BY s.product_id, p.name
-               ORDER BY units DESC, s.product_id LIMIT $2";
     Ok(with_pool!(primary, |pool, text| {
-        sqlx::query_as(text(sql))
+        sqlx::query_as(text(TOP_PRODUCTS))
             .bind(since)
             .bind(i64::from(limit))
             .fetch_all(pool)

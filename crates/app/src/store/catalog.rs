@@ -12,9 +12,10 @@ use crate::{
         markers::Subject,
         media::Variant,
         route::with_db,
-        sql::{Sql, SqlPool, with_pool},
+        sql::{SqlPool, with_pool},
     },
     repo::StoreError,
+    store::statements,
 };
 
 /// A product as stored, with the variants of its image when it has one.
@@ -89,61 +90,54 @@ macro_rules! product_from {
     };
 }
 
-/// A product by id, with its image's variants.
-pub const PRODUCT_BY_ID: Sql = Sql::new(
-    "products.by_id",
-    concat!(
-        "SELECT ",
-        product_columns!(),
-        " FROM ",
-        product_from!(),
-        " WHERE p.id = $1"
-    ),
-);
-/// The catalog's version (cached pages are keyed by it).
-pub const CATALOG_VERSION: Sql = Sql::new("catalog.version", "SELECT version FROM catalog_version");
-/// Retires every cached page: part of each catalog write's transaction.
-pub const CATALOG_BUMP: Sql = Sql::new("catalog.bump", "UPDATE catalog_version SET version = version + 1");
-/// Creates a product.
-pub const PRODUCT_INSERT: Sql = Sql::new(
-    "products.insert",
-    "INSERT INTO products (id, name, description, price_minor, currency, stock, image_id, created_at, updated_at)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-);
-/// Applies a partial update (`NULL` leaves a column; `$7` says whether to set the image).
-pub const PRODUCT_UPDATE: Sql = Sql::new(
-    "products.update",
-    "UPDATE products SET
-                          name = COALESCE($2, name),
-                          description = COALESCE($3, description),
-                          price_minor = COALESCE($4, price_minor),
-                          currency = COALESCE($5, currency),
-                          stock = COALESCE($6, stock),
-                          image_id = CASE WHEN $7 THEN $8 ELSE image_id END,
-                          updated_at = $9
-                      WHERE id = $1",
-);
-/// Deletes a product.
-pub const PRODUCT_DELETE: Sql = Sql::new("products.delete", "DELETE FROM products WHERE id = $1");
-/// Products showing an image.
-pub const PRODUCTS_SHOWING_IMAGE: Sql = Sql::new(
-    "products.showing_image",
-    "SELECT id FROM products WHERE image_id = $1",
-);
+statements! {
+    /// A product by id, with its image's variants.
+    PRODUCT_BY_ID("products.by_id") =
+        concat!("SELECT ", product_columns!(), " FROM ", product_from!(), " WHERE p.id = $1");
+    /// The catalog's version (cached pages are keyed by it).
+    CATALOG_VERSION("catalog.version") = "SELECT version FROM catalog_version";
+    /// Retires every cached page: part of each catalog write's transaction.
+    CATALOG_BUMP("catalog.bump") = "UPDATE catalog_version SET version = version + 1";
+    /// Creates a product.
+    PRODUCT_INSERT("products.insert") =
+        "INSERT INTO products \
+         (id, name, description, price_minor, currency, stock, image_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+    /// Applies a partial update (`NULL` leaves a column; `$7` says whether to set the image).
+    PRODUCT_UPDATE("products.update") =
+        "UPDATE products SET \
+             name = COALESCE($2, name), \
+             description = COALESCE($3, description), \
+             price_minor = COALESCE($4, price_minor), \
+             currency = COALESCE($5, currency), \
+             stock = COALESCE($6, stock), \
+             image_id = CASE WHEN $7 THEN $8 ELSE image_id END, \
+             updated_at = $9 \
+         WHERE id = $1";
+    /// Deletes a product.
+    PRODUCT_DELETE("products.delete") = "DELETE FROM products WHERE id = $1";
+    /// Products showing an image.
+    PRODUCTS_SHOWING_IMAGE("products.showing_image") = "SELECT id FROM products WHERE image_id = $1";
+}
 
-/// Every named statement of this module, for `scripts/explain-queries` (the listings, whose
-/// filters are optional, are assembled by [`list_statement`]).
-pub const STATEMENTS: &[Sql] = &[
-    PRODUCT_BY_ID,
-    CATALOG_VERSION,
-    CATALOG_BUMP,
-    PRODUCT_INSERT,
-    PRODUCT_UPDATE,
-    PRODUCT_DELETE,
-    PRODUCTS_SHOWING_IMAGE,
-];
+/// Runs `$body` in a transaction on the primary with `$tx` and `$sql` bound, then bumps the
+/// catalog's version in the same transaction (so every write retires the cached pages) and
+/// commits; evaluates to the body's value.
+macro_rules! catalog_write {
+    ($catalog:expr, |$tx:ident, $sql:ident| $body:expr) => {
+        with_pool!(&$catalog.primary, |pool, $sql| {
+            let mut $tx = pool.begin().await?;
+            let written = $body;
+            sqlx::query($sql(CATALOG_BUMP)).execute(&mut *$tx).await?;
+            $tx.commit().await?;
+            written
+        })
+    };
+}
 
-/// The text and parameters of a catalog page: the optional filters are joined with `AND`, the
+/// The text and parameters of a catalog page (not a named statement: its filters are
+/// optional, so it is assembled here from constant pieces; `scripts/explain-queries` explains
+/// each combination the API makes): the optional filters are joined with `AND`, the
 /// text search in each backend's full-text index (PostgreSQL `tsvector`, SQLite FTS5).
 fn list_statement(query: &ProductQuery, postgres: bool) -> (String, Vec<Arg>) {
     let mut conditions = Vec::new();
@@ -272,8 +266,7 @@ impl Catalog {
     pub async fn create(&self, new: &NewProduct) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
         let now = Utc::now();
-        with_pool!(&self.primary, |pool, sql| {
-            let mut tx = pool.begin().await?;
+        catalog_write!(self, |tx, sql| {
             sqlx::query(sql(PRODUCT_INSERT))
                 .bind(id)
                 .bind(&new.name)
@@ -285,8 +278,6 @@ impl Catalog {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(sql(CATALOG_BUMP)).execute(&mut *tx).await?;
-            tx.commit().await?;
         });
         Ok(id)
     }
@@ -297,9 +288,8 @@ impl Catalog {
             Some(image) => (true, image),
             None => (false, None),
         };
-        let updated = with_pool!(&self.primary, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query(sql(PRODUCT_UPDATE))
+        let updated = catalog_write!(self, |tx, sql| {
+            sqlx::query(sql(PRODUCT_UPDATE))
                 .bind(id)
                 .bind(&patch.name)
                 .bind(&patch.description)
@@ -311,26 +301,19 @@ impl Catalog {
                 .bind(Utc::now())
                 .execute(&mut *tx)
                 .await?
-                .rows_affected();
-            sqlx::query(sql(CATALOG_BUMP)).execute(&mut *tx).await?;
-            tx.commit().await?;
-            updated
+                .rows_affected()
         });
         Ok(updated == 1)
     }
 
     /// Deletes a product (orders keep their own copy of what was sold); false when absent.
     pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        let deleted = with_pool!(&self.primary, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            let deleted = sqlx::query(sql(PRODUCT_DELETE))
+        let deleted = catalog_write!(self, |tx, sql| {
+            sqlx::query(sql(PRODUCT_DELETE))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
-                .rows_affected();
-            sqlx::query(sql(CATALOG_BUMP)).execute(&mut *tx).await?;
-            tx.commit().await?;
-            deleted
+                .rows_affected()
         });
         Ok(deleted == 1)
     }

@@ -13,9 +13,19 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use uuid::Uuid;
 
-use crate::db::{shards::Shards, sql::SqlPool};
+use super::{
+    bind_columns,
+    orders::{OrderItemRow, OrderRow},
+    statements,
+};
+use crate::db::{
+    shards::Shards,
+    sql::{SqlPool, for_postgres},
+};
 
 /// What a move copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,131 +100,129 @@ pub async fn move_bucket(
     Ok(report)
 }
 
+statements! {
+    /// A page of a bucket's orders, after a keyset cursor (source).
+    ORDERS_PAGE("rebalance.orders_page") =
+        "SELECT id, user_id, status, total_minor, currency, created_at, cancelled_at FROM orders \
+         WHERE bucket = $1 AND id > $2 ORDER BY id LIMIT 1000";
+    /// Writes a page of orders, one array per column (target).
+    ORDERS_INSERT("rebalance.orders_insert") =
+        "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at, cancelled_at) \
+         SELECT i, u, $8, s, t, c, a, x \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], \
+                     $7::timestamptz[]) AS o(i, u, s, t, c, a, x)";
+    /// The lines of a page of orders (source).
+    ITEMS_OF("rebalance.items_of") =
+        "SELECT order_id, product_id, name, quantity, unit_price_minor FROM order_items \
+         WHERE order_id = ANY($1)";
+    /// Writes the lines of a page, one array per column (target).
+    ITEMS_INSERT("rebalance.items_insert") =
+        "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) SELECT * \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[])";
+    /// A bucket's idempotency keys (source).
+    KEYS_OF("rebalance.keys_of") =
+        "SELECT user_id, key, request_hash, order_id, status_code, response, locked_until, created_at \
+         FROM idempotency_keys WHERE bucket = $1";
+    /// Writes one idempotency key (target).
+    KEY_INSERT("rebalance.key_insert") =
+        "INSERT INTO idempotency_keys \
+         (user_id, key, bucket, request_hash, order_id, status_code, response, locked_until, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    /// A bucket's orders and lines, counted (source, before the bucket changes hands).
+    BUCKET_COUNTS("rebalance.bucket_counts") =
+        "SELECT (SELECT count(*) FROM orders WHERE bucket = $1), \
+                (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.bucket = $1)";
+    /// Deletes a bucket's orders; their lines go with them (`ON DELETE CASCADE`).
+    BUCKET_DELETE_ORDERS("rebalance.delete_orders") = "DELETE FROM orders WHERE bucket = $1";
+    /// Deletes a bucket's idempotency keys.
+    BUCKET_DELETE_KEYS("rebalance.delete_keys") = "DELETE FROM idempotency_keys WHERE bucket = $1";
+}
+
+/// An idempotency key as stored, copied as is.
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    user_id: Uuid,
+    key: String,
+    request_hash: Vec<u8>,
+    order_id: Uuid,
+    status_code: Option<i32>,
+    response: Option<serde_json::Value>,
+    locked_until: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+}
+
 async fn copy(source: &PgPool, target: &PgPool, bucket: u16) -> anyhow::Result<(u64, u64, u64)> {
+    delete(target, bucket).await?;
     let bucket = i32::from(bucket);
-    delete(target, bucket as u16).await?;
-    type OrderRow = (
-        uuid::Uuid,
-        uuid::Uuid,
-        String,
-        i64,
-        String,
-        chrono::DateTime<chrono::Utc>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    );
     let mut tx = target.begin().await?;
-    let mut after = uuid::Uuid::nil();
+    let mut after = Uuid::nil();
     let (mut orders, mut items) = (0u64, 0u64);
     loop {
-        let page: Vec<OrderRow> = sqlx::query_as(
-            "SELECT id, user_id, status, total_minor, currency, created_at, cancelled_at
-             FROM orders WHERE bucket = $1 AND id > $2 ORDER BY id LIMIT 1000",
-        )
-        .bind(bucket)
-        .bind(after)
-        .fetch_all(source)
-        .await?;
+        let page: Vec<OrderRow> = sqlx::query_as(for_postgres(ORDERS_PAGE))
+            .bind(bucket)
+            .bind(after)
+            .fetch_all(source)
+            .await?;
         let Some(last) = page.last() else { break };
-        after = last.0;
-        let ids: Vec<uuid::Uuid> = page.iter().map(|row| row.0).collect();
-        let mut columns: (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>) = Default::default();
-        for (id, user, status, total, currency, created, cancelled) in page {
-            columns.0.push(id);
-            columns.1.push(user);
-            columns.2.push(status);
-            columns.3.push(total);
-            columns.4.push(currency);
-            columns.5.push(created);
-            columns.6.push(cancelled);
-        }
-        orders += sqlx::query(
-            "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at, cancelled_at)
-             SELECT i, u, $8, s, t, c, a, x
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-                  AS o(i, u, s, t, c, a, x)",
+        after = last.id;
+        orders += bind_columns!(
+            sqlx::query(for_postgres(ORDERS_INSERT)),
+            page,
+            |order| order.id,
+            |order| order.user_id.0,
+            |order| order.status.as_str(),
+            |order| order.total_minor,
+            |order| order.currency.as_str(),
+            |order| order.created_at,
+            |order| order.cancelled_at,
         )
-        .bind(columns.0)
-        .bind(columns.1)
-        .bind(columns.2)
-        .bind(columns.3)
-        .bind(columns.4)
-        .bind(columns.5)
-        .bind(columns.6)
         .bind(bucket)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let lines: Vec<(uuid::Uuid, uuid::Uuid, String, i32, i64)> = sqlx::query_as(
-            "SELECT order_id, product_id, name, quantity, unit_price_minor FROM order_items WHERE order_id = ANY($1)",
+        let ids: Vec<Uuid> = page.iter().map(|order| order.id).collect();
+        let lines: Vec<OrderItemRow> = sqlx::query_as(for_postgres(ITEMS_OF))
+            .bind(&ids)
+            .fetch_all(source)
+            .await?;
+        items += bind_columns!(
+            sqlx::query(for_postgres(ITEMS_INSERT)),
+            lines,
+            |line| line.order_id,
+            |line| line.product_id,
+            |line| line.name.as_str(),
+            |line| line.quantity,
+            |line| line.unit_price_minor,
         )
-        .bind(&ids)
-        .fetch_all(source)
-        .await?;
-        let mut columns: (Vec<_>, Vec<_>, Vec<_>, Vec<_>, Vec<_>) = Default::default();
-        for (order, product, name, quantity, price) in lines {
-            columns.0.push(order);
-            columns.1.push(product);
-            columns.2.push(name);
-            columns.3.push(quantity);
-            columns.4.push(price);
-        }
-        items += sqlx::query(
-            "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[])",
-        )
-        .bind(columns.0)
-        .bind(columns.1)
-        .bind(columns.2)
-        .bind(columns.3)
-        .bind(columns.4)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     }
-    type KeyRow = (
-        uuid::Uuid,
-        String,
-        Vec<u8>,
-        uuid::Uuid,
-        Option<i32>,
-        Option<serde_json::Value>,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-    );
-    let keys: Vec<KeyRow> = sqlx::query_as(
-        "SELECT user_id, key, request_hash, order_id, status_code, response, locked_until, created_at
-         FROM idempotency_keys WHERE bucket = $1",
-    )
-    .bind(bucket)
-    .fetch_all(source)
-    .await?;
-    let mut copied_keys = 0;
-    for (user, key, hash, order, status, response, locked, created) in keys {
-        copied_keys += sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, bucket, request_hash, order_id, status_code, response, locked_until, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(user)
-        .bind(key)
+    let keys: Vec<KeyRow> = sqlx::query_as(for_postgres(KEYS_OF))
         .bind(bucket)
-        .bind(hash)
-        .bind(order)
-        .bind(status)
-        .bind(response)
-        .bind(locked)
-        .bind(created)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(source)
+        .await?;
+    let mut copied_keys = 0;
+    for key in keys {
+        copied_keys += sqlx::query(for_postgres(KEY_INSERT))
+            .bind(key.user_id)
+            .bind(key.key)
+            .bind(bucket)
+            .bind(key.request_hash)
+            .bind(key.order_id)
+            .bind(key.status_code)
+            .bind(key.response)
+            .bind(key.locked_until)
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     }
     // The copy must be complete before the bucket changes hands.
-    let (source_orders, source_items): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM orders WHERE bucket = $1),
-                (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.bucket = $1)",
-    )
-    .bind(bucket)
-    .fetch_one(source)
-    .await?;
+    let (source_orders, source_items): (i64, i64) = sqlx::query_as(for_postgres(BUCKET_COUNTS))
+        .bind(bucket)
+        .fetch_one(source)
+        .await?;
     if source_orders as u64 != orders || source_items as u64 != items {
         anyhow::bail!(
             "the copy is incomplete ({orders} of {source_orders} orders, {items} of {source_items} items)"
@@ -224,18 +232,15 @@ async fn copy(source: &PgPool, target: &PgPool, bucket: u16) -> anyhow::Result<(
     Ok((orders, items, copied_keys))
 }
 
+/// Deletes `bucket`'s orders (their items cascade) and idempotency keys, in one transaction.
 async fn delete(pool: &PgPool, bucket: u16) -> Result<(), sqlx::Error> {
-    let bucket = i32::from(bucket);
     let mut tx = pool.begin().await?;
-    // Items go with their orders (ON DELETE CASCADE).
-    sqlx::query("DELETE FROM orders WHERE bucket = $1")
-        .bind(bucket)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM idempotency_keys WHERE bucket = $1")
-        .bind(bucket)
-        .execute(&mut *tx)
-        .await?;
+    for statement in [BUCKET_DELETE_ORDERS, BUCKET_DELETE_KEYS] {
+        sqlx::query(for_postgres(statement))
+            .bind(i32::from(bucket))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use outgrow_domain::UserId;
+use outgrow_domain::{IntentState, OrderStatus, Role, UserId};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
+use super::{catalog::CATALOG_BUMP, execute, statements, values_statement};
 use crate::db::{
     shards::Shards,
-    sql::{SqlPool, for_postgres},
+    sql::{SqlPool, for_postgres, with_pool},
 };
 
 /// The password of every seeded account.
@@ -64,14 +65,63 @@ enum Value {
     Time(DateTime<Utc>),
 }
 
-/// Inserts `rows` into `table` with multi-row `VALUES`, as many rows per statement as the
-/// backend's parameter limit allows, in one transaction.
-async fn insert_rows(
-    pool: &SqlPool,
-    table: &str,
-    columns: &[&str],
-    rows: &[Vec<Value>],
-) -> Result<(), sqlx::Error> {
+/// A table the seed fills with multi-row `VALUES`: the constant head of its insert (the
+/// tuples of placeholders are added per batch by [`values_statement`], as a batch's row count
+/// varies) and how many values a row has.
+struct Table {
+    head: &'static str,
+    columns: usize,
+}
+
+impl Table {
+    /// The table written by `head` (`INSERT INTO t (a, b, …) VALUES`); its column count is
+    /// read from the head.
+    const fn new(head: &'static str) -> Self {
+        let bytes = head.as_bytes();
+        let mut columns = 1;
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] == b',' {
+                columns += 1;
+            }
+            at += 1;
+        }
+        Self { head, columns }
+    }
+}
+
+const USERS: Table =
+    Table::new("INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at) VALUES");
+const PRODUCTS: Table = Table::new(
+    "INSERT INTO products (id, name, description, price_minor, currency, stock, created_at, updated_at) VALUES",
+);
+const ORDERS: Table =
+    Table::new("INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) VALUES");
+const ORDER_ITEMS: Table =
+    Table::new("INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) VALUES");
+/// SQLite's intents; PostgreSQL's take [`INTENTS_INSERT`] (their lines need a `jsonb` cast).
+const ORDER_INTENTS: Table =
+    Table::new("INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) VALUES");
+
+statements! {
+    /// Confirmed intents from column arrays (PostgreSQL: the lines' text cast to `jsonb`).
+    INTENTS_INSERT("seed.intents_insert") =
+        "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) \
+         SELECT o, u, i::jsonb, 'confirmed', t, t \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) AS x(o, u, i, t)";
+    /// What was sold leaves a product's stock.
+    STOCK_SOLD("seed.stock_sold") = "UPDATE products SET stock = stock - $2 WHERE id = $1";
+}
+
+/// The statement that writes a batch of `rows` seeded orders (`scripts/explain-queries`
+/// explains a batch of two: every batch is the same statement but for its length).
+pub fn orders_statement(rows: usize) -> String {
+    values_statement(ORDERS.head, ORDERS.columns, rows)
+}
+
+/// Inserts `rows` into `table`, as many rows per statement as the backend's parameter limit
+/// allows, in one transaction.
+async fn insert_rows(pool: &SqlPool, table: &Table, rows: &[Vec<Value>]) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -82,26 +132,12 @@ async fn insert_rows(
         SqlPool::Postgres(_) => 65_535,
         SqlPool::Sqlite(_) => 1_000,
     };
-    let per_statement = (max_params / columns.len()).min(5_000);
-    let statement = |count: usize| {
-        let tuples: Vec<String> = (0..count)
-            .map(|row| {
-                let params: Vec<String> = (1..=columns.len())
-                    .map(|column| format!("${}", row * columns.len() + column))
-                    .collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
-        format!(
-            "INSERT INTO {table} ({}) VALUES {}",
-            columns.join(", "),
-            tuples.join(", ")
-        )
-    };
-    crate::db::sql::with_pool!(pool, |pool, sql| {
+    let per_statement = (max_params / table.columns).min(5_000);
+    with_pool!(pool, |pool, sql| {
         let mut tx = pool.begin().await?;
         for chunk in rows.chunks(per_statement) {
-            let mut query = sqlx::query(sql(&statement(chunk.len())));
+            let statement = values_statement(table.head, table.columns, chunk.len());
+            let mut query = sqlx::query(sql(&statement));
             for row in chunk {
                 for value in row {
                     query = match value {
@@ -117,6 +153,12 @@ async fn insert_rows(
         tx.commit().await?;
     });
     Ok(())
+}
+
+/// The batches of `total` rows, `batch` at a time, as ranges of row numbers.
+fn batches(total: u64, batch: usize) -> impl Iterator<Item = std::ops::Range<u64>> {
+    let batch = batch.max(1) as u64;
+    (0..total.div_ceil(batch)).map(move |n| n * batch..((n + 1) * batch).min(total))
 }
 
 fn bar(plan: &SeedPlan, what: &str, total: u64) -> ProgressBar {
@@ -179,17 +221,15 @@ pub async fn seed(
     let mut rng = StdRng::from_os_rng();
     let tag: String = format!("{:06x}", rng.random_range(0..0x100_0000u32));
     let now = Utc::now();
-    let batch = plan.batch.max(1);
     let mut report = SeedReport::default();
 
     // Users.
     let started = Instant::now();
     let progress = bar(&plan, "users", plan.users);
     let mut users = Vec::with_capacity(plan.users as usize);
-    let mut index = 0u64;
-    while index < plan.users {
-        let count = (plan.users - index).min(batch as u64);
-        let rows: Vec<Vec<Value>> = (index..index + count)
+    for range in batches(plan.users, plan.batch) {
+        let count = range.end - range.start;
+        let rows: Vec<Vec<Value>> = range
             .map(|i| {
                 let id = Uuid::now_v7();
                 users.push(id);
@@ -198,28 +238,13 @@ pub async fn seed(
                     Value::Text(format!("seed-{tag}-{i}@example.test")),
                     Value::Text(format!("Seed User {i}")),
                     Value::Text(password_hash.to_owned()),
-                    Value::Text("user".into()),
+                    Value::Text(Role::User.as_str().into()),
                     Value::Time(now),
                     Value::Time(now),
                 ]
             })
             .collect();
-        insert_rows(
-            primary,
-            "users",
-            &[
-                "id",
-                "email",
-                "name",
-                "password_hash",
-                "role",
-                "created_at",
-                "updated_at",
-            ],
-            &rows,
-        )
-        .await?;
-        index += count;
+        insert_rows(primary, &USERS, &rows).await?;
         progress.inc(count);
     }
     progress.finish();
@@ -232,10 +257,9 @@ pub async fn seed(
     let started = Instant::now();
     let progress = bar(&plan, "products", plan.products);
     let mut products: Vec<(Uuid, String, i64)> = Vec::with_capacity(plan.products as usize);
-    let mut index = 0u64;
-    while index < plan.products {
-        let count = (plan.products - index).min(batch as u64);
-        let rows: Vec<Vec<Value>> = (index..index + count)
+    for range in batches(plan.products, plan.batch) {
+        let count = range.end - range.start;
+        let rows: Vec<Vec<Value>> = range
             .map(|i| {
                 let id = Uuid::now_v7();
                 let name = format!(
@@ -258,30 +282,10 @@ pub async fn seed(
                 ]
             })
             .collect();
-        insert_rows(
-            primary,
-            "products",
-            &[
-                "id",
-                "name",
-                "description",
-                "price_minor",
-                "currency",
-                "stock",
-                "created_at",
-                "updated_at",
-            ],
-            &rows,
-        )
-        .await?;
-        index += count;
+        insert_rows(primary, &PRODUCTS, &rows).await?;
         progress.inc(count);
     }
-    crate::db::sql::with_pool!(primary, |pool, text| {
-        sqlx::query(text("UPDATE catalog_version SET version = version + 1"))
-            .execute(pool)
-            .await?;
-    });
+    execute!(primary, CATALOG_BUMP);
     progress.finish();
     report.phases.push(("products", plan.products, started.elapsed()));
 
@@ -294,21 +298,20 @@ pub async fn seed(
     let zipf = Zipf::new(products.len(), 1.1);
     let mut sold = vec![0i64; products.len()];
     let mut rows_written = 0u64;
-    let mut index = 0u64;
     let window_ms = 30 * 24 * 3600 * 1000i64;
-    while index < plan.orders {
-        let count = (plan.orders - index).min(batch as u64);
+    for range in batches(plan.orders, plan.batch) {
+        let count = range.end - range.start;
         let mut orders: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
         let mut items: Vec<Vec<Vec<Value>>> = vec![Vec::new(); shards.all().len()];
         let mut intents = Vec::with_capacity(count as usize);
-        for placed in 0..count {
+        for index in range {
             let user = users[rng.random_range(0..users.len())];
             let route = shards.route(UserId(user));
             // Arriving over the last 30 days in order (as real orders do), with a time-ordered
             // id from that moment: primary keys and time indexes then grow at their right
             // edge, and only the per-user indexes take random inserts.
             let step = window_ms / plan.orders.max(1) as i64;
-            let offset = (index + placed) as i64 * step + rng.random_range(0..step.max(1));
+            let offset = index as i64 * step + rng.random_range(0..step.max(1));
             let created =
                 now - chrono::Duration::milliseconds(window_ms) + chrono::Duration::milliseconds(offset);
             let ts = uuid::Timestamp::from_unix(
@@ -345,7 +348,7 @@ pub async fn seed(
                 Value::Uuid(id),
                 Value::Uuid(user),
                 Value::Int(i64::from(route.bucket)),
-                Value::Text("placed".into()),
+                Value::Text(OrderStatus::Placed.as_str().into()),
                 Value::Int(total),
                 Value::Text("EUR".into()),
                 Value::Time(created),
@@ -354,7 +357,7 @@ pub async fn seed(
                 Value::Uuid(id),
                 Value::Uuid(user),
                 Value::Text(serde_json::Value::Array(intent_items).to_string()),
-                Value::Text("confirmed".into()),
+                Value::Text(IntentState::Confirmed.as_str().into()),
                 Value::Time(created),
                 Value::Time(created),
             ]);
@@ -369,45 +372,18 @@ pub async fn seed(
         }
         intents.sort_by_key(by_key);
         for (shard, (orders, items)) in shards.all().iter().zip(orders.iter().zip(&items)) {
-            insert_rows(
-                &shard.pool,
-                "orders",
-                &[
-                    "id",
-                    "user_id",
-                    "bucket",
-                    "status",
-                    "total_minor",
-                    "currency",
-                    "created_at",
-                ],
-                orders,
-            )
-            .await?;
-            insert_rows(
-                &shard.pool,
-                "order_items",
-                &["order_id", "product_id", "name", "quantity", "unit_price_minor"],
-                items,
-            )
-            .await?;
+            insert_rows(&shard.pool, &ORDERS, orders).await?;
+            insert_rows(&shard.pool, &ORDER_ITEMS, items).await?;
             rows_written += (orders.len() + items.len()) as u64;
         }
         insert_intents(primary, &intents).await?;
         rows_written += intents.len() as u64;
-        index += count;
         progress.inc(count);
     }
     // What was sold leaves the stock, one statement per product that sold.
     for ((product_id, _, _), units) in products.iter().zip(&sold) {
         if *units > 0 {
-            crate::db::sql::with_pool!(primary, |pool, text| {
-                sqlx::query(text("UPDATE products SET stock = stock - $2 WHERE id = $1"))
-                    .bind(*product_id)
-                    .bind(*units)
-                    .execute(pool)
-                    .await?;
-            });
+            execute!(primary, STOCK_SOLD, *product_id, *units);
         }
     }
     progress.finish();
@@ -418,22 +394,7 @@ pub async fn seed(
 /// Intents carry their lines as JSON: PostgreSQL needs the text cast to `jsonb`.
 async fn insert_intents(primary: &SqlPool, rows: &[Vec<Value>]) -> Result<(), sqlx::Error> {
     match primary {
-        SqlPool::Sqlite(_) => {
-            insert_rows(
-                primary,
-                "order_intents",
-                &[
-                    "order_id",
-                    "user_id",
-                    "items",
-                    "state",
-                    "created_at",
-                    "updated_at",
-                ],
-                rows,
-            )
-            .await
-        }
+        SqlPool::Sqlite(_) => insert_rows(primary, &ORDER_INTENTS, rows).await,
         SqlPool::Postgres(pool) => {
             let mut ids = Vec::with_capacity(rows.len());
             let mut users = Vec::with_capacity(rows.len());
@@ -455,17 +416,13 @@ async fn insert_intents(primary: &SqlPool, rows: &[Vec<Value>]) -> Result<(), sq
                     times.push(*at);
                 }
             }
-            sqlx::query(for_postgres(
-                "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at)
-                 SELECT o, u, i::jsonb, 'confirmed', t, t
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) AS x(o, u, i, t)",
-            ))
-            .bind(ids)
-            .bind(users)
-            .bind(items)
-            .bind(times)
-            .execute(pool)
-            .await?;
+            sqlx::query(for_postgres(INTENTS_INSERT))
+                .bind(ids)
+                .bind(users)
+                .bind(items)
+                .bind(times)
+                .execute(pool)
+                .await?;
             Ok(())
         }
     }
@@ -474,6 +431,15 @@ async fn insert_intents(primary: &SqlPool, rows: &[Vec<Value>]) -> Result<(), sq
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_counts_the_columns_of_its_head() {
+        assert_eq!(USERS.columns, 7);
+        assert_eq!(PRODUCTS.columns, 8);
+        assert_eq!(ORDERS.columns, 7);
+        assert_eq!(ORDER_ITEMS.columns, 5);
+        assert_eq!(ORDER_INTENTS.columns, 6);
+    }
 
     #[test]
     fn zipf_favours_the_first_items() {

@@ -18,10 +18,27 @@ use chrono::Utc;
 use outgrow_platform::shutdown::ShutdownSignal;
 use uuid::Uuid;
 
+use super::statements;
 use crate::{
     db::sql::{SqlPool, for_postgres, for_sqlite, with_pool},
     repo::StoreError,
 };
+
+statements! {
+    /// Adds counted views: a batch in one statement on PostgreSQL (arrays of products and
+    /// counts); SQLite has no `UNNEST`, so it adds one product per statement, in one transaction.
+    VIEWS_ADD("views.add") =
+        "INSERT INTO product_views (product_id, views, updated_at) SELECT p, v, $3 \
+         FROM UNNEST($1::uuid[], $2::int8[]) AS c(p, v) ON CONFLICT (product_id) DO UPDATE \
+         SET views = product_views.views + excluded.views, updated_at = excluded.updated_at",
+        sqlite = "INSERT INTO product_views (product_id, views, updated_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (product_id) DO UPDATE \
+                  SET views = product_views.views + excluded.views, updated_at = excluded.updated_at";
+    /// The most viewed products, with their current names.
+    MOST_VIEWED("views.most_viewed") =
+        "SELECT v.product_id, p.name, v.views FROM product_views v LEFT \
+         JOIN products p ON p.id = v.product_id ORDER BY v.views DESC, v.product_id LIMIT $1";
+}
 
 /// Views counted in this instance and not yet written.
 #[derive(Debug)]
@@ -85,32 +102,24 @@ impl ViewCounter {
 
     async fn write(&self, counts: &[(Uuid, u64)]) -> Result<(), sqlx::Error> {
         let now = Utc::now();
-        let upsert = "INSERT INTO product_views (product_id, views, updated_at) VALUES ($1, $2, $3)
-                      ON CONFLICT (product_id) DO UPDATE
-                      SET views = product_views.views + excluded.views, updated_at = excluded.updated_at";
         match &self.pool {
             SqlPool::Postgres(pool) => {
                 let (products, views): (Vec<Uuid>, Vec<i64>) = counts
                     .iter()
                     .map(|(product, count)| (*product, i64::try_from(*count).unwrap_or(i64::MAX)))
                     .unzip();
-                sqlx::query(for_postgres(
-                    "INSERT INTO product_views (product_id, views, updated_at)
-                     SELECT p, v, $3 FROM UNNEST($1::uuid[], $2::int8[]) AS c(p, v)
-                     ON CONFLICT (product_id) DO UPDATE
-                     SET views = product_views.views + excluded.views, updated_at = excluded.updated_at",
-                ))
-                .bind(products)
-                .bind(views)
-                .bind(now)
-                .execute(pool)
-                .await?;
+                sqlx::query(for_postgres(VIEWS_ADD))
+                    .bind(products)
+                    .bind(views)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
             }
             SqlPool::Sqlite(pool) => {
                 // One writer: a transaction makes the batch one commit.
                 let mut tx = pool.begin().await?;
                 for (product, count) in counts {
-                    sqlx::query(for_sqlite(upsert))
+                    sqlx::query(for_sqlite(VIEWS_ADD))
                         .bind(*product)
                         .bind(i64::try_from(*count).unwrap_or(i64::MAX))
                         .bind(now)
@@ -137,11 +146,8 @@ impl ViewCounter {
 
 /// The `limit` most viewed products.
 pub async fn most_viewed(primary: &SqlPool, limit: u32) -> Result<Vec<ProductViews>, StoreError> {
-    let sql = "SELECT v.product_id, p.name, v.views
-               FROM product_views v LEFT JOIN products p ON p.id = v.product_id
-               ORDER BY v.views DESC, v.product_id LIMIT $1";
     Ok(with_pool!(primary, |pool, text| {
-        sqlx::query_as(text(sql))
+        sqlx::query_as(text(MOST_VIEWED))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?

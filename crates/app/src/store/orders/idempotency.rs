@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::Orders;
 use crate::{
-    db::sql::{Sql, with_pool},
+    db::sql::with_pool,
     repo::StoreError,
+    store::{execute, statements},
 };
 
 /// The outcome of claiming an idempotency key.
@@ -35,12 +36,6 @@ pub enum ClaimError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for ClaimError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Store(error.into())
-    }
-}
-
 /// An idempotency key presented with a request.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
@@ -50,40 +45,27 @@ pub struct IdempotencyKey {
     pub request_hash: Vec<u8>,
 }
 
-/// Claims an Idempotency-Key (the primary key `(user_id, key)` arbitrates).
-pub const KEY_CLAIM: Sql = Sql::new(
-    "orders.key_claim",
-    "INSERT INTO idempotency_keys (user_id, key, bucket, request_hash, order_id, locked_until, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, key) DO NOTHING",
-);
-/// A claimed key: the request hash, and the response once completed.
-pub const KEY_READ: Sql = Sql::new(
-    "orders.key_read",
-    "SELECT request_hash, status_code, response, locked_until FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-);
-/// Takes over a claim whose request died (a compare-and-set on its lease).
-pub const KEY_TAKE_OVER: Sql = Sql::new(
-    "orders.key_take_over",
-    "UPDATE idempotency_keys SET order_id = $3, locked_until = $4 WHERE user_id = $1 AND key = $2 AND status_code IS NULL AND locked_until = $5",
-);
-/// Gives a claim up after a failed request (never a completed key).
-pub const KEY_RELEASE: Sql = Sql::new(
-    "orders.key_release",
-    "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND order_id = $3 AND status_code IS NULL",
-);
-/// Deletes keys past their time to live.
-pub const KEYS_DELETE_BEFORE: Sql = Sql::new(
-    "orders.keys_delete_before",
-    "DELETE FROM idempotency_keys WHERE created_at < $1",
-);
-
-/// Every named statement of this module, for `scripts/explain-queries`.
-pub const STATEMENTS: &[Sql] = &[
-    KEY_CLAIM,
-    KEY_READ,
-    KEY_TAKE_OVER,
-    KEY_RELEASE,
-    KEYS_DELETE_BEFORE,
-];
+statements! {
+    /// Claims an Idempotency-Key (the primary key `(user_id, key)` arbitrates).
+    KEY_CLAIM("orders.key_claim") =
+        "INSERT INTO idempotency_keys \
+         (user_id, key, bucket, request_hash, order_id, locked_until, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, key) DO NOTHING";
+    /// A claimed key: the request hash, and the response once completed.
+    KEY_READ("orders.key_read") =
+        "SELECT request_hash, status_code, response, locked_until FROM idempotency_keys WHERE user_id = $1 \
+         AND key = $2";
+    /// Takes over a claim whose request died (a compare-and-set on its lease).
+    KEY_TAKE_OVER("orders.key_take_over") =
+        "UPDATE idempotency_keys SET order_id = $3, locked_until = $4 WHERE user_id = $1 AND key = $2 \
+         AND status_code IS NULL AND locked_until = $5";
+    /// Gives a claim up after a failed request (never a completed key).
+    KEY_RELEASE("orders.key_release") =
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND order_id = $3 \
+         AND status_code IS NULL";
+    /// Deletes keys past their time to live.
+    KEYS_DELETE_BEFORE("orders.keys_delete_before") = "DELETE FROM idempotency_keys WHERE created_at < $1";
+}
 
 impl Orders {
     /// Claims `key` for `user` on their shard, waiting (bounded by `wait`) while another request
@@ -110,58 +92,54 @@ impl Orders {
         loop {
             let order_id = Uuid::now_v7();
             let now = Utc::now();
-            let inserted = with_pool!(&route.shard.pool, |pool, text| {
-                sqlx::query(text(KEY_CLAIM))
-                    .bind(user.0)
-                    .bind(&key.key)
-                    .bind(i32::from(route.bucket))
-                    .bind(&key.request_hash)
-                    .bind(order_id)
-                    .bind(now + lease)
-                    .bind(now)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
-            if inserted == 1 {
-                return Ok(Claim::Fresh { order_id });
-            }
-            let stored: Option<Stored> = with_pool!(&route.shard.pool, |pool, text| {
-                sqlx::query_as(text(KEY_READ))
-                    .bind(user.0)
-                    .bind(&key.key)
-                    .fetch_optional(pool)
-                    .await?
-            });
-            if let Some((hash, status, response, locked_until)) = stored {
-                if hash != key.request_hash {
-                    return Err(ClaimError::Reused);
-                }
-                if let (Some(status), Some(Json(body))) = (status, response) {
-                    return Ok(Claim::Replay {
-                        status: u16::try_from(status).unwrap_or(500),
-                        body,
-                    });
-                }
-                if locked_until < now {
+            let inserted = execute!(
+                &route.shard.pool,
+                KEY_CLAIM,
+                user.0,
+                &key.key,
+                i32::from(route.bucket),
+                &key.request_hash,
+                order_id,
+                now + lease,
+                now,
+            ) == 1;
+            let claimed = inserted || {
+                let stored: Option<Stored> = with_pool!(&route.shard.pool, |pool, text| {
+                    sqlx::query_as(text(KEY_READ))
+                        .bind(user.0)
+                        .bind(&key.key)
+                        .fetch_optional(pool)
+                        .await?
+                });
+                match stored {
+                    Some((hash, ..)) if hash != key.request_hash => return Err(ClaimError::Reused),
+                    Some((_, Some(status), Some(Json(body)), _)) => {
+                        return Ok(Claim::Replay {
+                            status: u16::try_from(status).unwrap_or(500),
+                            body,
+                        });
+                    }
                     // The first request died holding the key: take it over with a new order
                     // id (the dead request's reservation, if any, is released by its
                     // reconciler).
-                    let taken = with_pool!(&route.shard.pool, |pool, text| {
-                        sqlx::query(text(KEY_TAKE_OVER))
-                            .bind(user.0)
-                            .bind(&key.key)
-                            .bind(order_id)
-                            .bind(now + lease)
-                            .bind(locked_until)
-                            .execute(pool)
-                            .await?
-                            .rows_affected()
-                    });
-                    if taken == 1 {
-                        return Ok(Claim::Fresh { order_id });
+                    Some((.., locked_until)) if locked_until < now => {
+                        let taken = execute!(
+                            &route.shard.pool,
+                            KEY_TAKE_OVER,
+                            user.0,
+                            &key.key,
+                            order_id,
+                            now + lease,
+                            locked_until,
+                        );
+                        taken == 1
                     }
+                    // Still running (or gone since the insert): wait and try again.
+                    _ => false,
                 }
+            };
+            if claimed {
+                return Ok(Claim::Fresh { order_id });
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ClaimError::InProgress);
@@ -174,15 +152,7 @@ impl Orders {
     pub async fn release_key(&self, user: UserId, key: &str, order_id: Uuid) {
         let route = self.shards.route(user);
         let outcome: Result<_, sqlx::Error> = async {
-            with_pool!(&route.shard.pool, |pool, text| {
-                sqlx::query(text(KEY_RELEASE))
-                    .bind(user.0)
-                    .bind(key)
-                    .bind(order_id)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
+            execute!(&route.shard.pool, KEY_RELEASE, user.0, key, order_id);
             Ok(())
         }
         .await;
@@ -195,13 +165,7 @@ impl Orders {
     pub async fn delete_keys_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut deleted = 0;
         for shard in self.shards.all() {
-            deleted += with_pool!(&shard.pool, |pool, text| {
-                sqlx::query(text(KEYS_DELETE_BEFORE))
-                    .bind(before)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
+            deleted += execute!(&shard.pool, KEYS_DELETE_BEFORE, before);
         }
         Ok(deleted)
     }

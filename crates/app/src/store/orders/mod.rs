@@ -25,7 +25,7 @@ mod queries;
 mod saga;
 
 use chrono::{DateTime, Utc};
-use outgrow_domain::Money;
+use outgrow_domain::{Money, OrderStatus, UserId};
 use outgrow_platform::jobs::Job;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -50,8 +50,10 @@ pub struct OrderLine {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderRow {
     pub id: Uuid,
-    pub user_id: Uuid,
-    pub status: String,
+    #[sqlx(try_from = "Uuid")]
+    pub user_id: UserId,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub total_minor: i64,
     pub currency: String,
     pub created_at: DateTime<Utc>,
@@ -94,11 +96,18 @@ pub enum PlaceError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for PlaceError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Store(error.into())
-    }
+/// `From<sqlx::Error>` for errors whose `Store` variant holds a [`StoreError`]: a failed
+/// statement is a store failure, whichever operation ran it.
+macro_rules! store_error_from_sqlx {
+    ($($error:ty),+) => {
+        $(impl From<sqlx::Error> for $error {
+            fn from(error: sqlx::Error) -> Self {
+                Self::Store(error.into())
+            }
+        })+
+    };
 }
+store_error_from_sqlx!(PlaceError, CancelError, ClaimError);
 
 /// What [`Orders::reconcile`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,17 +133,11 @@ pub enum CancelError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for CancelError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Store(error.into())
-    }
-}
-
 /// Sends the confirmation of an order (queue `mail`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SendOrderConfirmation {
     pub order_id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 impl Job for SendOrderConfirmation {
@@ -158,7 +161,7 @@ impl Job for ReconcileOrder {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FinishCancellation {
     pub order_id: Uuid,
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 impl Job for FinishCancellation {
@@ -202,3 +205,26 @@ impl Orders {
 pub const STATEMENTS: &[&[Sql]] = &[idempotency::STATEMENTS, saga::STATEMENTS, queries::STATEMENTS];
 
 pub use self::queries::items_statement;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_job_payloads_keep_their_stored_json() {
+        let order_id = Uuid::from_u128(1);
+        let user_id = UserId(Uuid::from_u128(2));
+        let stored = serde_json::json!({
+            "order_id": "00000000-0000-0000-0000-000000000001",
+            "user_id": "00000000-0000-0000-0000-000000000002",
+        });
+        let confirmation = SendOrderConfirmation { order_id, user_id };
+        let cancellation = FinishCancellation { order_id, user_id };
+        assert_eq!(serde_json::to_value(&confirmation).expect("serialises"), stored);
+        assert_eq!(serde_json::to_value(&cancellation).expect("serialises"), stored);
+        assert_eq!(
+            serde_json::from_value::<FinishCancellation>(stored).expect("an old payload parses"),
+            cancellation
+        );
+    }
+}

@@ -5,11 +5,9 @@ use uuid::Uuid;
 
 use super::{Order, OrderItemRow, OrderRow, Orders};
 use crate::{
-    db::{
-        shards::Route,
-        sql::{Sql, with_pool},
-    },
+    db::{shards::Route, sql::with_pool},
     repo::StoreError,
+    store::statements,
 };
 
 /// The columns of an [`OrderRow`] (macros, so that the statements below are literals).
@@ -25,30 +23,24 @@ macro_rules! item_columns {
     };
 }
 
-/// An order of a user (never a tombstone).
-pub const ORDER_GET: Sql = Sql::new(
-    "orders.get",
-    concat!(
-        "SELECT ",
-        order_columns!(),
-        " FROM orders WHERE id = $1 AND user_id = $2 AND status <> 'void'"
-    ),
-);
-/// A page of a user's orders, newest first, before a keyset cursor.
-pub const ORDER_LIST: Sql = Sql::new(
-    "orders.list",
-    concat!(
-        "SELECT ",
-        order_columns!(),
-        " FROM orders WHERE user_id = $1 AND status <> 'void' AND id < $2 ORDER BY id DESC LIMIT $3"
-    ),
-);
+statements! {
+    /// An order of a user (never a tombstone).
+    ORDER_GET("orders.get") =
+        concat!(
+            "SELECT ", order_columns!(),
+            " FROM orders WHERE id = $1 AND user_id = $2 AND status <> 'void'"
+        );
+    /// A page of a user's orders, newest first, before a keyset cursor.
+    ORDER_LIST("orders.list") =
+        concat!(
+            "SELECT ", order_columns!(),
+            " FROM orders WHERE user_id = $1 AND status <> 'void' AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
+}
 
-/// Every named statement of this module, for `scripts/explain-queries` (the lines of a page
-/// of orders, one placeholder per order, are assembled by [`items_statement`]).
-pub const STATEMENTS: &[Sql] = &[ORDER_GET, ORDER_LIST];
-
-/// The lines of `orders` orders: `order_id IN ($1, …, $n)`.
+/// The lines of `orders` orders: `order_id IN ($1, …, $n)`, one placeholder per order of a
+/// page (whose size varies); `scripts/explain-queries` explains the statement of every page
+/// size up to a full page (`orders.items.<n>`).
 pub fn items_statement(orders: usize) -> String {
     let placeholders: Vec<String> = (1..=orders).map(|n| format!("${n}")).collect();
     format!(
@@ -67,7 +59,7 @@ impl Orders {
         Ok(self
             .intent(order_id)
             .await?
-            .map(|(_, lines, _)| lines.iter().map(|line| line.product_id).collect())
+            .map(|intent| intent.items.iter().map(|line| line.product_id).collect())
             .unwrap_or_default())
     }
 
@@ -93,7 +85,7 @@ impl Orders {
 
     /// Whose order `order_id` is (for admins, who do not know the owner).
     pub async fn owner_of(&self, order_id: Uuid) -> Result<Option<UserId>, StoreError> {
-        Ok(self.intent(order_id).await?.map(|(user, _, _)| user))
+        Ok(self.intent(order_id).await?.map(|intent| intent.user_id))
     }
 
     /// A page of `user`'s orders, newest first, before `before` (keyset).

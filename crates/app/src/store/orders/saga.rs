@@ -2,7 +2,7 @@
 //! reconciler that finishes what a crash interrupted; and cancellation (see the module above).
 
 use chrono::{DateTime, Utc};
-use outgrow_domain::{Currency, Money, UserId};
+use outgrow_domain::{Currency, IntentState, Money, OrderStatus, UserId};
 use outgrow_platform::jobs::Job;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -17,96 +17,70 @@ use crate::{
         sql::{EnqueueJob, Sql, is_unique_violation, with_pool},
     },
     repo::StoreError,
+    store::statements,
 };
 
-/// Reserves stock: a guarded decrement (two orders for the last units cannot both get them).
-pub const STOCK_RESERVE: Sql = Sql::new(
-    "orders.stock_reserve",
-    "UPDATE products SET stock = stock - $2, updated_at = $3 WHERE id = $1 AND stock >= $2 RETURNING name, price_minor, currency",
-);
-/// The stock of a product (after a refused reservation: unknown, or out of stock?).
-pub const STOCK_READ: Sql = Sql::new("orders.stock_read", "SELECT stock FROM products WHERE id = $1");
-/// Records a reservation.
-pub const INTENT_INSERT: Sql = Sql::new(
-    "orders.intent_insert",
-    "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) VALUES ($1, $2, $3, 'reserved', $4, $4)",
-);
-/// Writes an order (its primary key refuses it once the reconciler's tombstone took its id).
-pub const ORDER_INSERT: Sql = Sql::new(
-    "orders.insert",
-    "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) VALUES ($1, $2, $3, 'placed', $4, $5, $6)",
-);
-/// Writes an order line.
-pub const ITEM_INSERT: Sql = Sql::new(
-    "orders.item_insert",
-    "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) VALUES ($1, $2, $3, $4, $5)",
-);
-/// Stores the response of an Idempotency-Key, if this request still holds the claim.
-pub const KEY_COMPLETE: Sql = Sql::new(
-    "orders.key_complete",
-    "UPDATE idempotency_keys SET status_code = 201, response = $3 WHERE user_id = $1 AND key = $2 AND order_id = $4 AND status_code IS NULL",
-);
-/// Confirms a reservation.
-pub const INTENT_CONFIRM: Sql = Sql::new(
-    "orders.intent_confirm",
-    "UPDATE order_intents SET state = 'confirmed', updated_at = $2 WHERE order_id = $1 AND state = 'reserved'",
-);
-/// The reconciler's tombstone: takes the id of an order that was never written.
-pub const TOMBSTONE: Sql = Sql::new(
-    "orders.tombstone",
-    "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) VALUES ($1, $2, $3, 'void', 0, 'XXX', $4) ON CONFLICT (id) DO NOTHING",
-);
-/// An order's status (did the tombstone or the order win?).
-pub const ORDER_STATUS: Sql = Sql::new("orders.status", "SELECT status FROM orders WHERE id = $1");
-/// A reservation: its user, lines and state.
-pub const INTENT_GET: Sql = Sql::new(
-    "orders.intent_get",
-    "SELECT user_id, items, state FROM order_intents WHERE order_id = $1",
-);
-/// Releases a reservation (the order never happened); returns its lines.
-pub const INTENT_RELEASE: Sql = Sql::new(
-    "orders.intent_release",
-    "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 AND state IN ('reserved') RETURNING items",
-);
-/// Cancels a reservation, confirmed or not (once); returns its lines.
-pub const INTENT_CANCEL: Sql = Sql::new(
-    "orders.intent_cancel",
-    "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 AND state IN ('reserved', 'confirmed') RETURNING items",
-);
-/// Gives stock back (a product deleted since updates nothing).
-pub const RESTOCK: Sql = Sql::new(
-    "orders.restock",
-    "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1",
-);
-/// Marks an order cancelled on its shard (once).
-pub const ORDER_CANCEL: Sql = Sql::new(
-    "orders.cancel",
-    "UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE id = $1 AND status = 'placed'",
-);
-/// When an order was cancelled.
-pub const ORDER_CANCELLED_AT: Sql = Sql::new(
-    "orders.cancelled_at",
-    "SELECT cancelled_at FROM orders WHERE id = $1",
-);
+statements! {
+    /// Reserves stock: a guarded decrement (two orders for the last units cannot both get them).
+    STOCK_RESERVE("orders.stock_reserve") =
+        "UPDATE products SET stock = stock - $2, updated_at = $3 WHERE id = $1 AND stock >= $2 \
+         RETURNING name, price_minor, currency";
+    /// The stock of a product (after a refused reservation: unknown, or out of stock?).
+    STOCK_READ("orders.stock_read") = "SELECT stock FROM products WHERE id = $1";
+    /// Records a reservation.
+    INTENT_INSERT("orders.intent_insert") =
+        "INSERT INTO order_intents (order_id, user_id, items, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'reserved', $4, $4)";
+    /// Writes an order (its primary key refuses it once the reconciler's tombstone took its id).
+    ORDER_INSERT("orders.insert") =
+        "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) \
+         VALUES ($1, $2, $3, 'placed', $4, $5, $6)";
+    /// Writes an order line.
+    ITEM_INSERT("orders.item_insert") =
+        "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor) \
+         VALUES ($1, $2, $3, $4, $5)";
+    /// Stores the response of an Idempotency-Key, if this request still holds the claim.
+    KEY_COMPLETE("orders.key_complete") =
+        "UPDATE idempotency_keys SET status_code = 201, response = $3 WHERE user_id = $1 AND key = $2 \
+         AND order_id = $4 AND status_code IS NULL";
+    /// Confirms a reservation.
+    INTENT_CONFIRM("orders.intent_confirm") =
+        "UPDATE order_intents SET state = 'confirmed', updated_at = $2 WHERE order_id = $1 \
+         AND state = 'reserved'";
+    /// The reconciler's tombstone: takes the id of an order that was never written.
+    TOMBSTONE("orders.tombstone") =
+        "INSERT INTO orders (id, user_id, bucket, status, total_minor, currency, created_at) \
+         VALUES ($1, $2, $3, 'void', 0, 'XXX', $4) ON CONFLICT (id) DO NOTHING";
+    /// An order's status (did the tombstone or the order win?).
+    ORDER_STATUS("orders.status") = "SELECT status FROM orders WHERE id = $1";
+    /// A reservation: its user, lines and state.
+    INTENT_GET("orders.intent_get") = "SELECT user_id, items, state FROM order_intents WHERE order_id = $1";
+    /// Releases a reservation (the order never happened); returns its lines.
+    INTENT_RELEASE("orders.intent_release") =
+        "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 AND state IN ('reserved') \
+         RETURNING items";
+    /// Cancels a reservation, confirmed or not (once); returns its lines.
+    INTENT_CANCEL("orders.intent_cancel") =
+        "UPDATE order_intents SET state = $2, updated_at = $3 WHERE order_id = $1 \
+         AND state IN ('reserved', 'confirmed') RETURNING items";
+    /// Gives stock back (a product deleted since updates nothing).
+    RESTOCK("orders.restock") = "UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1";
+    /// Marks an order cancelled on its shard (once).
+    ORDER_CANCEL("orders.cancel") =
+        "UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE id = $1 AND status = 'placed'";
+    /// When an order was cancelled.
+    ORDER_CANCELLED_AT("orders.cancelled_at") = "SELECT cancelled_at FROM orders WHERE id = $1";
+}
 
-/// Every named statement of this module, for `scripts/explain-queries`.
-pub const STATEMENTS: &[Sql] = &[
-    STOCK_RESERVE,
-    STOCK_READ,
-    INTENT_INSERT,
-    ORDER_INSERT,
-    ITEM_INSERT,
-    KEY_COMPLETE,
-    INTENT_CONFIRM,
-    TOMBSTONE,
-    ORDER_STATUS,
-    INTENT_GET,
-    INTENT_RELEASE,
-    INTENT_CANCEL,
-    RESTOCK,
-    ORDER_CANCEL,
-    ORDER_CANCELLED_AT,
-];
+/// A reservation as stored: its user, lines and state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct Intent {
+    #[sqlx(try_from = "Uuid")]
+    pub user_id: UserId,
+    pub items: Json<Vec<OrderLine>>,
+    #[sqlx(try_from = "String")]
+    pub state: IntentState,
+}
 
 impl Orders {
     /// Places order `order_id` for `user`. `respond` renders the response body stored with
@@ -146,8 +120,8 @@ impl Orders {
         let order = Order {
             order: OrderRow {
                 id: order_id,
-                user_id: user.0,
-                status: "placed".into(),
+                user_id: user,
+                status: OrderStatus::Placed,
                 total_minor: total.minor,
                 currency: total.currency.to_string(),
                 created_at: now,
@@ -256,7 +230,7 @@ impl Orders {
             let mut tx = pool.begin().await?;
             sqlx::query(text(ORDER_INSERT))
                 .bind(row.id)
-                .bind(row.user_id)
+                .bind(row.user_id.0)
                 .bind(i32::from(route.bucket))
                 .bind(row.total_minor)
                 .bind(&row.currency)
@@ -282,7 +256,7 @@ impl Orders {
             }
             if let (Some(key), Some(body)) = (key, body) {
                 let completed = sqlx::query(text(KEY_COMPLETE))
-                    .bind(row.user_id)
+                    .bind(row.user_id.0)
                     .bind(key)
                     .bind(Json(body))
                     .bind(row.id)
@@ -305,7 +279,7 @@ impl Orders {
     async fn confirm(&self, order_id: Uuid, user: UserId) -> Result<bool, StoreError> {
         let job = SendOrderConfirmation {
             order_id,
-            user_id: user.0,
+            user_id: user,
         }
         .to_new_job()
         .map_err(|error| StoreError::Corrupt(error.to_string()))?;
@@ -335,10 +309,13 @@ impl Orders {
 
     /// Decides the fate of reservation `order_id` (see the module docs). Idempotent.
     pub async fn reconcile(&self, order_id: Uuid) -> Result<Reconciled, StoreError> {
-        let Some((user, _lines, state)) = self.intent(order_id).await? else {
+        let Some(Intent {
+            user_id: user, state, ..
+        }) = self.intent(order_id).await?
+        else {
             return Ok(Reconciled::Settled);
         };
-        if state != "reserved" {
+        if state != IntentState::Reserved {
             return Ok(Reconciled::Settled);
         }
         let route = self.shards.route(user);
@@ -360,8 +337,8 @@ impl Orders {
                 .await?;
             (inserted, current)
         });
-        if inserted == 1 || current.as_deref() == Some("void") {
-            self.transition(order_id, &INTENT_RELEASE, "released", None)
+        if inserted == 1 || current.as_deref() == Some(OrderStatus::Void.as_str()) {
+            self.transition(order_id, &INTENT_RELEASE, IntentState::Released, None)
                 .await?;
             Ok(Reconciled::Released)
         } else {
@@ -371,17 +348,13 @@ impl Orders {
     }
 
     /// The intent of `order_id`: its user, lines and state.
-    pub(super) async fn intent(
-        &self,
-        order_id: Uuid,
-    ) -> Result<Option<(UserId, Vec<OrderLine>, String)>, StoreError> {
-        let row: Option<(Uuid, Json<Vec<OrderLine>>, String)> = with_pool!(&self.primary, |pool, text| {
+    pub(super) async fn intent(&self, order_id: Uuid) -> Result<Option<Intent>, StoreError> {
+        Ok(with_pool!(&self.primary, |pool, text| {
             sqlx::query_as(text(INTENT_GET))
                 .bind(order_id)
                 .fetch_optional(pool)
                 .await?
-        });
-        Ok(row.map(|(user, Json(lines), state)| (UserId(user), lines, state)))
+        }))
     }
 
     /// Moves the intent to `to` with `flip` ([`INTENT_RELEASE`] or [`INTENT_CANCEL`], which
@@ -391,7 +364,7 @@ impl Orders {
         &self,
         order_id: Uuid,
         flip: &Sql,
-        to: &str,
+        to: IntentState,
         job: Option<outgrow_platform::jobs::NewJob>,
     ) -> Result<bool, StoreError> {
         Ok(with_pool!(&self.primary, |pool, text| {
@@ -399,7 +372,7 @@ impl Orders {
             let now = Utc::now();
             let items: Option<Json<Vec<OrderLine>>> = sqlx::query_scalar(text(flip))
                 .bind(order_id)
-                .bind(to)
+                .bind(to.as_str())
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -433,24 +406,24 @@ impl Orders {
         let Some(order) = self.get(user, order_id).await? else {
             return Err(CancelError::NotFound);
         };
-        if order.order.status == "cancelled" {
+        if order.order.status == OrderStatus::Cancelled {
             return Err(CancelError::AlreadyCancelled);
         }
         let job = FinishCancellation {
             order_id,
-            user_id: user.0,
+            user_id: user,
         }
         .to_new_job()
         .map_err(|error| StoreError::Corrupt(error.to_string()))?;
         if !self
-            .transition(order_id, &INTENT_CANCEL, "cancelled", Some(job))
+            .transition(order_id, &INTENT_CANCEL, IntentState::Cancelled, Some(job))
             .await?
         {
             return Err(CancelError::AlreadyCancelled);
         }
         let cancelled_at = self.finish_cancellation(user, order_id).await?;
         let mut order = order;
-        order.order.status = "cancelled".into();
+        order.order.status = OrderStatus::Cancelled;
         order.order.cancelled_at = Some(cancelled_at);
         Ok(order)
     }
