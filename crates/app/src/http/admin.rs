@@ -15,6 +15,7 @@ use super::{
     authn::Principal,
     error::{ApiError, Problem},
     extract::{ApiQuery, path_uuid},
+    responses::{Forbidden, Invalid, NotAdmin, NotFound},
 };
 use crate::state::AppState;
 
@@ -111,11 +112,7 @@ pub struct JobList {
     get, path = "/api/v1/admin/jobs", tag = "admin",
     params(ListJobsQuery),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = JobList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = JobList), Invalid, NotAdmin)
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,
@@ -155,11 +152,7 @@ pub async fn list_jobs(
     get, path = "/api/v1/admin/jobs/{id}", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = JobResponse),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = JobResponse), Forbidden, NotFound)
 )]
 pub async fn get_job(
     State(state): State<AppState>,
@@ -184,8 +177,8 @@ pub async fn get_job(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Ready again", body = JobResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not dead or cancelled", body = Problem, content_type = "application/problem+json"),
+        NotFound,
     )
 )]
 pub async fn retry_job(
@@ -210,8 +203,8 @@ pub async fn retry_job(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Cancelled", body = JobResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Running or finished", body = Problem, content_type = "application/problem+json"),
+        NotFound,
     )
 )]
 pub async fn cancel_job(
@@ -277,7 +270,7 @@ impl From<QueueStats> for QueueResponse {
 #[utoipa::path(
     get, path = "/api/v1/admin/queues", tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<QueueResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Vec<QueueResponse>), Forbidden)
 )]
 pub async fn list_queues(
     State(state): State<AppState>,

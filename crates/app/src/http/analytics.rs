@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::ApiQuery,
+    responses::{Forbidden, Invalid},
 };
 use crate::{state::AppState, store::analytics};
 
@@ -88,11 +89,7 @@ pub struct AnalyticsReport {
     get, path = "/api/v1/admin/analytics", tag = "admin",
     params(AnalyticsQuery),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = AnalyticsReport),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = AnalyticsReport), Invalid, Forbidden)
 )]
 pub async fn get_analytics(
     State(state): State<AppState>,

@@ -20,6 +20,7 @@ use super::{
     error::{ApiError, FieldError, Problem},
     extract::ApiJson,
     reply::located,
+    responses::{InvalidFields, NotSignedIn, RateLimited},
     users::UserResponse,
 };
 use outgrow_platform::jobs::Job;
@@ -62,9 +63,8 @@ pub struct RegisterRequest {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Created; `Location` names the new user", body = UserResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The e-mail address is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        InvalidFields, RateLimited,
     )
 )]
 pub async fn register(
@@ -162,7 +162,7 @@ const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
         (status = 200, description = "Signed in; sets the session cookie when asked", body = LoginResponse),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     )
 )]
 pub async fn login(
@@ -309,10 +309,7 @@ pub async fn refresh(
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 204, description = "Signed out; the cookie is cleared"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204, description = "Signed out; the cookie is cleared"), NotSignedIn)
 )]
 pub async fn logout(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     state.sessions.revoke(principal.session_id, Utc::now()).await?;
@@ -324,10 +321,7 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> Resu
 #[utoipa::path(
     post, path = "/api/v1/auth/logout-all", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 204, description = "Every session ended; the cookie is cleared"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204, description = "Every session ended; the cookie is cleared"), NotSignedIn)
 )]
 pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     let ended = state

@@ -10,6 +10,7 @@ use super::{
     authn::Principal,
     error::{ApiError, FieldError, Problem},
     extract::ApiJson,
+    responses::Invalid,
 };
 use crate::{
     state::AppState,
@@ -127,8 +128,8 @@ fn validate(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, description = "Committed", body = EventsStored),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The queue is full or the server is stopping: retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        Invalid,
     )
 )]
 pub async fn create_events(

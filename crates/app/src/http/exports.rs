@@ -21,6 +21,7 @@ use super::{
     error::{ApiError, Problem},
     extract::{ApiJson, ApiQuery, path_uuid},
     reply::located,
+    responses::{Invalid, NotFound},
 };
 use crate::{db::media::ExportRow, jobs::BuildExport, links, objects, state::AppState};
 
@@ -92,8 +93,8 @@ fn response(state: &AppState, row: ExportRow) -> ExportResponse {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 202, description = "Accepted; poll `Location`", body = ExportResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the export rate limit", body = Problem, content_type = "application/problem+json"),
+        Invalid,
     )
 )]
 pub async fn create_export(
@@ -165,7 +166,7 @@ pub struct DownloadQuery {
     responses(
         (status = 200, description = "The file (attachment)"),
         (status = 403, description = "Bad or expired signature", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
     )
 )]
 pub async fn download_export(

@@ -21,6 +21,7 @@ pub mod paging;
 pub mod products;
 pub mod reply;
 pub mod request_id;
+pub mod responses;
 pub mod stack;
 pub mod uploads;
 pub mod users;

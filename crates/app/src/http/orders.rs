@@ -23,6 +23,7 @@ use super::{
     extract::{ApiJson, ApiQuery, path_uuid},
     paging::{cut_page, page_response, page_size},
     reply::located,
+    responses::{Invalid, NotFound},
 };
 use crate::{
     caches::forget_products,
@@ -214,10 +215,10 @@ fn created(body: &serde_json::Value, replayed: bool) -> Result<Response, ApiErro
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, description = "Placed (or, with `Idempotent-Replayed: true`, placed by an earlier request with this key)", body = OrderResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not enough stock, or the key's first request is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An unknown product, mixed currencies, or the key reused with another body", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        Invalid,
     )
 )]
 pub async fn create_order(
@@ -302,7 +303,7 @@ pub struct ListOrdersQuery {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "A page; `Link: rel=next` points to the next", body = OrderPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        Invalid,
     )
 )]
 pub async fn list_orders(
@@ -367,8 +368,8 @@ pub async fn get_order(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Cancelled", body = OrderResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already cancelled", body = Problem, content_type = "application/problem+json"),
+        NotFound,
     )
 )]
 pub async fn cancel_order(

@@ -21,6 +21,7 @@ use super::{
     error::{ApiError, Problem},
     extract::path_uuid,
     reply::located,
+    responses::NotFound,
 };
 use crate::{
     db::media::UploadRow,
@@ -333,7 +334,7 @@ pub async fn get_upload(
     responses(
         (status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"),
         (status = 304, description = "Unchanged (If-None-Match)"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
     )
 )]
 pub async fn download_upload(
@@ -361,7 +362,7 @@ pub async fn download_upload(
     responses(
         (status = 200, description = "image/webp, with ETag and Cache-Control"),
         (status = 304, description = "Unchanged (If-None-Match)"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
     )
 )]
 pub async fn download_variant(

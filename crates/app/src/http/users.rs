@@ -22,6 +22,7 @@ use super::{
     extract::{ApiJson, ApiQuery},
     paging::{cut_page, page_response, page_size},
     reply::json_bytes,
+    responses::{InvalidFields, NotAdmin, NotSignedIn},
 };
 use crate::{caches, repo::User, state::AppState};
 
@@ -81,10 +82,7 @@ async fn cached_user_json(state: &AppState, id: UserId) -> Result<Option<Bytes>,
 #[utoipa::path(
     get, path = "/api/v1/me", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "The signed-in user", body = UserResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "The signed-in user", body = UserResponse), NotSignedIn)
 )]
 pub async fn get_me(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     let user = cached_user_json(&state, principal.user_id)
@@ -113,9 +111,8 @@ pub struct UpdateMeRequest {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
+        InvalidFields, NotSignedIn,
     )
 )]
 pub async fn update_me(
@@ -213,9 +210,9 @@ fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
     responses(
         (status = 200, description = "The user", body = UserResponse),
         (status = 400, description = "Not a user id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user, and the caller is not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        NotSignedIn,
     )
 )]
 pub async fn get_user(
@@ -263,8 +260,7 @@ pub struct UserPage {
     responses(
         (status = 200, description = "A page of users; `Link: rel=next` points to the next", body = UserPage),
         (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotSignedIn, NotAdmin,
     )
 )]
 pub async fn list_users(
