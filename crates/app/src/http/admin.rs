@@ -8,25 +8,20 @@ use chrono::{DateTime, Utc};
 use outgrow_platform::jobs::{JobFilter, JobRecord, JobState, QueueStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{ApiQuery, path_uuid},
-    responses::{Forbidden, Invalid, NotAdmin, NotFound},
+    responses::{Forbidden, Invalid, NotAdmin, NotDeadOrCancelled, NotFound, RunningOrFinished},
 };
 use crate::state::AppState;
 
 /// The routes of this feature (under `/api/v1/admin`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_jobs))
-        .routes(routes!(get_job))
-        .routes(routes!(retry_job))
-        .routes(routes!(cancel_job))
-        .routes(routes!(list_queues))
+    feature_router![list_jobs; get_job; retry_job; cancel_job; list_queues]
 }
 
 /// The 403 of every route here.
@@ -177,8 +172,7 @@ pub async fn get_job(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Ready again", body = JobResponse),
-        (status = 409, description = "Not dead or cancelled", body = Problem, content_type = "application/problem+json"),
-        NotFound,
+        NotDeadOrCancelled, NotFound,
     )
 )]
 pub async fn retry_job(
@@ -186,14 +180,7 @@ pub async fn retry_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    principal.require_admin(ADMINS_ONLY)?;
-    let id = path_uuid(&id, "a job id")?;
-    let store = state.db.jobs();
-    let changed = store
-        .retry(id, Utc::now())
-        .await
-        .map_err(crate::repo::StoreError::from)?;
-    changed_job(&store, id, changed, "only a dead or cancelled job can be retried").await
+    change_job(&state, &principal, &id, JobChange::Retry).await
 }
 
 /// Cancels a job that has not started.
@@ -203,8 +190,7 @@ pub async fn retry_job(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Cancelled", body = JobResponse),
-        (status = 409, description = "Running or finished", body = Problem, content_type = "application/problem+json"),
-        NotFound,
+        RunningOrFinished, NotFound,
     )
 )]
 pub async fn cancel_job(
@@ -212,22 +198,40 @@ pub async fn cancel_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    principal.require_admin(ADMINS_ONLY)?;
-    let id = path_uuid(&id, "a job id")?;
-    let store = state.db.jobs();
-    let changed = store
-        .cancel(id, Utc::now())
-        .await
-        .map_err(crate::repo::StoreError::from)?;
-    changed_job(&store, id, changed, "only a job waiting to run can be cancelled").await
+    change_job(&state, &principal, &id, JobChange::Cancel).await
 }
 
-async fn changed_job(
-    store: &outgrow_platform::jobs::JobStore,
-    id: Uuid,
-    changed: bool,
-    conflict: &str,
+/// What an operator does to one job.
+#[derive(Debug, Clone, Copy)]
+enum JobChange {
+    /// Back to the queue with fresh attempts (dead or cancelled jobs only).
+    Retry,
+    /// Never to run (jobs waiting to run only).
+    Cancel,
+}
+
+/// Applies `change` to job `id` (admins only) and answers the job as it is now: 404 when there
+/// is no such job, 409 when its state does not allow the change.
+async fn change_job(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    change: JobChange,
 ) -> Result<Json<JobResponse>, ApiError> {
+    principal.require_admin(ADMINS_ONLY)?;
+    let id = path_uuid(id, "a job id")?;
+    let store = state.db.jobs();
+    let (changed, conflict) = match change {
+        JobChange::Retry => (
+            store.retry(id, Utc::now()).await,
+            "only a dead or cancelled job can be retried",
+        ),
+        JobChange::Cancel => (
+            store.cancel(id, Utc::now()).await,
+            "only a job waiting to run can be cancelled",
+        ),
+    };
+    let changed = changed.map_err(crate::repo::StoreError::from)?;
     let job = store.get(id).await.map_err(crate::repo::StoreError::from)?;
     match (job, changed) {
         (None, _) => Err(ApiError::NotFound("no job with this id")),

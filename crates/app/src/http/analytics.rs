@@ -5,7 +5,7 @@ use axum::{Json, extract::State};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
@@ -18,7 +18,7 @@ use crate::{state::AppState, store::analytics};
 
 /// Analytics routes (under `/api/v1/admin`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_analytics))
+    feature_router![get_analytics]
 }
 
 const MAX_HOURS: u32 = 24 * 31;

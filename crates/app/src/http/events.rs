@@ -4,13 +4,13 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     authn::Principal,
-    error::{ApiError, FieldError, Problem},
+    error::{ApiError, FieldError},
     extract::ApiJson,
-    responses::Invalid,
+    responses::{EventQueueFull, Invalid},
 };
 use crate::{
     state::AppState,
@@ -19,7 +19,7 @@ use crate::{
 
 /// Event routes (under `/api/v1/events`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_events))
+    feature_router![create_events]
 }
 
 /// Events per request, at most.
@@ -128,8 +128,7 @@ fn validate(
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, description = "Committed", body = EventsStored),
-        (status = 503, description = "The queue is full or the server is stopping: retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        Invalid,
+        EventQueueFull, Invalid,
     )
 )]
 pub async fn create_events(

@@ -13,15 +13,15 @@ use futures::TryStreamExt;
 use outgrow_platform::jobs::Job;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{ApiJson, ApiQuery, path_uuid},
     reply::located,
-    responses::{Invalid, NotFound},
+    responses::{BadSignature, ExportRateLimited, Invalid, NoSuchExport, NotFound},
 };
 use crate::{db::media::ExportRow, jobs::BuildExport, links, objects, state::AppState};
 
@@ -29,10 +29,7 @@ use crate::{db::media::ExportRow, jobs::BuildExport, links, objects, state::AppS
 /// policy, see `stack::RouteGroup`), reading it, and the signed download (no credential: the
 /// signature is the capability).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_export))
-        .routes(routes!(get_export))
-        .routes(routes!(download_export))
+    feature_router![create_export; get_export; download_export]
 }
 
 /// What to export.
@@ -93,8 +90,7 @@ fn response(state: &AppState, row: ExportRow) -> ExportResponse {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 202, description = "Accepted; poll `Location`", body = ExportResponse),
-        (status = 429, description = "Over the export rate limit", body = Problem, content_type = "application/problem+json"),
-        Invalid,
+        ExportRateLimited, Invalid,
     )
 )]
 pub async fn create_export(
@@ -129,10 +125,7 @@ pub async fn create_export(
     get, path = "/api/v1/exports/{id}", tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = ExportResponse),
-        (status = 404, description = "No such export of the caller's", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = ExportResponse), NoSuchExport)
 )]
 pub async fn get_export(
     State(state): State<AppState>,
@@ -163,11 +156,7 @@ pub struct DownloadQuery {
 #[utoipa::path(
     get, path = "/api/v1/exports/{id}/download", tag = "exports",
     params(("id" = String, Path, description = "Export id"), DownloadQuery),
-    responses(
-        (status = 200, description = "The file (attachment)"),
-        (status = 403, description = "Bad or expired signature", body = Problem, content_type = "application/problem+json"),
-        NotFound,
-    )
+    responses((status = 200, description = "The file (attachment)"), BadSignature, NotFound)
 )]
 pub async fn download_export(
     State(state): State<AppState>,

@@ -6,6 +6,16 @@
 //! (problem+json for every error, catch-panic, timeout (408), authentication, the rate limit
 //! and body limit (413) of the route's group) → handler.
 
+/// A feature's router: its routes separated by `;`, each route the handlers of one path
+/// (`list_orders, create_order`), mounted through `routes!`, so that a route and its operation in
+/// the OpenAPI document come from the same `#[utoipa::path]`.
+macro_rules! feature_router {
+    ($($($handler:path),+);+ $(;)?) => {
+        utoipa_axum::router::OpenApiRouter::new()
+            $(.routes(utoipa_axum::routes!($($handler),+)))+
+    };
+}
+
 pub mod admin;
 pub mod analytics;
 pub mod auth;

@@ -1,10 +1,11 @@
 //! Answers that several features give in the same shape: a resource created (or accepted) at a
-//! `Location`, and JSON that is already serialised (a cached copy).
+//! `Location`, JSON that is already serialised (a cached copy), and the `If-None-Match` check
+//! of a conditional GET.
 
 use axum::{
     Json,
     body::Bytes,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -24,4 +25,17 @@ pub fn json_bytes(json: Bytes) -> Response {
         json,
     )
         .into_response()
+}
+
+/// Whether the request's `If-None-Match` names `etag` (or is `*`), so a 304 may answer it.
+/// Weak comparison (RFC 9110 §13.1.2): a proxy that compressed the response on the way may
+/// have turned the ETag into a weak one. Several header lines are one list.
+pub fn etag_matches(request_headers: &HeaderMap, etag: &str) -> bool {
+    request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
 }

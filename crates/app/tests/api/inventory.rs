@@ -194,7 +194,8 @@ fn routes_are_mounted_only_documented_or_through_the_undocumented_list() {
             }
         }
         for (at, _) in code.match_indices(".routes(") {
-            if !code[at + ".routes(".len()..].trim_start().starts_with("routes!(") {
+            let argument = code[at + ".routes(".len()..].trim_start();
+            if !argument.starts_with("routes!(") && !argument.starts_with("utoipa_axum::routes!(") {
                 found.push(format!("{}: .routes( without routes!", file.display()));
             }
         }

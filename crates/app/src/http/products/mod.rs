@@ -13,17 +13,17 @@ use chrono::{DateTime, Utc};
 use outgrow_domain::{Currency, Money, ProductDescription, ProductName, Stock};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 pub use reads::{ListProductsQuery, ProductPage};
 
 use super::{
     authn::Principal,
-    error::{ApiError, FieldError, Problem},
+    error::{ApiError, FieldError},
     extract::{ApiJson, path_uuid},
     reply::located,
-    responses::{Forbidden, Invalid, NotFound},
+    responses::{Forbidden, Invalid, NotAdministrator, NotFound},
 };
 use crate::{
     caches,
@@ -33,9 +33,7 @@ use crate::{
 
 /// Catalog routes (under `/api/v1/products`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(reads::list_products, create_product))
-        .routes(routes!(reads::get_product, update_product, delete_product))
+    feature_router![reads::list_products, create_product; reads::get_product, update_product, delete_product]
 }
 
 /// A product's image: the original and its WebP variants for `srcset`.
@@ -144,21 +142,9 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
     Option::<Uuid>::deserialize(deserializer).map(Some)
 }
 
-/// `parsed`'s value, or `None` with its error recorded against `field`: every invalid field
-/// of a request is reported at once.
-fn collect<T>(
-    field: &str,
-    parsed: Result<T, outgrow_domain::ValidationError>,
-    errors: &mut Vec<FieldError>,
-) -> Option<T> {
-    parsed
-        .map_err(|error| errors.push(FieldError::new(field, error)))
-        .ok()
-}
-
 fn check_price(minor: i64, currency: &str, errors: &mut Vec<FieldError>) -> Option<Money> {
-    let currency = collect("currency", Currency::parse(currency), errors)?;
-    collect("price_minor", Money::new(minor, currency), errors)
+    let currency = FieldError::collect("currency", Currency::parse(currency), errors)?;
+    FieldError::collect("price_minor", Money::new(minor, currency), errors)
 }
 
 /// An image must be a public upload that exists: the catalog is public.
@@ -179,8 +165,7 @@ async fn check_image(state: &AppState, image: Option<Uuid>) -> Result<(), ApiErr
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201, description = "Created; `Location` names it", body = ProductResponse),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        Invalid,
+        NotAdministrator, Invalid,
     )
 )]
 pub async fn create_product(
@@ -190,14 +175,14 @@ pub async fn create_product(
 ) -> Result<Response, ApiError> {
     principal.require_admin(ADMINS_ONLY)?;
     let mut errors = Vec::new();
-    let name = collect("name", ProductName::parse(&request.name), &mut errors);
-    let description = collect(
+    let name = FieldError::collect("name", ProductName::parse(&request.name), &mut errors);
+    let description = FieldError::collect(
         "description",
         ProductDescription::parse(&request.description),
         &mut errors,
     );
     let price = check_price(request.price_minor, &request.currency, &mut errors);
-    let stock = collect("stock", Stock::new(request.stock), &mut errors);
+    let stock = FieldError::collect("stock", Stock::new(request.stock), &mut errors);
     let (Some(name), Some(description), Some(price), Some(stock)) = (name, description, price, stock) else {
         return Err(ApiError::Validation(errors));
     };
@@ -245,14 +230,13 @@ pub async fn update_product(
     let name = request
         .name
         .as_deref()
-        .and_then(|name| collect("name", ProductName::parse(name), &mut errors));
-    let description = request
-        .description
-        .as_deref()
-        .and_then(|description| collect("description", ProductDescription::parse(description), &mut errors));
+        .and_then(|name| FieldError::collect("name", ProductName::parse(name), &mut errors));
+    let description = request.description.as_deref().and_then(|description| {
+        FieldError::collect("description", ProductDescription::parse(description), &mut errors)
+    });
     let stock = request
         .stock
-        .and_then(|stock| collect("stock", Stock::new(stock), &mut errors));
+        .and_then(|stock| FieldError::collect("stock", Stock::new(stock), &mut errors));
     let price = match (request.price_minor, request.currency.as_deref()) {
         (Some(minor), Some(currency)) => check_price(minor, currency, &mut errors),
         (None, None) => None,

@@ -21,7 +21,8 @@ use crate::{
         error::{ApiError, FieldError},
         extract::{ApiQuery, path_uuid},
         paging::{cut_page, link_next, page_size},
-        responses::{Invalid, NotFound},
+        reply::etag_matches,
+        responses::{CatalogUnchanged, Invalid, NotFound},
     },
     state::AppState,
     store::catalog::{ProductQuery, ProductRow},
@@ -59,8 +60,7 @@ pub struct ListProductsQuery {
     params(ListProductsQuery),
     responses(
         (status = 200, description = "A page; `Link: rel=next` points to the next. Public caches may keep it `catalog_max_age`.", body = ProductPage),
-        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
-        Invalid,
+        CatalogUnchanged, Invalid,
     )
 )]
 pub async fn list_products(
@@ -151,8 +151,7 @@ pub async fn list_products(
     params(("id" = String, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product. Public caches may keep it `catalog_max_age`.", body = ProductResponse),
-        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
-        NotFound,
+        CatalogUnchanged, NotFound,
     )
 )]
 pub async fn get_product(
@@ -176,14 +175,7 @@ fn cacheable<T: Serialize>(state: &AppState, headers: &HeaderMap, body: &T) -> R
     let digest = sha2::Sha256::digest(&bytes);
     let etag = format!("\"{}\"", hex::encode(&digest[..16]));
     let cache_control = format!("public, max-age={}", state.settings.catalog_max_age.as_secs());
-    let matches = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag);
-    let mut response = if matches {
+    let mut response = if etag_matches(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
