@@ -170,10 +170,7 @@ pub async fn get_job(
     post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "Ready again", body = JobResponse),
-        NotDeadOrCancelled, NotFound,
-    )
+    responses((status = 200, description = "Ready again", body = JobResponse), NotDeadOrCancelled, NotFound)
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
@@ -188,10 +185,7 @@ pub async fn retry_job(
     post, path = "/api/v1/admin/jobs/{id}/cancel", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "Cancelled", body = JobResponse),
-        RunningOrFinished, NotFound,
-    )
+    responses((status = 200, description = "Cancelled", body = JobResponse), RunningOrFinished, NotFound)
 )]
 pub async fn cancel_job(
     State(state): State<AppState>,

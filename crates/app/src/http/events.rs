@@ -126,10 +126,7 @@ fn validate(
     post, path = "/api/v1/events", tag = "events",
     request_body = EventBatch,
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 201, description = "Committed", body = EventsStored),
-        EventQueueFull, Invalid,
-    )
+    responses((status = 201, description = "Committed", body = EventsStored), EventQueueFull, Invalid)
 )]
 pub async fn create_events(
     State(state): State<AppState>,

@@ -88,10 +88,7 @@ fn response(state: &AppState, row: ExportRow) -> ExportResponse {
     post, path = "/api/v1/exports", tag = "exports",
     request_body = CreateExportRequest,
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 202, description = "Accepted; poll `Location`", body = ExportResponse),
-        ExportRateLimited, Invalid,
-    )
+    responses((status = 202, description = "Accepted; poll `Location`", body = ExportResponse), ExportRateLimited, Invalid)
 )]
 pub async fn create_export(
     State(state): State<AppState>,

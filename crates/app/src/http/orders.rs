@@ -298,10 +298,7 @@ pub struct ListOrdersQuery {
     get, path = "/api/v1/orders", tag = "orders",
     params(ListOrdersQuery),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "A page; `Link: rel=next` points to the next", body = OrderPage),
-        Invalid,
-    )
+    responses((status = 200, description = "A page; `Link: rel=next` points to the next", body = OrderPage), Invalid)
 )]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -360,10 +357,7 @@ pub async fn get_order(
     post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "Cancelled", body = OrderResponse),
-        AlreadyCancelled, NotFound,
-    )
+    responses((status = 200, description = "Cancelled", body = OrderResponse), AlreadyCancelled, NotFound)
 )]
 pub async fn cancel_order(
     State(state): State<AppState>,

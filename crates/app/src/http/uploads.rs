@@ -323,10 +323,7 @@ pub async fn get_upload(
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}/content", tag = "uploads",
     params(("id" = String, Path, description = "Upload id")),
-    responses(
-        (status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"),
-        UploadUnchanged, NotFound,
-    )
+    responses((status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"), UploadUnchanged, NotFound)
 )]
 pub async fn download_upload(
     State(state): State<AppState>,
@@ -341,10 +338,7 @@ pub async fn download_upload(
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}/variants/{width}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id"), ("width" = u32, Path, description = "Variant width")),
-    responses(
-        (status = 200, description = "image/webp, with ETag and Cache-Control"),
-        UploadUnchanged, NotFound,
-    )
+    responses((status = 200, description = "image/webp, with ETag and Cache-Control"), UploadUnchanged, NotFound)
 )]
 pub async fn download_variant(
     State(state): State<AppState>,

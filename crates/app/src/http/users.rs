@@ -200,10 +200,7 @@ fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
     get, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id (UUID)")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "The user", body = UserResponse),
-        NotAUserId, NotOwnAccount, NoSuchUser, NotSignedIn,
-    )
+    responses((status = 200, description = "The user", body = UserResponse), NotAUserId, NotOwnAccount, NoSuchUser, NotSignedIn)
 )]
 pub async fn get_user(
     State(state): State<AppState>,

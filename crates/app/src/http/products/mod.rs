@@ -163,10 +163,7 @@ async fn check_image(state: &AppState, image: Option<Uuid>) -> Result<(), ApiErr
     post, path = "/api/v1/products", tag = "products",
     request_body = CreateProductRequest,
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 201, description = "Created; `Location` names it", body = ProductResponse),
-        NotAdministrator, Invalid,
-    )
+    responses((status = 201, description = "Created; `Location` names it", body = ProductResponse), NotAdministrator, Invalid)
 )]
 pub async fn create_product(
     State(state): State<AppState>,
