@@ -31,11 +31,22 @@ pub fn json_bytes(json: Bytes) -> Response {
 /// Weak comparison (RFC 9110 §13.1.2): a proxy that compressed the response on the way may
 /// have turned the ETag into a weak one. Several header lines are one list.
 pub fn etag_matches(request_headers: &HeaderMap, etag: &str) -> bool {
-    request_headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
+    header_items(request_headers, header::IF_NONE_MATCH, ',')
+        .map(|tag| tag.trim_start_matches("W/"))
         .any(|tag| tag == "*" || tag == etag)
+}
+
+/// The items of a list-valued request header (`If-None-Match` split at `,`, `Cookie` at `;`),
+/// trimmed, across all its lines; a line that is not text is skipped.
+pub fn header_items(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+    separator: char,
+) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(move |value| value.split(separator))
+        .map(str::trim)
 }
