@@ -12,8 +12,11 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
     password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
 };
-use outgrow_domain::Password;
+use chrono::Utc;
+use outgrow_domain::{Email, Password, Role, UserId, UserName};
 use tokio::sync::Semaphore;
+
+use crate::repo::NewUser;
 
 /// Hashes and verifies passwords; cheap to clone.
 #[derive(Clone)]
@@ -70,6 +73,25 @@ impl PasswordHasher {
                 .map_err(|error| anyhow::anyhow!("hashing a password: {error}"))
         })
         .await?
+    }
+
+    /// A new account to store: a fresh id, created now, with `password` hashed. Sign-up and
+    /// `outgrow admin create` both make accounts this way.
+    pub async fn new_account(
+        &self,
+        email: Email,
+        name: UserName,
+        password: Password,
+        role: Role,
+    ) -> anyhow::Result<NewUser> {
+        Ok(NewUser {
+            id: UserId::new(),
+            email,
+            name,
+            password_hash: self.hash(password).await?,
+            role,
+            now: Utc::now(),
+        })
     }
 
     /// Whether `password` matches `stored`. With `stored = None` (unknown user) it verifies

@@ -5,11 +5,11 @@ use std::{io::BufRead, process::ExitCode};
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use outgrow_domain::{Email, Password, Role, UserId, UserName};
+use outgrow_domain::{Email, Password, Role, UserName};
 use outgrow_platform::config::Settings;
 
 use super::AdminCommand;
-use crate::{auth::password::PasswordHasher, db::Database, repo::NewUser};
+use crate::{auth::password::PasswordHasher, db::Database};
 
 /// `outgrow admin create|promote`.
 pub(super) async fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<ExitCode> {
@@ -24,28 +24,15 @@ pub(super) async fn run(settings: &Settings, command: AdminCommand) -> anyhow::R
             let password = Password::parse(&password, Some(&email))
                 .map_err(|error| anyhow::anyhow!("password: {error}"))?;
             let hasher = PasswordHasher::new(1).await?;
-            let password_hash = hasher.hash(password).await?;
-            let user = users
-                .create(
-                    NewUser {
-                        id: UserId::new(),
-                        email,
-                        name,
-                        password_hash,
-                        role: Role::Admin,
-                        now: Utc::now(),
-                    },
-                    &[],
-                )
-                .await
-                .map_err(|error| match error {
-                    crate::repo::StoreError::Conflict(_) => {
-                        anyhow::anyhow!(
-                            "an account with this e-mail exists; use `outgrow admin promote --email …`"
-                        )
-                    }
-                    other => other.into(),
-                })?;
+            let account = hasher.new_account(email, name, password, Role::Admin).await?;
+            let user = users.create(account, &[]).await.map_err(|error| match error {
+                crate::repo::StoreError::Conflict(_) => {
+                    anyhow::anyhow!(
+                        "an account with this e-mail exists; use `outgrow admin promote --email …`"
+                    )
+                }
+                other => other.into(),
+            })?;
             println!("created admin {} ({})", user.email, user.id);
         }
         AdminCommand::Promote { email } => {

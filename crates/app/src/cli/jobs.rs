@@ -53,24 +53,16 @@ pub(super) async fn run(settings: &Settings, command: JobsCommand) -> anyhow::Re
                 ExitCode::FAILURE
             }
         },
-        JobsCommand::Retry { id } => {
-            if store.retry(id, now).await? {
-                println!("job {id} is ready again (attempts reset)");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("job {id} is not dead or cancelled (or does not exist)");
-                ExitCode::FAILURE
-            }
-        }
-        JobsCommand::Cancel { id } => {
-            if store.cancel(id, now).await? {
-                println!("job {id} cancelled");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("job {id} is not waiting to run (or does not exist)");
-                ExitCode::FAILURE
-            }
-        }
+        JobsCommand::Retry { id } => changed(
+            store.retry(id, now).await?,
+            &format!("job {id} is ready again (attempts reset)"),
+            &format!("job {id} is not dead or cancelled (or does not exist)"),
+        ),
+        JobsCommand::Cancel { id } => changed(
+            store.cancel(id, now).await?,
+            &format!("job {id} cancelled"),
+            &format!("job {id} is not waiting to run (or does not exist)"),
+        ),
         JobsCommand::Stats => {
             for queue in store.stats(now).await? {
                 println!(
@@ -83,4 +75,16 @@ pub(super) async fn run(settings: &Settings, command: JobsCommand) -> anyhow::Re
     };
     db.close().await;
     Ok(code)
+}
+
+/// Reports a retry or cancel: `done` on standard output when the job changed, `refused` on
+/// standard error (and a failing exit) when it did not.
+fn changed(changed: bool, done: &str, refused: &str) -> ExitCode {
+    if changed {
+        println!("{done}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{refused}");
+        ExitCode::FAILURE
+    }
 }

@@ -8,24 +8,20 @@ use chrono::{DateTime, Utc};
 use outgrow_platform::jobs::{JobFilter, JobRecord, JobState, QueueStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{ApiQuery, path_uuid},
+    responses::{Forbidden, Invalid, NotAdmin, NotDeadOrCancelled, NotFound, RunningOrFinished},
 };
 use crate::state::AppState;
 
 /// The routes of this feature (under `/api/v1/admin`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_jobs))
-        .routes(routes!(get_job))
-        .routes(routes!(retry_job))
-        .routes(routes!(cancel_job))
-        .routes(routes!(list_queues))
+    feature_router![list_jobs; get_job; retry_job; cancel_job; list_queues]
 }
 
 /// The 403 of every route here.
@@ -111,11 +107,7 @@ pub struct JobList {
     get, path = "/api/v1/admin/jobs", tag = "admin",
     params(ListJobsQuery),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = JobList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = JobList), Invalid, NotAdmin)
 )]
 pub async fn list_jobs(
     State(state): State<AppState>,
@@ -155,11 +147,7 @@ pub async fn list_jobs(
     get, path = "/api/v1/admin/jobs/{id}", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = JobResponse),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = JobResponse), Forbidden, NotFound)
 )]
 pub async fn get_job(
     State(state): State<AppState>,
@@ -182,25 +170,14 @@ pub async fn get_job(
     post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "Ready again", body = JobResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not dead or cancelled", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "Ready again", body = JobResponse), NotDeadOrCancelled, NotFound)
 )]
 pub async fn retry_job(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    principal.require_admin(ADMINS_ONLY)?;
-    let id = path_uuid(&id, "a job id")?;
-    let store = state.db.jobs();
-    let changed = store
-        .retry(id, Utc::now())
-        .await
-        .map_err(crate::repo::StoreError::from)?;
-    changed_job(&store, id, changed, "only a dead or cancelled job can be retried").await
+    change_job(&state, &principal, &id, JobChange::Retry).await
 }
 
 /// Cancels a job that has not started.
@@ -208,33 +185,47 @@ pub async fn retry_job(
     post, path = "/api/v1/admin/jobs/{id}/cancel", tag = "admin",
     params(("id" = String, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "Cancelled", body = JobResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Running or finished", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "Cancelled", body = JobResponse), RunningOrFinished, NotFound)
 )]
 pub async fn cancel_job(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    principal.require_admin(ADMINS_ONLY)?;
-    let id = path_uuid(&id, "a job id")?;
-    let store = state.db.jobs();
-    let changed = store
-        .cancel(id, Utc::now())
-        .await
-        .map_err(crate::repo::StoreError::from)?;
-    changed_job(&store, id, changed, "only a job waiting to run can be cancelled").await
+    change_job(&state, &principal, &id, JobChange::Cancel).await
 }
 
-async fn changed_job(
-    store: &outgrow_platform::jobs::JobStore,
-    id: Uuid,
-    changed: bool,
-    conflict: &str,
+/// What an operator does to one job.
+#[derive(Debug, Clone, Copy)]
+enum JobChange {
+    /// Back to the queue with fresh attempts (dead or cancelled jobs only).
+    Retry,
+    /// Never to run (jobs waiting to run only).
+    Cancel,
+}
+
+/// Applies `change` to job `id` (admins only) and answers the job as it is now: 404 when there
+/// is no such job, 409 when its state does not allow the change.
+async fn change_job(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    change: JobChange,
 ) -> Result<Json<JobResponse>, ApiError> {
+    principal.require_admin(ADMINS_ONLY)?;
+    let id = path_uuid(id, "a job id")?;
+    let store = state.db.jobs();
+    let (changed, conflict) = match change {
+        JobChange::Retry => (
+            store.retry(id, Utc::now()).await,
+            "only a dead or cancelled job can be retried",
+        ),
+        JobChange::Cancel => (
+            store.cancel(id, Utc::now()).await,
+            "only a job waiting to run can be cancelled",
+        ),
+    };
+    let changed = changed.map_err(crate::repo::StoreError::from)?;
     let job = store.get(id).await.map_err(crate::repo::StoreError::from)?;
     match (job, changed) {
         (None, _) => Err(ApiError::NotFound("no job with this id")),
@@ -277,7 +268,7 @@ impl From<QueueStats> for QueueResponse {
 #[utoipa::path(
     get, path = "/api/v1/admin/queues", tag = "admin",
     security(("bearer" = []), ("cookie" = [])),
-    responses((status = 200, body = Vec<QueueResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, body = Vec<QueueResponse>), Forbidden)
 )]
 pub async fn list_queues(
     State(state): State<AppState>,

@@ -5,19 +5,20 @@ use axum::{Json, extract::State};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::ApiQuery,
+    responses::{Forbidden, Invalid},
 };
 use crate::{state::AppState, store::analytics};
 
 /// Analytics routes (under `/api/v1/admin`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_analytics))
+    feature_router![get_analytics]
 }
 
 const MAX_HOURS: u32 = 24 * 31;
@@ -88,11 +89,7 @@ pub struct AnalyticsReport {
     get, path = "/api/v1/admin/analytics", tag = "admin",
     params(AnalyticsQuery),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = AnalyticsReport),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = AnalyticsReport), Invalid, Forbidden)
 )]
 pub async fn get_analytics(
     State(state): State<AppState>,

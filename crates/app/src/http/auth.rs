@@ -9,17 +9,20 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use outgrow_domain::{Email, Password, Role, UserId, UserName};
+use outgrow_domain::{Email, Password, Role, UserName};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, FieldError, Problem},
+    error::{ApiError, FieldError},
     extract::ApiJson,
     reply::located,
+    responses::{
+        BadRefreshToken, EmailTaken, InvalidFields, Malformed, NotSignedIn, RateLimited, WrongCredentials,
+    },
     users::UserResponse,
 };
 use outgrow_platform::jobs::Job;
@@ -27,18 +30,13 @@ use outgrow_platform::jobs::Job;
 use crate::{
     auth::tokens::{hash_secret, new_session_secret, session_of},
     jobs::{EmailTemplate, SendEmail},
-    repo::{NewSession, NewUser, RefreshExchange, Rotation, Session},
+    repo::{NewSession, RefreshExchange, Rotation, Session},
     state::AppState,
 };
 
 /// The routes of this feature (under `/api/v1/auth`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(logout_all))
+    feature_router![register; login; refresh; logout; logout_all]
 }
 
 /// A new account.
@@ -62,9 +60,7 @@ pub struct RegisterRequest {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Created; `Location` names the new user", body = UserResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The e-mail address is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        EmailTaken, InvalidFields, RateLimited,
     )
 )]
 pub async fn register(
@@ -72,19 +68,13 @@ pub async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let email = Email::parse(&request.email)
-        .map_err(|e| errors.push(FieldError::new("email", e)))
-        .ok();
-    let name = UserName::parse(&request.name)
-        .map_err(|e| errors.push(FieldError::new("name", e)))
-        .ok();
-    let password = Password::parse(&request.password, email.as_ref())
-        .map_err(|e| errors.push(FieldError::new("password", e)))
-        .ok();
+    let email = FieldError::collect("email", Email::parse(&request.email), &mut errors);
+    let name = FieldError::collect("name", UserName::parse(&request.name), &mut errors);
+    let password = Password::parse(&request.password, email.as_ref());
+    let password = FieldError::collect("password", password, &mut errors);
     let (Some(email), Some(name), Some(password)) = (email, name, password) else {
         return Err(ApiError::Validation(errors));
     };
-    let password_hash = state.passwords.hash(password).await?;
     let welcome = SendEmail {
         to: email.as_str().to_owned(),
         template: EmailTemplate::Welcome {
@@ -93,20 +83,11 @@ pub async fn register(
     }
     .to_new_job()
     .map_err(anyhow::Error::from)?;
-    let user = state
-        .users
-        .create(
-            NewUser {
-                id: UserId::new(),
-                email,
-                name,
-                password_hash,
-                role: Role::User,
-                now: Utc::now(),
-            },
-            &[welcome],
-        )
+    let account = state
+        .passwords
+        .new_account(email, name, password, Role::User)
         .await?;
+    let user = state.users.create(account, &[welcome]).await?;
     tracing::info!(user_id = %user.id, "account registered; welcome e-mail queued");
     let location = format!("/api/v1/users/{}", user.id);
     located(StatusCode::CREATED, &location, UserResponse::from(user))
@@ -160,9 +141,7 @@ const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; sets the session cookie when asked", body = LoginResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
+        Malformed, WrongCredentials, RateLimited,
     )
 )]
 pub async fn login(
@@ -265,10 +244,7 @@ pub struct RefreshRequest {
 #[utoipa::path(
     post, path = "/api/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
-    responses(
-        (status = 200, description = "A new token pair", body = TokenPair),
-        (status = 401, description = "Unknown, spent, revoked or expired refresh token", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "A new token pair", body = TokenPair), BadRefreshToken)
 )]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -311,10 +287,7 @@ pub async fn refresh(
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 204, description = "Signed out; the cookie is cleared"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204, description = "Signed out; the cookie is cleared"), NotSignedIn)
 )]
 pub async fn logout(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     state.sessions.revoke(principal.session_id, Utc::now()).await?;
@@ -326,10 +299,7 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> Resu
 #[utoipa::path(
     post, path = "/api/v1/auth/logout-all", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 204, description = "Every session ended; the cookie is cleared"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204, description = "Every session ended; the cookie is cleared"), NotSignedIn)
 )]
 pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     let ended = state

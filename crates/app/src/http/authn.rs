@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use outgrow_platform::config::SessionStoreFailureMode;
 
-use super::error::ApiError;
+use super::{error::ApiError, reply::header_items};
 use crate::{
     auth::tokens::{TokenError, hash_secret, session_of},
     repo::StoreError,
@@ -169,12 +169,8 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 /// The value of cookie `name` from the `Cookie` headers.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
+    header_items(headers, header::COOKIE, ';')
+        .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim_matches('"'))
         .filter(|value| !value.is_empty())

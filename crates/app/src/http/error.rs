@@ -55,6 +55,12 @@ impl FieldError {
             message: message.to_string(),
         }
     }
+
+    /// `parsed`'s value, or `None` with its error recorded against `field` in `errors`: every
+    /// invalid field of a request is reported at once.
+    pub fn collect<T>(field: &str, parsed: Result<T, impl ToString>, errors: &mut Vec<Self>) -> Option<T> {
+        parsed.map_err(|error| errors.push(Self::new(field, error))).ok()
+    }
 }
 
 /// Everything a handler can fail with.

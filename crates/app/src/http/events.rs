@@ -4,12 +4,13 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     authn::Principal,
-    error::{ApiError, FieldError, Problem},
+    error::{ApiError, FieldError},
     extract::ApiJson,
+    responses::{EventQueueFull, Invalid},
 };
 use crate::{
     state::AppState,
@@ -18,7 +19,7 @@ use crate::{
 
 /// Event routes (under `/api/v1/events`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_events))
+    feature_router![create_events]
 }
 
 /// Events per request, at most.
@@ -125,11 +126,7 @@ fn validate(
     post, path = "/api/v1/events", tag = "events",
     request_body = EventBatch,
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 201, description = "Committed", body = EventsStored),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The queue is full or the server is stopping: retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 201, description = "Committed", body = EventsStored), EventQueueFull, Invalid)
 )]
 pub async fn create_events(
     State(state): State<AppState>,

@@ -14,14 +14,15 @@ use outgrow_domain::{ExportId, ExportStatus};
 use outgrow_platform::jobs::Job;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::{ApiJson, ApiQuery, path_uuid},
     reply::located,
+    responses::{BadSignature, ExportRateLimited, Invalid, NoSuchExport, NotFound},
 };
 use crate::{db::media::ExportRow, jobs::BuildExport, links, objects, state::AppState};
 
@@ -29,10 +30,7 @@ use crate::{db::media::ExportRow, jobs::BuildExport, links, objects, state::AppS
 /// policy, see `stack::RouteGroup`), reading it, and the signed download (no credential: the
 /// signature is the capability).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_export))
-        .routes(routes!(get_export))
-        .routes(routes!(download_export))
+    feature_router![create_export; get_export; download_export]
 }
 
 /// What to export.
@@ -91,11 +89,7 @@ fn response(state: &AppState, row: ExportRow) -> ExportResponse {
     post, path = "/api/v1/exports", tag = "exports",
     request_body = CreateExportRequest,
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 202, description = "Accepted; poll `Location`", body = ExportResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the export rate limit", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 202, description = "Accepted; poll `Location`", body = ExportResponse), ExportRateLimited, Invalid)
 )]
 pub async fn create_export(
     State(state): State<AppState>,
@@ -129,10 +123,7 @@ pub async fn create_export(
     get, path = "/api/v1/exports/{id}", tag = "exports",
     params(("id" = String, Path, description = "Export id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = ExportResponse),
-        (status = 404, description = "No such export of the caller's", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = ExportResponse), NoSuchExport)
 )]
 pub async fn get_export(
     State(state): State<AppState>,
@@ -163,11 +154,7 @@ pub struct DownloadQuery {
 #[utoipa::path(
     get, path = "/api/v1/exports/{id}/download", tag = "exports",
     params(("id" = String, Path, description = "Export id"), DownloadQuery),
-    responses(
-        (status = 200, description = "The file (attachment)"),
-        (status = 403, description = "Bad or expired signature", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "The file (attachment)"), BadSignature, NotFound)
 )]
 pub async fn download_export(
     State(state): State<AppState>,

@@ -6,6 +6,16 @@
 //! (problem+json for every error, catch-panic, timeout (408), authentication, the rate limit
 //! and body limit (413) of the route's group) → handler.
 
+/// A feature's router: its routes separated by `;`, each route the handlers of one path
+/// (`list_orders, create_order`), mounted through `routes!`, so that a route and its operation in
+/// the OpenAPI document come from the same `#[utoipa::path]`.
+macro_rules! feature_router {
+    ($($($handler:path),+);+ $(;)?) => {
+        utoipa_axum::router::OpenApiRouter::new()
+            $(.routes(utoipa_axum::routes!($($handler),+)))+
+    };
+}
+
 pub mod admin;
 pub mod analytics;
 pub mod auth;
@@ -21,6 +31,7 @@ pub mod paging;
 pub mod products;
 pub mod reply;
 pub mod request_id;
+pub mod responses;
 pub mod stack;
 pub mod uploads;
 pub mod users;
@@ -114,16 +125,66 @@ fn api() -> OpenApiRouter<AppState> {
 /// The whole application: API, docs and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api().split_for_parts();
-    // Swagger UI is vendored into the binary: the docs work without network access.
-    let docs = Router::from(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi)).layer(
+    with_middleware(api.merge(undocumented(openapi)), state)
+}
+
+/// A route served outside the OpenAPI document, and why it is left out of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UndocumentedRoute {
+    /// The one method it answers (`HEAD` follows `GET`).
+    pub method: &'static str,
+    /// Its path template, as the router matches it (`{*rest}`: any rest of the path).
+    pub path: &'static str,
+    /// Why it is not in the document.
+    pub reason: &'static str,
+}
+
+/// Where the docs page is served.
+const DOCS_PATH: &str = "/api/docs";
+/// Where the OpenAPI document is served.
+const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// Every route the router serves besides the documented ones: the routes that
+/// [`undocumented`] mounts. The route inventory test holds the document, this list and what
+/// the server answers to one another.
+pub fn undocumented_routes() -> &'static [UndocumentedRoute] {
+    const DOCS_UI: &str = "the docs UI (Swagger UI, vendored) is for people, not an API";
+    &[
+        UndocumentedRoute {
+            method: "GET",
+            path: OPENAPI_PATH,
+            reason: "the OpenAPI document itself",
+        },
+        UndocumentedRoute {
+            method: "GET",
+            path: DOCS_PATH,
+            reason: "redirects to the docs UI's page (/api/docs/)",
+        },
+        UndocumentedRoute {
+            method: "GET",
+            path: "/api/docs/",
+            reason: DOCS_UI,
+        },
+        UndocumentedRoute {
+            method: "GET",
+            path: "/api/docs/{*rest}",
+            reason: DOCS_UI,
+        },
+    ]
+}
+
+/// The one place routes outside the document are mounted, each listed in
+/// [`undocumented_routes`]: the OpenAPI document and the docs UI, both served from the binary
+/// (Swagger UI is vendored: the docs work without network access).
+fn undocumented(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
+    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi)).layer(
         SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
             ),
         ),
-    );
-    with_middleware(api.merge(docs), state)
+    )
 }
 
 /// Wraps `routes` in the full middleware stack (see the module docs for the order), composed

@@ -11,17 +11,14 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
-use super::error::Problem;
+use super::{error::Problem, responses::NotReady};
 use crate::state::AppState;
 
 /// The routes of this feature.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+    feature_router![healthz; readyz; metrics]
 }
 
 /// A probe's answer.
@@ -57,10 +54,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// otherwise, so a load balancer sends traffic elsewhere. Redis is reported but optional.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses(
-        (status = 200, body = ProbeResponse),
-        (status = 503, description = "Draining, or a backend is down", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = ProbeResponse), NotReady)
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.shutdown.is_draining() {

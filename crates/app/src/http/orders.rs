@@ -14,15 +14,18 @@ use outgrow_domain::{OrderStatus, Role, UserId};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::Principal,
-    error::{ApiError, FieldError, Problem},
+    error::{ApiError, FieldError},
     extract::{ApiJson, ApiQuery, path_uuid},
     paging::{cut_page, page_response, page_size},
     reply::located,
+    responses::{
+        AlreadyCancelled, Invalid, NoSuchOrder, NotFound, OrderConflict, OrderUnprocessable, RetryAfter,
+    },
 };
 use crate::{
     caches::forget_products,
@@ -32,10 +35,7 @@ use crate::{
 
 /// Order routes (under `/api/v1/orders`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_orders, create_order))
-        .routes(routes!(get_order))
-        .routes(routes!(cancel_order))
+    feature_router![list_orders, create_order; get_order; cancel_order]
 }
 
 const MAX_LINES: usize = 50;
@@ -213,11 +213,9 @@ fn created(body: &serde_json::Value, replayed: bool) -> Result<Response, ApiErro
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; remembered `idempotency_key_ttl`")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
-        (status = 201, description = "Placed (or, with `Idempotent-Replayed: true`, placed by an earlier request with this key)", body = OrderResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not enough stock, or the key's first request is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown product, mixed currencies, or the key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 201,
+        description = "Placed (or, with `Idempotent-Replayed: true`, placed by an earlier request with this key)", body = OrderResponse),
+        OrderConflict, OrderUnprocessable, RetryAfter, Invalid,
     )
 )]
 pub async fn create_order(
@@ -300,10 +298,7 @@ pub struct ListOrdersQuery {
     get, path = "/api/v1/orders", tag = "orders",
     params(ListOrdersQuery),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "A page; `Link: rel=next` points to the next", body = OrderPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "A page; `Link: rel=next` points to the next", body = OrderPage), Invalid)
 )]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -324,15 +319,16 @@ pub async fn list_orders(
     Ok(page_response(page, next))
 }
 
-/// Whose order `id` is, as far as the caller may know: their own, or (for an admin) anyone's.
-/// Everyone else learns nothing, not even that it exists.
-async fn owner_for(state: &AppState, principal: &Principal, id: Uuid) -> Result<UserId, ApiError> {
+/// The order id in the path, and whose order it is as far as the caller may know: their own,
+/// or (for an admin) anyone's. Everyone else learns nothing, not even that it exists.
+async fn owner_for(state: &AppState, principal: &Principal, id: &str) -> Result<(UserId, Uuid), ApiError> {
+    let id = path_uuid(id, "an order id")?;
     if principal.role == Role::Admin
         && let Some(owner) = state.orders.owner_of(id).await?
     {
-        return Ok(owner);
+        return Ok((owner, id));
     }
-    Ok(principal.user_id)
+    Ok((principal.user_id, id))
 }
 
 /// One order: its owner's or an admin's to see; anyone else gets 404.
@@ -340,18 +336,14 @@ async fn owner_for(state: &AppState, principal: &Principal, id: Uuid) -> Result<
     get, path = "/api/v1/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, body = OrderResponse),
-        (status = 404, description = "No such order of the caller's", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = OrderResponse), NoSuchOrder)
 )]
 pub async fn get_order(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let id = path_uuid(&id, "an order id")?;
-    let owner = owner_for(&state, &principal, id).await?;
+    let (owner, id) = owner_for(&state, &principal, &id).await?;
     let order = state
         .orders
         .get(owner, id)
@@ -365,19 +357,14 @@ pub async fn get_order(
     post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "Cancelled", body = OrderResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already cancelled", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "Cancelled", body = OrderResponse), AlreadyCancelled, NotFound)
 )]
 pub async fn cancel_order(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let id = path_uuid(&id, "an order id")?;
-    let owner = owner_for(&state, &principal, id).await?;
+    let (owner, id) = owner_for(&state, &principal, &id).await?;
     let order = match state.orders.cancel(owner, id).await {
         Ok(order) => order,
         Err(CancelError::NotFound) => return Err(ApiError::NotFound("no such order")),

@@ -50,18 +50,28 @@ use crate::state::AppState;
 
 type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// The outermost layer: see [`Observe`].
-#[derive(Clone)]
-pub struct ObserveLayer(pub AppState);
+/// Declares the layer `$layer(pub AppState)`, which wraps a service in `$service { state, inner }`.
+macro_rules! state_layer {
+    ($(#[doc = $doc:literal])* $layer:ident => $service:ident) => {
+        $(#[doc = $doc])*
+        #[derive(Clone)]
+        pub struct $layer(pub AppState);
 
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe {
-            state: self.0.clone(),
-            inner,
+        impl<S> Layer<S> for $layer {
+            type Service = $service<S>;
+            fn layer(&self, inner: S) -> $service<S> {
+                $service {
+                    state: self.0.clone(),
+                    inner,
+                }
+            }
         }
-    }
+    };
+}
+
+state_layer! {
+    /// The outermost layer: see [`Observe`].
+    ObserveLayer => Observe
 }
 
 /// Request id and log context, latency histogram, access log, security headers, HTTPS
@@ -190,18 +200,9 @@ fn close_if_draining(state: &AppState, headers: &mut axum::http::HeaderMap) {
     }
 }
 
-/// The innermost layer: see [`Guard`].
-#[derive(Clone)]
-pub struct GuardLayer(pub AppState);
-
-impl<S> Layer<S> for GuardLayer {
-    type Service = Guard<S>;
-    fn layer(&self, inner: S) -> Guard<S> {
-        Guard {
-            state: self.0.clone(),
-            inner,
-        }
-    }
+state_layer! {
+    /// The innermost layer: see [`Guard`].
+    GuardLayer => Guard
 }
 
 /// Problem details, catch-panic, authentication, rate and body limits, timeout.

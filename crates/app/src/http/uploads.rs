@@ -14,14 +14,17 @@ use outgrow_domain::{UploadId, UploadStatus};
 use outgrow_platform::jobs::Job;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use super::{
     authn::{Authentication, Principal},
-    error::{ApiError, Problem},
+    error::ApiError,
     extract::path_uuid,
-    reply::located,
+    reply::{etag_matches, located},
+    responses::{
+        NoFilePart, NoReadableUpload, NotAnImage, NotFound, UnreadableImage, UploadTooLarge, UploadUnchanged,
+    },
 };
 use crate::{
     db::media::UploadRow,
@@ -34,11 +37,7 @@ use crate::{
 
 /// The routes of this feature (under `/api/v1/uploads`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_upload))
-        .routes(routes!(get_upload))
-        .routes(routes!(download_upload))
-        .routes(routes!(download_variant))
+    feature_router![create_upload; get_upload; download_upload; download_variant]
 }
 
 /// Bytes kept from the start of a file to sniff its type and read its dimensions (a JPEG's
@@ -129,10 +128,7 @@ impl From<UploadRow> for UploadResponse {
     request_body(content_type = "multipart/form-data", description = "`file`: the image; `public`: `true` to let anyone read it"),
     responses(
         (status = 201, description = "Stored; variants are being made", body = UploadResponse),
-        (status = 400, description = "Not a multipart body, or no `file` part", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Over `upload_limit_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a PNG, JPEG, GIF or WebP image", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Dimensions over the pixel limit (decompression bomb), or an unreadable header", body = Problem, content_type = "application/problem+json"),
+        NoFilePart, UploadTooLarge, NotAnImage, UnreadableImage,
     )
 )]
 pub async fn create_upload(
@@ -312,10 +308,7 @@ async fn readable(
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id")),
-    responses(
-        (status = 200, body = UploadResponse),
-        (status = 404, description = "No such upload, or not readable by the caller", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = UploadResponse), NoReadableUpload)
 )]
 pub async fn get_upload(
     State(state): State<AppState>,
@@ -330,11 +323,7 @@ pub async fn get_upload(
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}/content", tag = "uploads",
     params(("id" = String, Path, description = "Upload id")),
-    responses(
-        (status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"),
-        (status = 304, description = "Unchanged (If-None-Match)"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"), UploadUnchanged, NotFound)
 )]
 pub async fn download_upload(
     State(state): State<AppState>,
@@ -342,27 +331,14 @@ pub async fn download_upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     let row = readable(&state, &id, request.extensions().get::<Authentication>()).await?;
-    let etag = format!("\"{}\"", row.id.0.simple());
-    serve_object(
-        &state,
-        &original_key(row.id),
-        &row.content_type.clone(),
-        &etag,
-        row.public,
-        request.headers(),
-    )
-    .await
+    serve_object(&state, &row, None, request.headers()).await
 }
 
 /// One WebP variant.
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}/variants/{width}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id"), ("width" = u32, Path, description = "Variant width")),
-    responses(
-        (status = 200, description = "image/webp, with ETag and Cache-Control"),
-        (status = 304, description = "Unchanged (If-None-Match)"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "image/webp, with ETag and Cache-Control"), UploadUnchanged, NotFound)
 )]
 pub async fn download_variant(
     State(state): State<AppState>,
@@ -376,46 +352,37 @@ pub async fn download_variant(
     if !row.variants.0.iter().any(|variant| variant.width == width) {
         return Err(ApiError::NotFound("no variant of this width (yet)"));
     }
-    let etag = format!("\"{}-w{width}\"", row.id.0.simple());
-    serve_object(
-        &state,
-        &variant_key(row.id, width),
-        "image/webp",
-        &etag,
-        row.public,
-        request.headers(),
-    )
-    .await
+    serve_object(&state, &row, Some(width), request.headers()).await
 }
 
-/// Streams an object with its validators. Objects never change under their key, so the ETag
-/// is derived from the key and a public one may be cached for a year.
+/// Streams the original of an upload (`width: None`) or its WebP variant of `width`, with its
+/// validators. Objects never change under their key, so the ETag is derived from the key and a
+/// public one may be cached for a year.
 async fn serve_object(
     state: &AppState,
-    key: &str,
-    content_type: &str,
-    etag: &str,
-    public: bool,
+    row: &UploadRow,
+    width: Option<u32>,
     request_headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let cache_control = if public {
+    let (key, content_type, etag) = match width {
+        None => (
+            original_key(row.id),
+            row.content_type.as_str(),
+            format!("\"{}\"", row.id.0.simple()),
+        ),
+        Some(width) => (
+            variant_key(row.id, width),
+            "image/webp",
+            format!("\"{}-w{width}\"", row.id.0.simple()),
+        ),
+    };
+    let cache_control = if row.public {
         "public, max-age=31536000, immutable"
     } else {
         "private, max-age=3600"
     };
-    let matches = request_headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            // Weak comparison (RFC 9110 §13.1.2): a proxy that compressed the response on the
-            // way may have turned the ETag into a weak one.
-            value.split(',').any(|tag| {
-                let tag = tag.trim();
-                tag == "*" || tag.trim_start_matches("W/") == etag
-            })
-        });
-    let etag_value = HeaderValue::from_str(etag).map_err(anyhow::Error::from)?;
-    if matches {
+    let etag_value = HeaderValue::from_str(&etag).map_err(anyhow::Error::from)?;
+    if etag_matches(request_headers, &etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
             [
@@ -427,7 +394,7 @@ async fn serve_object(
     }
     let object = state
         .storage
-        .get(key)
+        .get(&key)
         .await
         .map_err(storage_error)?
         .ok_or(ApiError::NotFound("the file is missing from storage"))?;

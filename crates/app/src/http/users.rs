@@ -14,23 +14,24 @@ use chrono::{DateTime, Utc};
 use outgrow_domain::{Password, Role, UserId, UserName};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     authn::Principal,
-    error::{ApiError, FieldError, Problem},
+    error::{ApiError, FieldError},
     extract::{ApiJson, ApiQuery},
     paging::{cut_page, page_response, page_size},
     reply::json_bytes,
+    responses::{
+        InvalidFields, InvalidQuery, NoSuchUser, NotAUserId, NotAdmin, NotOwnAccount, NotSignedIn,
+        WrongCurrentPassword,
+    },
 };
 use crate::{caches, repo::User, state::AppState};
 
 /// The routes of this feature (under `/api/v1`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_me, update_me))
-        .routes(routes!(list_users))
-        .routes(routes!(get_user))
+    feature_router![get_me, update_me; list_users; get_user]
 }
 
 /// A user as the API shows them.
@@ -81,10 +82,7 @@ async fn cached_user_json(state: &AppState, id: UserId) -> Result<Option<Bytes>,
 #[utoipa::path(
     get, path = "/api/v1/me", tag = "users",
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "The signed-in user", body = UserResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "The signed-in user", body = UserResponse), NotSignedIn)
 )]
 pub async fn get_me(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     let user = cached_user_json(&state, principal.user_id)
@@ -113,9 +111,7 @@ pub struct UpdateMeRequest {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
-        (status = 400, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
+        WrongCurrentPassword, InvalidFields, NotSignedIn,
     )
 )]
 pub async fn update_me(
@@ -124,14 +120,8 @@ pub async fn update_me(
     ApiJson(request): ApiJson<UpdateMeRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
     let mut errors = Vec::new();
-    let name = request
-        .name
-        .as_deref()
-        .map(UserName::parse)
-        .transpose()
-        .map_err(|e| errors.push(FieldError::new("name", e)))
-        .ok()
-        .flatten();
+    let name = request.name.as_deref().map(UserName::parse).transpose();
+    let name = FieldError::collect("name", name, &mut errors).flatten();
     let new_password = match (&request.password, &request.current_password) {
         (Some(_), None) => {
             errors.push(FieldError::new(
@@ -140,9 +130,9 @@ pub async fn update_me(
             ));
             None
         }
-        (Some(password), Some(_)) => Password::parse(password, None)
-            .map_err(|e| errors.push(FieldError::new("password", e)))
-            .ok(),
+        (Some(password), Some(_)) => {
+            FieldError::collect("password", Password::parse(password, None), &mut errors)
+        }
         (None, _) => None,
     };
     if request.name.is_none() && request.password.is_none() {
@@ -210,13 +200,7 @@ fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
     get, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id (UUID)")),
     security(("bearer" = []), ("cookie" = [])),
-    responses(
-        (status = 200, description = "The user", body = UserResponse),
-        (status = 400, description = "Not a user id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another user, and the caller is not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, description = "The user", body = UserResponse), NotAUserId, NotOwnAccount, NoSuchUser, NotSignedIn)
 )]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -262,9 +246,7 @@ pub struct UserPage {
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "A page of users; `Link: rel=next` points to the next", body = UserPage),
-        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        InvalidQuery, NotSignedIn, NotAdmin,
     )
 )]
 pub async fn list_users(

@@ -7,6 +7,7 @@ mod cli;
 mod database;
 mod helpers;
 mod http_stack;
+mod inventory;
 mod job_claims;
 mod jobs;
 mod media;
