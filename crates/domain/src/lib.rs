@@ -10,6 +10,7 @@ mod money;
 mod order;
 mod password;
 mod product;
+mod stored;
 mod text;
 mod user;
 

@@ -4,43 +4,7 @@
 //! the same values) and shown as that text in the API, so [`UploadStatus::as_str`] and
 //! [`ExportStatus::as_str`] are the one spelling of each and parsing is their inverse.
 
-use crate::ValidationError;
-
-/// Declares a UUID identifier: time-ordered when made here, opaque to clients, serialised as
-/// the bare UUID (so stored job payloads and responses keep their shape).
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub uuid::Uuid);
-
-        impl $name {
-            /// A fresh, time-ordered identifier (UUIDv7).
-            pub fn new() -> Self {
-                Self(uuid::Uuid::now_v7())
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl From<uuid::Uuid> for $name {
-            fn from(id: uuid::Uuid) -> Self {
-                Self(id)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
+use crate::stored::{stored_words, uuid_id};
 
 uuid_id!(
     /// An uploaded image's identifier.
@@ -51,52 +15,9 @@ uuid_id!(
     ExportId
 );
 
-/// Declares a state enum stored and serialised as its lowercase name.
-macro_rules! text_state {
-    ($(#[$doc:meta])* $name:ident, what = $what:literal, { $($(#[$variant_doc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name {
-            $($(#[$variant_doc])* $variant,)+
-        }
-
-        impl $name {
-            /// The stored and serialised form.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-
-            /// The inverse of [`Self::as_str`].
-            pub fn parse(input: &str) -> Result<Self, ValidationError> {
-                match input {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(ValidationError::new(format!(concat!("unknown ", $what, " {:?}"), other))),
-                }
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = ValidationError;
-
-            fn try_from(text: String) -> Result<Self, ValidationError> {
-                Self::parse(&text)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_state!(
+stored_words! {
     /// Where an upload's processing is.
-    UploadStatus, what = "upload status", {
+    UploadStatus("upload status") {
         /// Stored; its variants are being made.
         Processing = "processing",
         /// Its variants are made.
@@ -104,11 +25,11 @@ text_state!(
         /// It could not be processed (the row says why).
         Failed = "failed",
     }
-);
+}
 
-text_state!(
+stored_words! {
     /// Where an export's build is.
-    ExportStatus, what = "export status", {
+    ExportStatus("export status") {
         /// Requested; the file is being built.
         Pending = "pending",
         /// The file is stored and its link was mailed.
@@ -116,7 +37,7 @@ text_state!(
         /// It could not be built (the row says why).
         Failed = "failed",
     }
-);
+}
 
 #[cfg(test)]
 mod tests {

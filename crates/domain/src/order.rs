@@ -2,53 +2,11 @@
 //! reservation (its intent) on the primary. Both are stored and serialised as the same
 //! lowercase words (the migrations' `CHECK` constraints list them).
 
-use crate::ValidationError;
-
-/// Defines a state enum stored as text: its variants with their words, `as_str`, the parse
-/// of a stored word (`TryFrom<String>`, what sqlx's `try_from` decodes through) and `Display`.
-macro_rules! stored_words {
-    ($(#[$meta:meta])* $name:ident { $($(#[$doc:meta])* $variant:ident = $word:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name {
-            $($(#[$doc])* $variant,)+
-        }
-
-        impl $name {
-            /// The stored and serialised word.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $word,)+
-                }
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = ValidationError;
-
-            fn try_from(word: String) -> Result<Self, Self::Error> {
-                match word.as_str() {
-                    $($word => Ok(Self::$variant),)+
-                    other => Err(ValidationError::new(format!(
-                        concat!("unknown ", stringify!($name), " {:?}"),
-                        other
-                    ))),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::stored::stored_words;
 
 stored_words! {
     /// Where an order stands, on its shard.
-    OrderStatus {
+    OrderStatus("order status") {
         /// Written and paid for (the stock is taken).
         Placed = "placed",
         /// Cancelled by its buyer (the stock went back).
@@ -60,7 +18,7 @@ stored_words! {
 
 stored_words! {
     /// Where an order's stock reservation stands, on the primary.
-    IntentState {
+    IntentState("intent state") {
         /// Stock taken; the order may or may not be written yet.
         Reserved = "reserved",
         /// The order exists.

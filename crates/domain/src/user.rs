@@ -1,42 +1,23 @@
 //! Users: their identifiers, display names and roles.
 
-use crate::{ValidationError, text::checked_text};
+use crate::{
+    ValidationError,
+    stored::{stored_words, uuid_id},
+    text::checked_text,
+};
 
-/// A user's identifier: a UUIDv7, so identifiers sort by creation time and keyset pagination
-/// over them is both stable and chronological.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct UserId(pub uuid::Uuid);
+uuid_id!(
+    /// A user's identifier: a UUIDv7, so identifiers sort by creation time and keyset
+    /// pagination over them is both stable and chronological.
+    UserId
+);
 
 impl UserId {
-    /// A fresh, time-ordered identifier.
-    pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7())
-    }
-
     /// Parses the textual form (any UUID version is accepted: ids are opaque to clients).
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         uuid::Uuid::try_parse(input)
             .map(Self)
             .map_err(|_| ValidationError::new("must be a user id (a UUID)"))
-    }
-}
-
-impl From<uuid::Uuid> for UserId {
-    fn from(id: uuid::Uuid) -> Self {
-        Self(id)
-    }
-}
-
-impl Default for UserId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -70,40 +51,13 @@ impl UserName {
     }
 }
 
-/// What a user may do: their own data only, or everybody's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads and changes their own data.
-    User,
-    /// Reads and changes any data; created only from the command line.
-    Admin,
-}
-
-impl Role {
-    /// The stored and serialised form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// The inverse of [`Role::as_str`].
-    pub fn parse(input: &str) -> Result<Self, ValidationError> {
-        match input {
-            "user" => Ok(Role::User),
-            "admin" => Ok(Role::Admin),
-            other => Err(ValidationError::new(format!("unknown role {other:?}"))),
-        }
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = ValidationError;
-
-    fn try_from(text: String) -> Result<Self, ValidationError> {
-        Self::parse(&text)
+stored_words! {
+    /// What a user may do: their own data only, or everybody's.
+    Role("role") {
+        /// Reads and changes their own data.
+        User = "user",
+        /// Reads and changes any data; created only from the command line.
+        Admin = "admin",
     }
 }
 

@@ -134,6 +134,34 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
 }
 
+/// Declares a module's named statements, one `const` [`Sql`] each, and
+/// its `STATEMENTS` list (what `scripts/explain-queries` reads), so that a statement is named
+/// once and cannot be left out of the list:
+///
+/// ```ignore
+/// statements! {
+///     /// What it does.
+///     STOCK_READ("orders.stock_read") = "SELECT stock FROM products WHERE id = $1";
+///     /// Why SQLite's text differs.
+///     HOURS("analytics.hours") = "… date_trunc(…) …", sqlite = "… substr(…) …";
+/// }
+/// ```
+#[macro_export]
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident($key:literal) = $text:expr $(, sqlite = $sqlite:expr)?;)+) => {
+        $($(#[$doc])* pub const $name: $crate::sql::Sql = $crate::statements!(@sql $key, $text $(, $sqlite)?);)+
+
+        /// Every named statement of this module, for `scripts/explain-queries`.
+        pub const STATEMENTS: &[$crate::sql::Sql] = &[$($name),+];
+    };
+    (@sql $key:literal, $text:expr) => {
+        $crate::sql::Sql::new($key, $text)
+    };
+    (@sql $key:literal, $text:expr, $sqlite:expr) => {
+        $crate::sql::Sql::per_backend($key, $text, $sqlite)
+    };
+}
+
 /// Defines `$name(statement)`, the text of a [`Statement`] for one backend (used by
 /// [`with_pool!`](crate::with_pool) and the application's routing macros).
 #[doc(hidden)]

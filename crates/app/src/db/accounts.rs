@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use outgrow_domain::{Email, Role, UserId, UserName};
+use outgrow_platform::statements;
 use outgrow_platform::{
     jobs::{EnqueueJob, NewJob},
     sql::{Sql, is_unique_violation},
@@ -22,83 +23,50 @@ macro_rules! user_columns {
     };
 }
 
-/// Registers a user (the unique index on `email` refuses a second account).
-pub const USER_INSERT: Sql = Sql::new(
-    "users.insert",
-    concat!(
+statements! {
+    /// Registers a user (the unique index on `email` refuses a second account).
+    USER_INSERT("users.insert") = concat!(
         "INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
              RETURNING ",
         user_columns!()
-    ),
-);
-/// A user by id.
-pub const USER_BY_ID: Sql = Sql::new(
-    "users.by_id",
-    concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"),
-);
-/// Login: a user and their hash by e-mail.
-pub const CREDENTIALS_BY_EMAIL: Sql = Sql::new(
-    "users.credentials_by_email",
-    concat!(
+    );
+    /// A user by id.
+    USER_BY_ID("users.by_id") = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    /// Login: a user and their hash by e-mail.
+    CREDENTIALS_BY_EMAIL("users.credentials_by_email") = concat!(
         "SELECT ",
         user_columns!(),
         ", password_hash FROM users WHERE email = $1"
-    ),
-);
-/// A user and their hash by id (password change).
-pub const CREDENTIALS_BY_ID: Sql = Sql::new(
-    "users.credentials_by_id",
-    concat!(
+    );
+    /// A user and their hash by id (password change).
+    CREDENTIALS_BY_ID("users.credentials_by_id") = concat!(
         "SELECT ",
         user_columns!(),
         ", password_hash FROM users WHERE id = $1"
-    ),
-);
-/// A page of users after a keyset cursor (the nil UUID sorts before every real id).
-pub const USER_LIST: Sql = Sql::new(
-    "users.list",
-    concat!(
+    );
+    /// A page of users after a keyset cursor (the nil UUID sorts before every real id).
+    USER_LIST("users.list") = concat!(
         "SELECT ",
         user_columns!(),
         " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
-    ),
-);
-/// Renames a user.
-pub const USER_UPDATE_NAME: Sql = Sql::new(
-    "users.update_name",
-    concat!(
+    );
+    /// Renames a user.
+    USER_UPDATE_NAME("users.update_name") = concat!(
         "UPDATE users SET name = $1, updated_at = $2 WHERE id = $3 RETURNING ",
         user_columns!()
-    ),
-);
-/// Replaces a user's password hash.
-pub const USER_UPDATE_PASSWORD: Sql = Sql::new(
-    "users.update_password",
-    concat!(
+    );
+    /// Replaces a user's password hash.
+    USER_UPDATE_PASSWORD("users.update_password") = concat!(
         "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 RETURNING ",
         user_columns!()
-    ),
-);
-/// Changes a user's role (found by e-mail: `outgrow admin`).
-pub const USER_SET_ROLE: Sql = Sql::new(
-    "users.set_role",
-    concat!(
+    );
+    /// Changes a user's role (found by e-mail: `outgrow admin`).
+    USER_SET_ROLE("users.set_role") = concat!(
         "UPDATE users SET role = $1, updated_at = $2 WHERE email = $3 RETURNING ",
         user_columns!()
-    ),
-);
-/// Every named statement of this module, for `scripts/explain-queries`.
-pub const STATEMENTS: &[Sql] = &[
-    USER_INSERT,
-    USER_BY_ID,
-    CREDENTIALS_BY_EMAIL,
-    CREDENTIALS_BY_ID,
-    USER_LIST,
-    USER_UPDATE_NAME,
-    USER_UPDATE_PASSWORD,
-    USER_SET_ROLE,
-];
+    );
+}
 
 /// [`UserRepository`] on either backend.
 pub struct SqlUsers {

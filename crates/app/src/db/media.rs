@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use outgrow_domain::{ExportId, ExportStatus, UploadId, UploadStatus, UserId};
+use outgrow_platform::statements;
 use outgrow_platform::{
     jobs::{EnqueueJob, NewJob},
     sql::{Sql, SqlPool},
@@ -83,64 +84,37 @@ macro_rules! export_columns {
     };
 }
 
-/// Records an upload.
-pub const UPLOAD_INSERT: Sql = Sql::new(
-    "uploads.insert",
-    concat!(
+statements! {
+    /// Records an upload.
+    UPLOAD_INSERT("uploads.insert") = concat!(
         "INSERT INTO uploads (",
         upload_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    ),
-);
-/// An upload by id.
-pub const UPLOAD_BY_ID: Sql = Sql::new(
-    "uploads.by_id",
-    concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1"),
-);
-/// Every upload of an owner, newest first.
-pub const UPLOADS_OF_OWNER: Sql = Sql::new(
-    "uploads.of_owner",
-    concat!(
+    );
+    /// An upload by id.
+    UPLOAD_BY_ID("uploads.by_id") = concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1");
+    /// Every upload of an owner, newest first.
+    UPLOADS_OF_OWNER("uploads.of_owner") = concat!(
         "SELECT ",
         upload_columns!(),
         " FROM uploads WHERE owner_id = $1 ORDER BY id DESC"
-    ),
-);
-/// Records the outcome of processing an upload.
-pub const UPLOAD_FINISH: Sql = Sql::new(
-    "uploads.finish",
-    "UPDATE uploads SET status = $1, variants = $2, error = $3, updated_at = $4 WHERE id = $5",
-);
-/// Records an export.
-pub const EXPORT_INSERT: Sql = Sql::new(
-    "exports.insert",
-    concat!(
+    );
+    /// Records the outcome of processing an upload.
+    UPLOAD_FINISH("uploads.finish") =
+        "UPDATE uploads SET status = $1, variants = $2, error = $3, updated_at = $4 WHERE id = $5";
+    /// Records an export.
+    EXPORT_INSERT("exports.insert") = concat!(
         "INSERT INTO exports (",
         export_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ),
-);
-/// An export by id.
-pub const EXPORT_BY_ID: Sql = Sql::new(
-    "exports.by_id",
-    concat!("SELECT ", export_columns!(), " FROM exports WHERE id = $1"),
-);
-/// Finishes a pending export (a rerun finds it finished and changes nothing).
-pub const EXPORT_FINISH: Sql = Sql::new(
-    "exports.finish",
-    "UPDATE exports SET status = $1, size_bytes = $2, error = $3, finished_at = $4 WHERE id = $5 AND status = 'pending'",
-);
-
-/// Every named statement of this module, for `scripts/explain-queries`.
-pub const STATEMENTS: &[Sql] = &[
-    UPLOAD_INSERT,
-    UPLOAD_BY_ID,
-    UPLOADS_OF_OWNER,
-    UPLOAD_FINISH,
-    EXPORT_INSERT,
-    EXPORT_BY_ID,
-    EXPORT_FINISH,
-];
+    );
+    /// An export by id.
+    EXPORT_BY_ID("exports.by_id") = concat!("SELECT ", export_columns!(), " FROM exports WHERE id = $1");
+    /// Finishes a pending export (a rerun finds it finished and changes nothing).
+    EXPORT_FINISH("exports.finish") =
+        "UPDATE exports SET status = $1, size_bytes = $2, error = $3, finished_at = $4 WHERE id = $5 \
+         AND status = 'pending'";
+}
 
 /// A write that may be followed by jobs, in the same transaction.
 enum Write<'a> {

@@ -6,74 +6,52 @@
 
 use chrono::{DateTime, Utc};
 use outgrow_domain::UserId;
-use outgrow_platform::sql::Sql;
+use outgrow_platform::statements;
 use uuid::Uuid;
 
 use super::{Database, route::with_db};
 use crate::repo::{NewSession, RefreshExchange, Rotation, Session, SessionCookie, SessionStore, StoreError};
 
-/// Creates a session.
-pub const SESSION_INSERT: Sql = Sql::new(
-    "sessions.insert",
-    "INSERT INTO sessions (id, user_id, role, cookie_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-);
-/// Stores a refresh token (a session's first, or the replacement of a rotated one).
-pub const REFRESH_INSERT: Sql = Sql::new(
-    "sessions.refresh_insert",
-    "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",
-);
-/// Finds a refresh token and its session. PostgreSQL locks the token (`FOR UPDATE OF t`), so
-/// concurrent exchanges of one token queue and the second sees it rotated; SQLite's single
-/// writer connection already serialises the transaction (and has no `FOR UPDATE`).
-pub const REFRESH_LOOKUP: Sql = Sql::per_backend(
-    "sessions.refresh_lookup",
-    "SELECT s.id, s.user_id, s.role, s.expires_at, s.revoked_at, t.rotated_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1 AND t.session_id = $2 FOR UPDATE OF t",
-    "SELECT s.id, s.user_id, s.role, s.expires_at, s.revoked_at, t.rotated_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1 AND t.session_id = $2",
-);
-/// Spends a refresh token; the `rotated_at IS NULL` guard makes a second exchange of it a
-/// no-op (reuse) on any backend.
-pub const REFRESH_MARK_ROTATED: Sql = Sql::new(
-    "sessions.mark_rotated",
-    "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
-);
-/// An active session by id (the access-token check).
-pub const SESSION_ACTIVE: Sql = Sql::new(
-    "sessions.active",
-    "SELECT id, user_id, role, expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
-);
-/// An active session by id and cookie secret.
-pub const SESSION_BY_COOKIE: Sql = Sql::new(
-    "sessions.by_cookie",
-    "SELECT id, user_id, role, expires_at FROM sessions WHERE id = $1 AND cookie_hash = $2 AND revoked_at IS NULL AND expires_at > $3",
-);
-/// Revokes one session (idempotent).
-pub const SESSION_REVOKE: Sql = Sql::new(
-    "sessions.revoke",
-    "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-);
-/// Revokes every active session of a user but one (the nil UUID keeps none).
-pub const SESSION_REVOKE_ALL: Sql = Sql::new(
-    "sessions.revoke_all",
-    "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL AND expires_at > $1 RETURNING id",
-);
-/// Deletes sessions that have ended (their refresh tokens cascade).
-pub const SESSION_DELETE_EXPIRED: Sql = Sql::new(
-    "sessions.delete_expired",
-    "DELETE FROM sessions WHERE expires_at < $1",
-);
-
-/// Every named statement of this module, for `scripts/explain-queries`.
-pub const STATEMENTS: &[Sql] = &[
-    SESSION_INSERT,
-    REFRESH_INSERT,
-    REFRESH_LOOKUP,
-    REFRESH_MARK_ROTATED,
-    SESSION_ACTIVE,
-    SESSION_BY_COOKIE,
-    SESSION_REVOKE,
-    SESSION_REVOKE_ALL,
-    SESSION_DELETE_EXPIRED,
-];
+statements! {
+    /// Creates a session.
+    SESSION_INSERT("sessions.insert") =
+        "INSERT INTO sessions (id, user_id, role, cookie_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
+    /// Stores a refresh token (a session's first, or the replacement of a rotated one).
+    REFRESH_INSERT("sessions.refresh_insert") =
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)";
+    /// Finds a refresh token and its session. PostgreSQL locks the token (`FOR UPDATE OF t`), so
+    /// concurrent exchanges of one token queue and the second sees it rotated; SQLite's single
+    /// writer connection already serialises the transaction (and has no `FOR UPDATE`).
+    REFRESH_LOOKUP("sessions.refresh_lookup") =
+        "SELECT s.id, s.user_id, s.role, s.expires_at, s.revoked_at, t.rotated_at FROM refresh_tokens t \
+         JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1 \
+         AND t.session_id = $2 FOR UPDATE OF t",
+        sqlite =
+            "SELECT s.id, s.user_id, s.role, s.expires_at, s.revoked_at, t.rotated_at FROM refresh_tokens t \
+             JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1 AND t.session_id = $2";
+    /// Spends a refresh token; the `rotated_at IS NULL` guard makes a second exchange of it a
+    /// no-op (reuse) on any backend.
+    REFRESH_MARK_ROTATED("sessions.mark_rotated") =
+        "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL";
+    /// An active session by id (the access-token check).
+    SESSION_ACTIVE("sessions.active") =
+        "SELECT id, user_id, role, expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL \
+         AND expires_at > $2";
+    /// An active session by id and cookie secret.
+    SESSION_BY_COOKIE("sessions.by_cookie") =
+        "SELECT id, user_id, role, expires_at FROM sessions WHERE id = $1 AND cookie_hash = $2 \
+         AND revoked_at IS NULL AND expires_at > $3";
+    /// Revokes one session (idempotent).
+    SESSION_REVOKE("sessions.revoke") =
+        "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+    /// Revokes every active session of a user but one (the nil UUID keeps none).
+    SESSION_REVOKE_ALL("sessions.revoke_all") =
+        "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL \
+         AND expires_at > $1 RETURNING id";
+    /// Deletes sessions that have ended (their refresh tokens cascade).
+    SESSION_DELETE_EXPIRED("sessions.delete_expired") = "DELETE FROM sessions WHERE expires_at < $1";
+}
 
 /// A refresh token's session, and whether either is spent.
 #[derive(sqlx::FromRow)]

@@ -5,6 +5,7 @@
 //! every `shard_map_refresh`. With no `database_shard_urls` the primary (or the SQLite file) is
 //! the only shard: one code path for one database and for twenty. See docs/sharding.md.
 
+use outgrow_platform::statements;
 use std::{
     sync::{
         Arc, RwLock,
@@ -24,33 +25,22 @@ use secrecy::ExposeSecret;
 
 use super::{
     Database,
-    sql::{Sql, SqlPool, with_pool},
+    sql::{SqlPool, with_pool},
 };
 use crate::repo::StoreError;
 
-/// The whole map, in bucket order (start-up, then every `shard_map_refresh`).
-pub const MAP_READ: Sql = Sql::new(
-    "shards.map_read",
-    "SELECT bucket, shard, moving FROM shard_buckets ORDER BY bucket",
-);
-/// One bucket of the first map (concurrent instances insert the same rows).
-pub const MAP_STORE: Sql = Sql::new(
-    "shards.map_store",
-    "INSERT INTO shard_buckets (bucket, shard, moving) VALUES ($1, $2, $3) ON CONFLICT (bucket) DO NOTHING",
-);
-/// Marks a bucket as moving, or not.
-pub const MAP_SET_MOVING: Sql = Sql::new(
-    "shards.set_moving",
-    "UPDATE shard_buckets SET moving = $2 WHERE bucket = $1",
-);
-/// Gives a bucket to a shard and ends its move.
-pub const MAP_ASSIGN: Sql = Sql::new(
-    "shards.assign",
-    "UPDATE shard_buckets SET shard = $2, moving = false WHERE bucket = $1",
-);
-
-/// Every named statement of this module, for `scripts/explain-queries`.
-pub const STATEMENTS: &[Sql] = &[MAP_READ, MAP_STORE, MAP_SET_MOVING, MAP_ASSIGN];
+statements! {
+    /// The whole map, in bucket order (start-up, then every `shard_map_refresh`).
+    MAP_READ("shards.map_read") = "SELECT bucket, shard, moving FROM shard_buckets ORDER BY bucket";
+    /// One bucket of the first map (concurrent instances insert the same rows).
+    MAP_STORE("shards.map_store") =
+        "INSERT INTO shard_buckets (bucket, shard, moving) VALUES ($1, $2, $3) \
+         ON CONFLICT (bucket) DO NOTHING";
+    /// Marks a bucket as moving, or not.
+    MAP_SET_MOVING("shards.set_moving") = "UPDATE shard_buckets SET moving = $2 WHERE bucket = $1";
+    /// Gives a bucket to a shard and ends its move.
+    MAP_ASSIGN("shards.assign") = "UPDATE shard_buckets SET shard = $2, moving = false WHERE bucket = $1";
+}
 
 /// One shard database.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The store's data: the catalog, orders across shards, the event log and analytics. Each
 //! module owns its SQL (shared by both backends, see [`crate::db::sql`]), declared with
-//! [`statements!`] and run with the few helpers below.
+//! [`statements!`](outgrow_platform::statements) and run with the few helpers below.
 
 pub mod analytics;
 pub mod catalog;
@@ -10,33 +10,7 @@ pub mod rebalance;
 pub mod seed;
 pub mod views;
 
-/// Declares a module's named statements, one `const` [`Sql`](crate::db::sql::Sql) each, and
-/// its `STATEMENTS` list (what `scripts/explain-queries` reads), so that a statement is named
-/// once and cannot be left out of the list:
-///
-/// ```ignore
-/// statements! {
-///     /// What it does.
-///     STOCK_READ("orders.stock_read") = "SELECT stock FROM products WHERE id = $1";
-///     /// Why SQLite's text differs.
-///     HOURS("analytics.hours") = "… date_trunc(…) …", sqlite = "… substr(…) …";
-/// }
-/// ```
-macro_rules! statements {
-    ($($(#[$doc:meta])* $name:ident($key:literal) = $text:expr $(, sqlite = $sqlite:expr)?;)+) => {
-        $($(#[$doc])* pub const $name: $crate::db::sql::Sql = statements!(@sql $key, $text $(, $sqlite)?);)+
-
-        /// Every named statement of this module, for `scripts/explain-queries`.
-        pub const STATEMENTS: &[$crate::db::sql::Sql] = &[$($name),+];
-    };
-    (@sql $key:literal, $text:expr) => {
-        $crate::db::sql::Sql::new($key, $text)
-    };
-    (@sql $key:literal, $text:expr, $sqlite:expr) => {
-        $crate::db::sql::Sql::per_backend($key, $text, $sqlite)
-    };
-}
-pub(crate) use statements;
+pub(crate) use outgrow_platform::statements;
 
 /// Runs `statement` with `binds` on a [`SqlPool`](crate::db::sql::SqlPool) (or any pool or
 /// connection both backends' arms accept) and evaluates to the number of rows it changed; a
