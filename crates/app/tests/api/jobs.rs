@@ -266,19 +266,42 @@ async fn register_and_wait_for_the_claim(app: &TestApp) -> String {
     job_ids(app, "running").remove(0)
 }
 
+/// A welcome e-mail claimed by a worker and held mid-delivery: the mail server takes 3 s to
+/// accept each message, and the server and its one worker poll every 100 ms, with `extra`.
+struct SlowDelivery {
+    sink: SmtpSink,
+    settings: Vec<(&'static str, String)>,
+    app: TestApp,
+    worker: Child,
+    /// The claimed job.
+    id: String,
+}
+
+async fn slow_delivery_claimed(extra: &[(&'static str, &str)]) -> SlowDelivery {
+    let sink = SmtpSink::up(3);
+    let mut settings = mail_to(&sink, &[("OUTGROW_JOB_POLL_INTERVAL", "100ms")]);
+    settings.extend(extra.iter().map(|(key, value)| (*key, (*value).to_owned())));
+    let (app, worker) = server_and_worker(&settings).await;
+    let id = register_and_wait_for_the_claim(&app).await;
+    SlowDelivery {
+        sink,
+        settings,
+        app,
+        worker,
+        id,
+    }
+}
+
 #[tokio::test]
 async fn a_job_whose_worker_is_killed_mid_run_runs_again_after_the_lease_and_takes_effect_once() {
     // The mail server holds each message 3 s before accepting it: the kill lands mid-delivery.
-    let sink = SmtpSink::up(3);
-    let settings = mail_to(
-        &sink,
-        &[
-            ("OUTGROW_JOB_LEASE", "2s"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
-        ],
-    );
-    let (app, mut first) = server_and_worker(&settings).await;
-    let id = register_and_wait_for_the_claim(&app).await;
+    let SlowDelivery {
+        sink,
+        settings,
+        app,
+        worker: mut first,
+        id,
+    } = slow_delivery_claimed(&[("OUTGROW_JOB_LEASE", "2s")]).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     kill_hard(&mut first);
@@ -498,16 +521,13 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
 
 #[tokio::test]
 async fn a_stopping_worker_releases_what_it_cannot_finish_in_time() {
-    let sink = SmtpSink::up(3);
-    let settings = mail_to(
-        &sink,
-        &[
-            ("OUTGROW_SHUTDOWN_TIMEOUT", "1s"),
-            ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
-        ],
-    );
-    let (app, mut running) = server_and_worker(&settings).await;
-    let id = register_and_wait_for_the_claim(&app).await;
+    let SlowDelivery {
+        sink,
+        settings,
+        app,
+        worker: mut running,
+        id,
+    } = slow_delivery_claimed(&[("OUTGROW_SHUTDOWN_TIMEOUT", "1s")]).await;
 
     let pid = nix::unistd::Pid::from_raw(running.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
