@@ -64,11 +64,15 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
     ];
     let a = TestApp::on_backend(&backend, &settings).await;
     let b = TestApp::on_backend(&backend, &settings).await;
+    // The bus subscribes once the fresh cluster agrees on its slots; on a loaded machine that
+    // can take a retry, so the count before the restart is read rather than assumed to be 1.
+    let mut connects_before = Vec::new();
     for app in [&a, &b] {
-        app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
-            value == Some(1.0)
+        app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(30), |value| {
+            value >= Some(1.0)
         })
         .await;
+        connects_before.push(app.metric("cache_bus_connects_total").await);
     }
     let started = a
         .wait_for_log(|event| event["message"] == "Outgrow listening")
@@ -105,9 +109,9 @@ async fn scaled_only_a_cluster_master_restart_degrades_to_the_fallbacks_and_ever
         }
     }
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
-    for app in [&a, &b] {
+    for (app, before) in [&a, &b].into_iter().zip(connects_before) {
         app.wait_for_metric("cache_bus_connects_total", Duration::from_secs(10), |value| {
-            value >= Some(2.0)
+            value > before
         })
         .await;
         let metrics = app.metrics().await;
