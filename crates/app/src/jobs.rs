@@ -21,14 +21,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::{mail, state::AppState};
 
-/// Sends one e-mail. At least once: a worker that dies after the SMTP server accepted the
-/// message but before recording success sends it again (the `Message-ID` stays the same).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SendEmail {
-    /// Recipient.
-    pub to: String,
-    /// Which e-mail, with what it needs.
-    pub template: EmailTemplate,
+outgrow_platform::jobs! {
+    /// Sends one e-mail. At least once: a worker that dies after the SMTP server accepted the
+    /// message but before recording success sends it again (the `Message-ID` stays the same).
+    SendEmail("email.send", queue = "mail", attempts = 8) {
+        /// Recipient.
+        to: String,
+        /// Which e-mail, with what it needs.
+        template: EmailTemplate,
+    }
+    /// Deletes sessions past their end (the SQL session store; Redis expires its own).
+    CleanUpSessions("sessions.cleanup", attempts = 3) {}
+    /// Deletes finished jobs older than `job_retention`, so the queue table does not grow forever.
+    CleanUpJobs("jobs.cleanup", attempts = 3) {}
+    /// Renders the WebP variants of an upload. Idempotent: variants are written under fixed keys
+    /// and a finished upload is left alone.
+    MakeImageVariants("uploads.variants", attempts = 5) {
+        /// The upload.
+        upload_id: UploadId,
+    }
+    /// Builds a user's data export, stores it, and queues the e-mail with its link in the same
+    /// transaction that marks it ready (so a rerun after a crash neither loses nor repeats it).
+    BuildExport("exports.build", attempts = 5) {
+        /// The export.
+        export_id: ExportId,
+    }
+    /// Recomputes the recent hours of the analytics roll-ups from every shard.
+    RollUpAnalytics("analytics.rollup", attempts = 3) {}
+    /// Store upkeep: event partitions for the coming days (PostgreSQL) and expired idempotency
+    /// keys.
+    MaintainStore("store.maintenance", attempts = 3) {}
 }
 
 /// The e-mails Outgrow sends.
@@ -49,12 +71,6 @@ pub enum EmailTemplate {
     },
 }
 
-impl Job for SendEmail {
-    const NAME: &'static str = "email.send";
-    const QUEUE: &'static str = "mail";
-    const MAX_ATTEMPTS: i32 = 8;
-}
-
 async fn send_email(job: SendEmail, context: JobContext<AppState>) -> anyhow::Result<()> {
     let email = match &job.template {
         EmailTemplate::Welcome { name } => mail::welcome(&job.to, name),
@@ -69,28 +85,10 @@ async fn send_email(job: SendEmail, context: JobContext<AppState>) -> anyhow::Re
     Ok(())
 }
 
-/// Deletes sessions past their end (the SQL session store; Redis expires its own).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CleanUpSessions {}
-
-impl Job for CleanUpSessions {
-    const NAME: &'static str = "sessions.cleanup";
-    const MAX_ATTEMPTS: i32 = 3;
-}
-
 async fn clean_up_sessions(_job: CleanUpSessions, context: JobContext<AppState>) -> anyhow::Result<()> {
     let deleted = context.app.sessions.delete_expired(Utc::now()).await?;
     tracing::info!(deleted, "expired sessions deleted");
     Ok(())
-}
-
-/// Deletes finished jobs older than `job_retention`, so the queue table does not grow forever.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CleanUpJobs {}
-
-impl Job for CleanUpJobs {
-    const NAME: &'static str = "jobs.cleanup";
-    const MAX_ATTEMPTS: i32 = 3;
 }
 
 async fn clean_up_jobs(_job: CleanUpJobs, context: JobContext<AppState>) -> anyhow::Result<()> {
@@ -99,19 +97,6 @@ async fn clean_up_jobs(_job: CleanUpJobs, context: JobContext<AppState>) -> anyh
     let deleted = state.db.jobs().delete_finished(Utc::now() - retention).await?;
     tracing::info!(deleted, "finished jobs past their retention deleted");
     Ok(())
-}
-
-/// Renders the WebP variants of an upload. Idempotent: variants are written under fixed keys
-/// and a finished upload is left alone.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MakeImageVariants {
-    /// The upload.
-    pub upload_id: UploadId,
-}
-
-impl Job for MakeImageVariants {
-    const NAME: &'static str = "uploads.variants";
-    const MAX_ATTEMPTS: i32 = 5;
 }
 
 async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppState>) -> anyhow::Result<()> {
@@ -164,19 +149,6 @@ async fn make_image_variants(job: MakeImageVariants, context: JobContext<AppStat
         }
     }
     Ok(())
-}
-
-/// Builds a user's data export, stores it, and queues the e-mail with its link in the same
-/// transaction that marks it ready (so a rerun after a crash neither loses nor repeats it).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct BuildExport {
-    /// The export.
-    pub export_id: ExportId,
-}
-
-impl Job for BuildExport {
-    const NAME: &'static str = "exports.build";
-    const MAX_ATTEMPTS: i32 = 5;
 }
 
 async fn build_export(job: BuildExport, context: JobContext<AppState>) -> anyhow::Result<()> {
@@ -275,15 +247,6 @@ async fn finish_cancellation(
     Ok(())
 }
 
-/// Recomputes the recent hours of the analytics roll-ups from every shard.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RollUpAnalytics {}
-
-impl Job for RollUpAnalytics {
-    const NAME: &'static str = "analytics.rollup";
-    const MAX_ATTEMPTS: i32 = 3;
-}
-
 async fn roll_up_analytics(_job: RollUpAnalytics, context: JobContext<AppState>) -> anyhow::Result<()> {
     let state = &context.app;
     let started = std::time::Instant::now();
@@ -300,16 +263,6 @@ async fn roll_up_analytics(_job: RollUpAnalytics, context: JobContext<AppState>)
         "analytics rolled up"
     );
     Ok(())
-}
-
-/// Store upkeep: event partitions for the coming days (PostgreSQL) and expired idempotency
-/// keys.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MaintainStore {}
-
-impl Job for MaintainStore {
-    const NAME: &'static str = "store.maintenance";
-    const MAX_ATTEMPTS: i32 = 3;
 }
 
 async fn maintain_store(_job: MaintainStore, context: JobContext<AppState>) -> anyhow::Result<()> {

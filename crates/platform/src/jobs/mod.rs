@@ -151,6 +151,44 @@ impl JobState {
     }
 }
 
+/// Declares job kinds: each a payload struct (every field public, the derives a job needs)
+/// and its [`Job`] impl, so every kind is declared the same way.
+///
+/// ```ignore
+/// outgrow_platform::jobs! {
+///     /// Sends one e-mail.
+///     SendEmail("email.send", queue = "mail", attempts = 8) {
+///         /// Recipient.
+///         to: String,
+///     }
+///     /// Deletes expired sessions.
+///     CleanUpSessions("sessions.cleanup", attempts = 3) {}
+/// }
+/// ```
+#[macro_export]
+macro_rules! jobs {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident($job:literal $(, queue = $queue:literal)?, attempts = $attempts:literal) {
+            $($(#[$field_doc:meta])* $field:ident: $type:ty),* $(,)?
+        }
+    )+) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+            pub struct $name {
+                $($(#[$field_doc])* pub $field: $type,)*
+            }
+
+            impl $crate::jobs::Job for $name {
+                const NAME: &'static str = $job;
+                $(const QUEUE: &'static str = $queue;)?
+                const MAX_ATTEMPTS: i32 = $attempts;
+            }
+        )+
+    };
+}
+
 /// A stored job, as operators see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRecord {

@@ -26,7 +26,6 @@ mod saga;
 
 use chrono::{DateTime, Utc};
 use outgrow_domain::{Money, OrderStatus, UserId};
-use outgrow_platform::jobs::Job;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -133,40 +132,21 @@ pub enum CancelError {
     Store(#[from] StoreError),
 }
 
-/// Sends the confirmation of an order (queue `mail`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SendOrderConfirmation {
-    pub order_id: Uuid,
-    pub user_id: UserId,
-}
-
-impl Job for SendOrderConfirmation {
-    const NAME: &'static str = "orders.confirmation_email";
-    const QUEUE: &'static str = "mail";
-    const MAX_ATTEMPTS: i32 = 8;
-}
-
-/// Settles a reservation whose request did not (confirmed or released).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReconcileOrder {
-    pub order_id: Uuid,
-}
-
-impl Job for ReconcileOrder {
-    const NAME: &'static str = "orders.reconcile";
-    const MAX_ATTEMPTS: i32 = 20;
-}
-
-/// Marks a cancelled order `cancelled` on its shard (after the primary gave the stock back).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FinishCancellation {
-    pub order_id: Uuid,
-    pub user_id: UserId,
-}
-
-impl Job for FinishCancellation {
-    const NAME: &'static str = "orders.finish_cancellation";
-    const MAX_ATTEMPTS: i32 = 20;
+outgrow_platform::jobs! {
+    /// Sends the confirmation of an order (queue `mail`).
+    SendOrderConfirmation("orders.confirmation_email", queue = "mail", attempts = 8) {
+        order_id: Uuid,
+        user_id: UserId,
+    }
+    /// Settles a reservation whose request did not (confirmed or released).
+    ReconcileOrder("orders.reconcile", attempts = 20) {
+        order_id: Uuid,
+    }
+    /// Marks a cancelled order `cancelled` on its shard (after the primary gave the stock back).
+    FinishCancellation("orders.finish_cancellation", attempts = 20) {
+        order_id: Uuid,
+        user_id: UserId,
+    }
 }
 
 /// The orders on every shard, and the stock on the primary.
