@@ -169,17 +169,17 @@ impl Drop for InFlight {
 const MAX_DETAIL_BYTES: usize = 2048;
 
 /// Turns an error response not already problem+json (unknown route, wrong method, timeout,
-/// body limit, panic) into one; the request id goes into every problem body.
+/// body limit, panic) into one; the request id goes into every problem body. HTML error pages
+/// (the browser UI's) are left as they are: they are written for a person.
 pub async fn problem_details(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    let is_final = response.headers().get(header::CONTENT_TYPE).is_some_and(|value| {
+        value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()) || value.as_bytes().starts_with(b"text/html")
+    });
+    if is_final {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -39,7 +39,7 @@ pub mod users;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{HeaderName, HeaderValue, Method, header},
 };
 use tower_http::{
     compression::CompressionLayer,
@@ -147,9 +147,9 @@ const OPENAPI_PATH: &str = "/api/openapi.json";
 /// Every route the router serves besides the documented ones: the routes that
 /// [`undocumented`] mounts. The route inventory test holds the document, this list and what
 /// the server answers to one another.
-pub fn undocumented_routes() -> &'static [UndocumentedRoute] {
+pub fn undocumented_routes() -> Vec<UndocumentedRoute> {
     const DOCS_UI: &str = "the docs UI (Swagger UI, vendored) is for people, not an API";
-    &[
+    let docs = [
         UndocumentedRoute {
             method: "GET",
             path: OPENAPI_PATH,
@@ -170,21 +170,26 @@ pub fn undocumented_routes() -> &'static [UndocumentedRoute] {
             path: "/api/docs/{*rest}",
             reason: DOCS_UI,
         },
-    ]
+    ];
+    docs.into_iter()
+        .chain(crate::web::routes().iter().copied())
+        .collect()
 }
 
 /// The one place routes outside the document are mounted, each listed in
 /// [`undocumented_routes`]: the OpenAPI document and the docs UI, both served from the binary
-/// (Swagger UI is vendored: the docs work without network access).
+/// (Swagger UI is vendored: the docs work without network access), and the browser UI
+/// ([`crate::web`], whose routes come from one table).
 fn undocumented(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
-    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi)).layer(
+    let docs = Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi)).layer(
         SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
             ),
         ),
-    )
+    );
+    docs.merge(crate::web::router())
 }
 
 /// Wraps `routes` in the full middleware stack (see the module docs for the order), composed
@@ -200,7 +205,7 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         // The guard limits bodies per route group; axum's own default (2 MB) must not cut in.
         .layer(DefaultBodyLimit::disable());
     routes
-        .fallback(|| async { StatusCode::NOT_FOUND })
+        .fallback(crate::web::not_found)
         .layer(stack)
         .with_state(state)
 }

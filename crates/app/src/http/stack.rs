@@ -360,13 +360,7 @@ impl RouteGroup {
     /// The group of the route `template` (`None`: no route matched) called with `method`.
     pub(crate) fn of(template: Option<&str>, method: &Method) -> Self {
         let Some(path) = template.and_then(|template| template.strip_prefix("/api/v1")) else {
-            // Probes, metrics, the API docs and unknown paths: never rate limited, so that
-            // orchestrators and scrapers always get through.
-            return Self {
-                policy: None,
-                uploads: false,
-                api: false,
-            };
+            return Self::outside_api(template, method);
         };
         let policy = if path.starts_with("/auth/") {
             PolicyName::Auth
@@ -379,6 +373,32 @@ impl RouteGroup {
             policy: Some(policy),
             uploads: path == "/uploads" || path.starts_with("/uploads/"),
             api: true,
+        }
+    }
+
+    /// Routes outside the API. Probes, metrics, the API docs, assets, unknown paths and page
+    /// reads: never rate limited, so that orchestrators, scrapers and browsers always get
+    /// through. Form posts of the browser UI: the sign-in and registration forms are limited as
+    /// the API's `/auth/` routes are, the others as the rest of the API; the forms that upload
+    /// images take upload-sized bodies.
+    fn outside_api(template: Option<&str>, method: &Method) -> Self {
+        let posted_page = template
+            .filter(|path| *method == Method::POST && !path.starts_with("/api/") && *path != "/metrics");
+        let Some(path) = posted_page else {
+            return Self {
+                policy: None,
+                uploads: false,
+                api: false,
+            };
+        };
+        Self {
+            policy: Some(match path {
+                "/login" | "/register" => PolicyName::Auth,
+                "/account/exports" => PolicyName::Export,
+                _ => PolicyName::Default,
+            }),
+            uploads: crate::web::UPLOAD_FORMS.contains(&path),
+            api: false,
         }
     }
 
@@ -426,6 +446,23 @@ mod tests {
         assert_eq!(group("/healthz", Method::GET), None);
         assert_eq!(group("/metrics", Method::GET), None);
         assert_eq!(RouteGroup::of(None, &Method::GET).policy, None);
+    }
+
+    #[test]
+    fn page_reads_are_not_limited_and_form_posts_are_limited_like_the_api() {
+        let group = |path: &str, method: Method| RouteGroup::of(Some(path), &method);
+        assert_eq!(group("/", Method::GET).policy, None);
+        assert_eq!(group("/assets/{*path}", Method::GET).policy, None);
+        assert_eq!(group("/login", Method::POST).policy, Some(PolicyName::Auth));
+        assert_eq!(group("/register", Method::POST).policy, Some(PolicyName::Auth));
+        assert_eq!(
+            group("/account/exports", Method::POST).policy,
+            Some(PolicyName::Export)
+        );
+        assert_eq!(group("/cart", Method::POST).policy, Some(PolicyName::Default));
+        assert!(group("/admin/products/{id}", Method::POST).uploads);
+        assert!(!group("/cart", Method::POST).uploads);
+        assert!(!group("/login", Method::POST).api);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `/api/v1/products`: the public catalog (cached, with `Cache-Control`, a strong `ETag` and
 //! 304s: [`reads`]) and its administration (here).
 
-mod reads;
+pub mod reads;
 
 use axum::{
     Json,

@@ -98,9 +98,39 @@ pub async fn list_products(
         text: text.map(str::to_owned),
         limit: limit + 1,
     };
+    let (rows, next_after) = load_page(&state, filter).await?;
+    let page = ProductPage {
+        items: rows.into_iter().map(ProductResponse::from).collect(),
+        next_after,
+    };
+    let mut response = cacheable(&state, &headers, &page)?;
+    if let Some(next) = next_after {
+        let mut link = format!("/api/v1/products?after={next}&limit={limit}");
+        if let Some(min) = query.min_price {
+            link.push_str(&format!("&min_price={min}"));
+        }
+        if let Some(max) = query.max_price {
+            link.push_str(&format!("&max_price={max}"));
+        }
+        if let Some(text) = text {
+            link.push_str(&format!("&q={}", form_encode(text)));
+        }
+        link_next(&mut response, &link);
+    }
+    Ok(response)
+}
+
+/// A page of the catalog through the cache: up to `filter.limit - 1` rows (the query asks for
+/// one more, to learn whether a next page exists) and the `after` of the next page. The API and
+/// the catalog page share it, and so share the cached pages.
+pub async fn load_page(
+    state: &AppState,
+    filter: ProductQuery,
+) -> Result<(Vec<ProductRow>, Option<Uuid>), ApiError> {
+    let limit = filter.limit.saturating_sub(1);
     // Pages are cached under the catalog's version: a write bumps it, and every page cached
     // before becomes unreachable at once (and expires by its TTL).
-    let version = caches::catalog_version(&state).await?;
+    let version = caches::catalog_version(state).await?;
     let key = format!(
         "v{version}|{}|{}|{}|{}|{limit}",
         filter.after.map(|id| id.to_string()).unwrap_or_default(),
@@ -124,25 +154,7 @@ pub async fn list_products(
         .await?
         .unwrap_or_default();
     let next_after = cut_page(&mut rows, limit, |row| row.id);
-    let page = ProductPage {
-        items: rows.into_iter().map(ProductResponse::from).collect(),
-        next_after,
-    };
-    let mut response = cacheable(&state, &headers, &page)?;
-    if let Some(next) = next_after {
-        let mut link = format!("/api/v1/products?after={next}&limit={limit}");
-        if let Some(min) = query.min_price {
-            link.push_str(&format!("&min_price={min}"));
-        }
-        if let Some(max) = query.max_price {
-            link.push_str(&format!("&max_price={max}"));
-        }
-        if let Some(text) = text {
-            link.push_str(&format!("&q={}", form_encode(text)));
-        }
-        link_next(&mut response, &link);
-    }
-    Ok(response)
+    Ok((rows, next_after))
 }
 
 /// One product.
