@@ -8,6 +8,7 @@ pub mod auth;
 pub mod caches;
 pub mod cli;
 pub mod db;
+pub mod demo;
 pub mod exports;
 pub mod http;
 pub mod images;

@@ -16,7 +16,7 @@ use crate::{http, state::App};
 
 /// Runs the HTTP server (and, with `workers`, the job workers) until a termination signal has
 /// been handled.
-pub async fn serve(mut settings: Settings, workers: bool) -> anyhow::Result<()> {
+pub async fn serve(mut settings: Settings, workers: bool, demo: bool) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -27,6 +27,9 @@ pub async fn serve(mut settings: Settings, workers: bool) -> anyhow::Result<()> 
         settings.public_url = Some(format!("http://{address}"));
     }
     let state = App::build(settings, shutdown.clone()).await?;
+    if demo {
+        announce_demo(crate::demo::ensure(&state).await?);
+    }
     let worker = workers.then(|| tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.signal())));
     tracing::info!(
         address = %address,
@@ -77,4 +80,23 @@ pub async fn work(settings: Settings) -> anyhow::Result<()> {
     state.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says what `--demo` did, on standard output: the generated password is shown this once.
+fn announce_demo(report: Option<crate::demo::DemoReport>) {
+    match report {
+        None => println!("--demo: the catalog has products already; nothing added"),
+        Some(report) => {
+            println!(
+                "--demo: added {} products with photographs (their WebP variants are being made)",
+                report.products
+            );
+            if let Some(password) = report.admin_password {
+                println!(
+                    "--demo: administrator {} with password {password} (shown once; change it)",
+                    crate::demo::ADMIN_EMAIL
+                );
+            }
+        }
+    }
 }

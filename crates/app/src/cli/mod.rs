@@ -40,6 +40,10 @@ pub enum Command {
         /// Do not run job workers in this process (run `outgrow worker` elsewhere).
         #[arg(long)]
         no_workers: bool,
+        /// On an empty catalog, first add a demo store: 24 products with photographs and an
+        /// administrator (admin@example.test, its password printed once).
+        #[arg(long)]
+        demo: bool,
     },
     /// Run job workers only (scale them apart from the API).
     Worker,
@@ -176,11 +180,15 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub async fn run(self, mut settings: Settings) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Serve { listen, no_workers } => {
+            Command::Serve {
+                listen,
+                no_workers,
+                demo,
+            } => {
                 if let Some(listen) = listen {
                     settings.listen = listen;
                 }
-                crate::server::serve(settings, !no_workers).await?;
+                crate::server::serve(settings, !no_workers, demo).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Worker => {
