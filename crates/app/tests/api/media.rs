@@ -104,6 +104,17 @@ async fn upload(
     post_upload(app, token, body.into()).await
 }
 
+/// Uploads a `width`×`height` PNG as the bearer of `token`, asserting a 201; returns its id.
+pub async fn upload_png(app: &TestApp, token: &str, width: u32, height: u32, public: bool) -> String {
+    let bytes = encode(image::ImageFormat::Png, width, height);
+    let created = json_body(
+        upload(app, token, bytes, "picture.png", "image/png", public).await,
+        201,
+    )
+    .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
 /// Polls the upload `id` until its variants are finished (or failed); returns it.
 async fn wait_ready(app: &TestApp, token: &str, id: &str) -> Value {
     let (within, every) = (Duration::from_secs(20), Duration::from_millis(50));

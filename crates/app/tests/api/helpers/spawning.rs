@@ -60,6 +60,7 @@ pub fn base_command(data_dir: &Path) -> Command {
 pub struct TestAppBuilder {
     settings: Vec<(String, String)>,
     api_only: bool,
+    demo: bool,
     backend: Option<Vec<(String, String)>>,
     data_dir: Option<PathBuf>,
 }
@@ -79,6 +80,12 @@ impl TestAppBuilder {
     /// Runs no job workers (`serve --no-workers`).
     pub fn api_only(mut self) -> Self {
         self.api_only = true;
+        self
+    }
+
+    /// Opens the demo store on start (`serve --demo`).
+    pub fn demo(mut self) -> Self {
+        self.demo = true;
         self
     }
 
@@ -114,8 +121,14 @@ impl TestAppBuilder {
                 (dir.path().join("data"), Some(dir))
             }
         };
-        let args: &[&str] = if self.api_only { &["--no-workers"] } else { &[] };
-        spawn(&data_dir, &backend, &self.settings, args, dir).await
+        let mut args = Vec::new();
+        if self.api_only {
+            args.push("--no-workers");
+        }
+        if self.demo {
+            args.push("--demo");
+        }
+        spawn(&data_dir, &backend, &self.settings, &args, dir).await
     }
 }
 
