@@ -130,7 +130,8 @@ pub fn increase(previous: f64, current: f64) -> f64 {
 }
 
 /// The summed increase of the counters `name` whose labels pass `keep`. A series absent
-/// before (its first event came in between) grew from zero.
+/// before (its first event came in between) grew from zero. (Folded from `0.0`: a float
+/// `sum()` of nothing is `-0.0`, which would show as "-0.0".)
 pub fn counter_increase(
     previous: &Exposition,
     current: &Exposition,
@@ -141,7 +142,7 @@ pub fn counter_increase(
         .named(name)
         .filter(|(labels, _)| keep(labels))
         .map(|(labels, now)| increase(previous.value(name, labels).unwrap_or(0.0), now))
-        .sum()
+        .fold(0.0, |total, value| total + value)
 }
 
 /// The increase of the histogram `name` between two readings, summed over its series whose
@@ -227,7 +228,7 @@ fn gauge_sum(current: &Exposition, name: &str, keep: impl Fn(&Labels) -> bool) -
         .named(name)
         .filter(|(labels, _)| keep(labels))
         .map(|(_, value)| value)
-        .sum()
+        .fold(0.0, |total, value| total + value)
 }
 
 /// The largest of the gauges `name`, `None` when there are none.

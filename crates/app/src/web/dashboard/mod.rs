@@ -93,6 +93,17 @@ pub fn format_value(value: Option<f64>, unit: &str) -> String {
     }
 }
 
+/// The JSON of the snapshot and of each stream event: the figures, and which instance the
+/// per-instance ones are (after a reconnection, the stream may come from another instance).
+#[derive(Debug, serde::Serialize)]
+pub struct Snapshot<'a> {
+    /// [`describe_instance`].
+    pub instance: &'a str,
+    /// The figures, as top-level fields.
+    #[serde(flatten)]
+    pub figures: &'a Figures,
+}
+
 /// A chart as the page shows it.
 struct ChartView {
     series: Series,
@@ -114,7 +125,7 @@ struct DashboardPage {
 }
 
 /// This instance as people find it: its host name, process id and listen address.
-fn describe_instance(state: &AppState) -> String {
+pub fn describe_instance(state: &AppState) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -171,7 +182,12 @@ pub async fn show_dashboard(
 /// `GET /admin/dashboard/snapshot`: the figures now, as JSON (for clients that poll).
 pub async fn show_snapshot(Admin(_): Admin, State(state): State<AppState>) -> Result<Response, PageError> {
     let figures = current_figures(&state).await?;
-    let mut response = Json(figures).into_response();
+    let instance = describe_instance(&state);
+    let mut response = Json(Snapshot {
+        instance: &instance,
+        figures: &figures,
+    })
+    .into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -186,7 +202,8 @@ pub async fn stream_dashboard(Admin(_): Admin, State(state): State<AppState>) ->
             "Metrics are disabled on this instance (metrics_enabled).",
         ));
     }
-    let sse = Sse::new(stream::snapshots(state)).keep_alive(KeepAlive::new().interval(stream::KEEP_ALIVE));
+    let sse = Sse::new(stream::snapshots(state.clone(), describe_instance(&state)))
+        .keep_alive(KeepAlive::new().interval(stream::KEEP_ALIVE));
     let mut response = sse.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -24,6 +24,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// What the stream carries from one event to the next.
 struct Connection {
     state: AppState,
+    /// Which instance this is ([`super::describe_instance`]), in every event.
+    instance: String,
     /// The reading the next figures are compared with (`None` before the first event).
     previous: Option<Arc<Reading>>,
     ticks: tokio::time::Interval,
@@ -34,12 +36,13 @@ struct Connection {
 
 /// The events of one connection: the first at once, then one every [`INTERVAL`] until the
 /// instance drains or metrics cannot be read.
-pub fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+pub fn snapshots(state: AppState, instance: String) -> impl Stream<Item = Result<Event, Infallible>> + Send {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let connection = Connection {
         stopped: Box::pin(state.shutdown.signal().stopped()),
         state,
+        instance,
         previous: None,
         ticks,
     };
@@ -59,7 +62,11 @@ pub fn snapshots(state: AppState) -> impl Stream<Item = Result<Event, Infallible
             None => sampling::figures_now(&connection.state, current.clone()),
         };
         connection.previous = Some(Arc::new(current));
-        let event = Event::default().event("snapshot").json_data(&figures).ok()?;
+        let snapshot = super::Snapshot {
+            instance: &connection.instance,
+            figures: &figures,
+        };
+        let event = Event::default().event("snapshot").json_data(&snapshot).ok()?;
         Some((Ok(event), connection))
     })
 }

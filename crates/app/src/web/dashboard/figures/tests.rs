@@ -139,6 +139,7 @@ fn what_cannot_be_measured_is_none_rather_than_zero() {
     let figures = Figures::between(&empty, &empty, 1.0, 0, POOL);
 
     assert_eq!(figures.request_rate, 0.0);
+    assert!(figures.request_rate.is_sign_positive(), "never shown as -0.0");
     assert_eq!(figures.p95_latency, None, "no requests, no latency");
     assert_eq!(figures.error_rate, None);
     assert_eq!(figures.cache_hit_rate, None);
