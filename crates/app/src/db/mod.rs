@@ -200,6 +200,15 @@ impl Database {
         }
     }
 
+    /// The primary pool's name in `db_pool_connections` and its most connections: what the
+    /// operations dashboard's pool usage is a share of.
+    pub fn primary_pool_capacity(&self) -> (&'static str, u32) {
+        match self {
+            Self::Sqlite(db) => ("sqlite-writer", db.writer.options().get_max_connections()),
+            Self::Postgres(db) => ("primary", db.primary().options().get_max_connections()),
+        }
+    }
+
     /// Upload and export rows on this database.
     pub fn media(&self) -> media::MediaStore {
         media::MediaStore::new(self.primary_pool())

@@ -118,17 +118,23 @@ async fn export_queue_gauges(state: &AppState) {
     }
 }
 
+/// Sets the series read at scrape time rather than on every event: pool occupancy, queue
+/// depth and age, the process's own figures. Pool occupancy and queue depth are read now, so
+/// they are current whatever else runs (a worker may live in another process). Called by
+/// `/metrics` and by the operations dashboard, which read the same rendering.
+pub async fn refresh_scrape_time_metrics(state: &AppState) {
+    state.db.export_pool_gauges();
+    export_queue_gauges(state).await;
+    outgrow_platform::telemetry::record_scrape_time_metrics();
+}
+
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Metrics are disabled"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Pool occupancy and queue depth are read at scrape time, so they are current whatever
-    // else runs (a worker may live in another process).
-    state.db.export_pool_gauges();
-    export_queue_gauges(&state).await;
-    outgrow_platform::telemetry::record_scrape_time_metrics();
+    refresh_scrape_time_metrics(&state).await;
     match &state.metrics {
         Some(handle) => (
             [(

@@ -14,6 +14,7 @@
 pub mod assets;
 pub mod catalog;
 pub mod csrf;
+pub mod dashboard;
 pub mod error;
 pub mod page;
 pub mod visitor;
@@ -56,6 +57,10 @@ pages! {
     "/" => get(catalog::show_catalog);
     "/products/{id}" => get(catalog::show_product);
     "/assets/{*path}" => get(assets::serve_asset);
+    // dashboard
+    "/admin/dashboard" => get(dashboard::show_dashboard);
+    "/admin/dashboard/stream" => get(dashboard::stream_dashboard);
+    "/admin/dashboard/snapshot" => get(dashboard::show_snapshot);
 }
 
 /// The answer to a path no route matches: an HTML page for a browser navigating to it, the

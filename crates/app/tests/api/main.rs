@@ -28,3 +28,4 @@ mod tokens;
 mod users;
 mod views;
 mod web_catalog;
+mod web_dashboard;
