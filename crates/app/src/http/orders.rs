@@ -225,12 +225,72 @@ pub async fn create_order(
     ApiJson(request): ApiJson<CreateOrderRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let lines = validate(&request)?;
-    let user = principal.user_id;
+    let placed = place_order(&state, principal.user_id, &request, key)
+        .await
+        .map_err(ApiError::from)?;
+    created(&placed.body, placed.replayed)
+}
+
+/// An order placed by [`place_order`]: its body as the API answers it.
+#[derive(Debug)]
+pub struct Placed {
+    /// The order, as `OrderResponse` JSON (for a replay: as first answered).
+    pub body: serde_json::Value,
+    /// Whether an earlier request with the same key placed it.
+    pub replayed: bool,
+}
+
+impl Placed {
+    /// The order's id.
+    pub fn id(&self) -> &str {
+        self.body
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// Why [`place_order`] placed nothing: the API's answer, and for a shortage the product and
+/// the units left (for a page to show next to that line).
+#[derive(Debug)]
+pub struct OrderRefused {
+    /// What the API answers.
+    pub error: ApiError,
+    /// `(product, units available)` when stock ran short.
+    pub short_of: Option<(Uuid, i64)>,
+}
+
+impl From<ApiError> for OrderRefused {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            short_of: None,
+        }
+    }
+}
+
+impl From<OrderRefused> for ApiError {
+    fn from(refused: OrderRefused) -> Self {
+        refused.error
+    }
+}
+
+/// Places `request` for `user`, the one way orders are placed (the API and the checkout page):
+/// validated; with an idempotency `key`, claimed first, so a retry (even one racing the first
+/// request) gets the first answer and creates nothing; the products' caches forgotten whatever
+/// the outcome (stock moved or was found short); counted in the order metrics.
+pub async fn place_order(
+    state: &AppState,
+    user: UserId,
+    request: &CreateOrderRequest,
+    key: Option<String>,
+) -> Result<Placed, OrderRefused> {
+    let lines = validate(request)?;
     let order_id = match &key {
         None => Uuid::now_v7(),
         Some(key) => {
-            let canonical = serde_json::to_vec(&request).map_err(anyhow::Error::from)?;
+            let canonical =
+                serde_json::to_vec(request).map_err(|error| ApiError::from(anyhow::Error::from(error)))?;
             let key = IdempotencyKey {
                 key: key.clone(),
                 request_hash: sha2::Sha256::digest(&canonical).to_vec(),
@@ -240,21 +300,21 @@ pub async fn create_order(
             let wait = state.settings.request_timeout / 2;
             match state.orders.claim_key(user, &key, lease, wait).await {
                 Ok(Claim::Fresh { order_id }) => order_id,
-                Ok(Claim::Replay { body, .. }) => return created(&body, true),
+                Ok(Claim::Replay { body, .. }) => return Ok(Placed { body, replayed: true }),
                 Err(ClaimError::Reused) => {
                     return Err(ApiError::Unprocessable(
                         "this Idempotency-Key was already used with a different request body".into(),
-                    ));
+                    )
+                    .into());
                 }
                 Err(ClaimError::InProgress) => {
                     return Err(ApiError::Conflict(
                         "a request with this Idempotency-Key is still being processed; retry later".into(),
-                    ));
+                    )
+                    .into());
                 }
-                Err(ClaimError::Moving) => {
-                    return Err(ApiError::Busy(MOVING));
-                }
-                Err(ClaimError::Store(error)) => return Err(error.into()),
+                Err(ClaimError::Moving) => return Err(ApiError::Busy(MOVING).into()),
+                Err(ClaimError::Store(error)) => return Err(ApiError::from(error).into()),
             }
         }
     };
@@ -265,19 +325,34 @@ pub async fn create_order(
         })
         .await;
     let products: Vec<Uuid> = lines.iter().map(|line| line.product_id).collect();
-    forget_products(&state, products).await;
+    forget_products(state, products).await;
     match outcome {
         Ok(order) => {
             metrics::counter!("orders_placed_total").increment(1);
-            let body = serde_json::to_value(OrderResponse::from(&order)).map_err(anyhow::Error::from)?;
-            created(&body, false)
+            let body = serde_json::to_value(OrderResponse::from(&order))
+                .map_err(|error| ApiError::from(anyhow::Error::from(error)))?;
+            Ok(Placed {
+                body,
+                replayed: false,
+            })
         }
         Err(error) => {
             if let Some(key) = &key {
                 state.orders.release_key(user, key, order_id).await;
             }
             metrics::counter!("orders_refused_total").increment(1);
-            Err(place_error(error))
+            let short_of = match &error {
+                PlaceError::OutOfStock {
+                    product_id,
+                    available,
+                    ..
+                } => Some((*product_id, *available)),
+                _ => None,
+            };
+            Err(OrderRefused {
+                error: place_error(error),
+                short_of,
+            })
         }
     }
 }

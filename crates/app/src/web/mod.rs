@@ -12,6 +12,7 @@
 //! (`http::undocumented_routes`) come from the same table.
 
 pub mod assets;
+pub mod cart;
 pub mod catalog;
 pub mod csrf;
 pub mod dashboard;
@@ -57,6 +58,9 @@ pages! {
     "/" => get(catalog::show_catalog);
     "/products/{id}" => get(catalog::show_product);
     "/assets/{*path}" => get(assets::serve_asset);
+    // cart
+    "/cart" => get(cart::show_cart), post(cart::update_cart);
+    "/checkout" => post(cart::check_out);
     // dashboard
     "/admin/dashboard" => get(dashboard::show_dashboard);
     "/admin/dashboard/stream" => get(dashboard::stream_dashboard);

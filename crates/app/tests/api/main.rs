@@ -27,5 +27,6 @@ mod store_sharding;
 mod tokens;
 mod users;
 mod views;
+mod web_cart;
 mod web_catalog;
 mod web_dashboard;
