@@ -207,7 +207,10 @@ pub fn check_new_product(request: &CreateProductRequest) -> Result<NewProduct, V
 /// Creates a product from `request` (the caller has checked that an admin asks): validation,
 /// the image check, the insert (which bumps the catalog's version), the caches forgotten.
 /// The API's `POST /api/v1/products` and the admin pages' product form share it.
-pub async fn insert_product(state: &AppState, request: &CreateProductRequest) -> Result<ProductRow, ApiError> {
+pub async fn insert_product(
+    state: &AppState,
+    request: &CreateProductRequest,
+) -> Result<ProductRow, ApiError> {
     let product = check_new_product(request).map_err(ApiError::Validation)?;
     check_image(state, request.image_id).await?;
     let id = state.catalog.create(&product).await?;

@@ -168,7 +168,9 @@ mod tests {
     use crate::http::analytics::{HourlyCount, TopProduct};
 
     fn hour(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).expect("date").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .expect("date")
+            .with_timezone(&Utc)
     }
 
     #[test]

@@ -198,7 +198,9 @@ async fn act_on_job(
             *response.status_mut() = StatusCode::CONFLICT;
             Ok(response)
         }
-        Err(ApiError::BadRequest(_) | ApiError::Validation(_)) => Err(PageError::NotFound("There is no such job.")),
+        Err(ApiError::BadRequest(_) | ApiError::Validation(_)) => {
+            Err(PageError::NotFound("There is no such job."))
+        }
         Err(other) => Err(other.into()),
     }
 }

@@ -19,7 +19,9 @@ use crate::{
     http::{
         authn::Principal,
         error::{ApiError, FieldError},
-        products::{CreateProductRequest, UpdateProductRequest, change_product, check_new_product, insert_product},
+        products::{
+            CreateProductRequest, UpdateProductRequest, change_product, check_new_product, insert_product,
+        },
         uploads::{StoredFile, multipart_error, record_upload, store_file},
     },
     state::AppState,
@@ -129,12 +131,19 @@ async fn read_form(
                     Ok(file) => stored = Some(file),
                     Err(error) => {
                         let status = error.status();
-                        return Ok(Outcome::Refused(vec![("image", image_message(state, error)?)], status));
+                        return Ok(Outcome::Refused(
+                            vec![("image", image_message(state, error)?)],
+                            status,
+                        ));
                     }
                 }
                 continue;
             }
-            _ => return Err(PageError::BadRequest("This form has a field it should not have.".to_owned())),
+            _ => {
+                return Err(PageError::BadRequest(
+                    "This form has a field it should not have.".to_owned(),
+                ));
+            }
         };
         *slot = text(field).await?;
     }
@@ -198,7 +207,11 @@ fn checked_request(fields: &ProductFields) -> Result<CreateProductRequest, FormE
     if let Err(refused) = check_new_product(&request) {
         errors.extend(page_errors(refused));
     }
-    if errors.is_empty() { Ok(request) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(request)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The API's field errors under the form's names, as sentences.
@@ -263,7 +276,9 @@ async fn drain(field: &mut Field<'_>) -> Result<(), PageError> {
 /// A body that could not be read as a form.
 fn form_error(error: axum::extract::multipart::MultipartError) -> PageError {
     match multipart_error(error) {
-        ApiError::PayloadTooLarge => PageError::BadRequest("This form is larger than the upload limit.".to_owned()),
+        ApiError::PayloadTooLarge => {
+            PageError::BadRequest("This form is larger than the upload limit.".to_owned())
+        }
         _ => PageError::BadRequest("This form could not be read. Go back and try again.".to_owned()),
     }
 }

@@ -132,7 +132,8 @@ pub async fn show_products(
         })
         .await
         .map_err(ApiError::from)?;
-    let next = cut_page(&mut rows, PAGE_SIZE, |row| row.id).map(|after| format!("/admin/products?after={after}"));
+    let next =
+        cut_page(&mut rows, PAGE_SIZE, |row| row.id).map(|after| format!("/admin/products?after={after}"));
     let mut products = Vec::with_capacity(rows.len());
     for row in rows {
         products.push(ProductLine::of(&state, row).await?);
@@ -226,11 +227,7 @@ impl VariantsView {
         let Some(id) = row.image_id else {
             return Ok(Self::default());
         };
-        let upload = state
-            .media
-            .upload(UploadId(id))
-            .await
-            .map_err(ApiError::from)?;
+        let upload = state.media.upload(UploadId(id)).await.map_err(ApiError::from)?;
         let Some(upload) = upload else {
             return Ok(Self {
                 upload_id: Some(id),
@@ -291,8 +288,10 @@ impl ProductFormPage {
 
     /// Where the form posts.
     fn action(&self) -> String {
-        self.product
-            .map_or_else(|| "/admin/products".to_owned(), |id| format!("/admin/products/{id}"))
+        self.product.map_or_else(
+            || "/admin/products".to_owned(),
+            |id| format!("/admin/products/{id}"),
+        )
     }
 
     /// The message for `field`, if it was refused.
@@ -330,7 +329,14 @@ pub async fn show_product(
 ) -> Result<Response, PageError> {
     let row = existing_product(&state, &id).await?;
     let saved = Query::<EditQuery>::try_from_uri(&uri).is_ok_and(|Query(query)| query.saved.is_some());
-    let mut page = ProductFormPage::build(&state, &principal, Some(&row), ProductFields::from(&row), Vec::new()).await?;
+    let mut page = ProductFormPage::build(
+        &state,
+        &principal,
+        Some(&row),
+        ProductFields::from(&row),
+        Vec::new(),
+    )
+    .await?;
     if saved {
         page.layout.notice = Some("Product saved".to_owned());
     }

@@ -82,7 +82,8 @@ pub async fn show_users(
         .list(after, PAGE_SIZE + 1)
         .await
         .map_err(ApiError::from)?;
-    let next = cut_page(&mut users, PAGE_SIZE, |user| user.id).map(|after| format!("/admin/users?after={after}"));
+    let next =
+        cut_page(&mut users, PAGE_SIZE, |user| user.id).map(|after| format!("/admin/users?after={after}"));
     let page = UsersPage {
         layout: layout(&state, &principal, "Users", ""),
         users: users.into_iter().map(UserLine::from).collect(),
