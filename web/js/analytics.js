@@ -6,6 +6,9 @@ import uPlot from './vendor/uplot.js';
 // Dark enough on white for graphics (WCAG 1.4.11: 3:1 and more), and told apart by hue.
 const COLOURS = ['#1f5fbf', '#a61b1b', '#1d6b34', '#7a4b00', '#5b2a86', '#00657a', '#4f5b6d'];
 const HEIGHT = 260;
+// Counts start at zero, whole numbers only.
+const COUNT_SCALE = { range: (_, __, max) => [0, Math.max(1, max)] };
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
 
 export function start() {
   const events = document.querySelector('[data-chart="events"]');
@@ -49,8 +52,10 @@ function drawEvents(section, table) {
   const options = {
     width: widthOf(section) - 32,
     height: HEIGHT,
-    scales: { x: { time: true } },
-    axes: [{}, { label: 'Events' }],
+    // The table's hours are UTC: so are the chart's.
+    tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'Etc/UTC'),
+    scales: { x: { time: true }, y: COUNT_SCALE },
+    axes: [{}, { label: 'Events', incrs: WHOLE_STEPS }],
     series: [
       { label: 'Hour (UTC)' },
       ...kinds.map((kind, index) => ({
@@ -73,10 +78,10 @@ function drawTop(section, table) {
   const options = {
     width: widthOf(section) - 32,
     height: HEIGHT,
-    scales: { x: { time: false, range: [-0.5, names.length - 0.5] } },
+    scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: COUNT_SCALE },
     axes: [
       { splits: () => positions, values: (_, splits) => splits.map(label), gap: 6 },
-      { label: 'Units sold' },
+      { label: 'Units sold', incrs: WHOLE_STEPS },
     ],
     series: [
       { label: 'Product', value: (_, index) => (index == null ? '' : label(index)) },

@@ -119,6 +119,13 @@ pub fn render(
             Audience::Private => "private, no-cache",
         }),
     );
+    // On a 304 too: a browser replaces the stored page's headers with the 304's, and without
+    // this the API's `default-src 'none'` (added to any answer that sets no policy) would block
+    // the page's scripts and styles from its first revalidation on.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     Ok(response)
 }
 

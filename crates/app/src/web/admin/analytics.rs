@@ -150,14 +150,14 @@ fn events_summary(kinds: &[String], rows: &[HourRow]) -> String {
     }
 }
 
-/// `Best sellers by units: Mug 12, Lamp 3.`
+/// `Best sellers by units sold: Mug (12), Lamp (3).`
 fn top_summary(top: &[ProductFigure]) -> String {
     if top.is_empty() {
         return format!("No sales in the last {HOURS} hours.");
     }
     let items: Vec<String> = top
         .iter()
-        .map(|product| format!("{} {}", product.name, product.amount))
+        .map(|product| format!("{} ({})", product.name, product.amount))
         .collect();
     format!("Best sellers by units sold: {}.", items.join(", "))
 }
@@ -208,6 +208,9 @@ mod tests {
             "13 events of 2 types in the last 48 hours; the busiest hour, 12-01 01:00 UTC, had 7."
         );
         assert_eq!(page.top[0].name, "Deleted product");
-        assert_eq!(page.top_summary, "Best sellers by units sold: Deleted product 4.");
+        assert_eq!(
+            page.top_summary,
+            "Best sellers by units sold: Deleted product (4)."
+        );
     }
 }
