@@ -115,31 +115,43 @@ pub async fn list_jobs(
     ApiQuery(query): ApiQuery<ListJobsQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     principal.require_admin(ADMINS_ONLY)?;
-    let job_state = query
-        .state
-        .as_deref()
-        .map(|text| {
-            JobState::parse(text)
-                .ok_or_else(|| ApiError::invalid("state", "must be ready, running, done, dead or cancelled"))
-        })
-        .transpose()?;
+    let job_state = parse_job_state(query.state.as_deref())?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1 to 200"));
     }
-    let jobs = state
-        .db
-        .jobs()
-        .list(&JobFilter {
+    let jobs = find_jobs(
+        &state,
+        &JobFilter {
             state: job_state,
             queue: query.queue,
             limit,
-        })
-        .await
-        .map_err(crate::repo::StoreError::from)?;
+        },
+    )
+    .await?;
     Ok(Json(JobList {
         items: jobs.into_iter().map(JobResponse::from).collect(),
     }))
+}
+
+/// The `state` filter of a job list: absent, or one of the queue's states.
+pub fn parse_job_state(text: Option<&str>) -> Result<Option<JobState>, ApiError> {
+    text.map(|text| {
+        JobState::parse(text)
+            .ok_or_else(|| ApiError::invalid("state", "must be ready, running, done, dead or cancelled"))
+    })
+    .transpose()
+}
+
+/// The jobs `filter` selects, newest first (the caller has checked that an admin asks): the
+/// API's job list and the admin pages' share it.
+pub async fn find_jobs(state: &AppState, filter: &JobFilter) -> Result<Vec<JobRecord>, ApiError> {
+    Ok(state
+        .db
+        .jobs()
+        .list(filter)
+        .await
+        .map_err(crate::repo::StoreError::from)?)
 }
 
 /// One job.
@@ -177,7 +189,9 @@ pub async fn retry_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    change_job(&state, &principal, &id, JobChange::Retry).await
+    change_job(&state, &principal, &id, JobChange::Retry)
+        .await
+        .map(|job| Json(job.into()))
 }
 
 /// Cancels a job that has not started.
@@ -192,12 +206,14 @@ pub async fn cancel_job(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    change_job(&state, &principal, &id, JobChange::Cancel).await
+    change_job(&state, &principal, &id, JobChange::Cancel)
+        .await
+        .map(|job| Json(job.into()))
 }
 
 /// What an operator does to one job.
 #[derive(Debug, Clone, Copy)]
-enum JobChange {
+pub enum JobChange {
     /// Back to the queue with fresh attempts (dead or cancelled jobs only).
     Retry,
     /// Never to run (jobs waiting to run only).
@@ -205,13 +221,14 @@ enum JobChange {
 }
 
 /// Applies `change` to job `id` (admins only) and answers the job as it is now: 404 when there
-/// is no such job, 409 when its state does not allow the change.
-async fn change_job(
+/// is no such job, 409 when its state does not allow the change. The API's retry and cancel
+/// and the admin pages' buttons share it.
+pub async fn change_job(
     state: &AppState,
     principal: &Principal,
     id: &str,
     change: JobChange,
-) -> Result<Json<JobResponse>, ApiError> {
+) -> Result<JobRecord, ApiError> {
     principal.require_admin(ADMINS_ONLY)?;
     let id = path_uuid(id, "a job id")?;
     let store = state.db.jobs();
@@ -229,7 +246,7 @@ async fn change_job(
     let job = store.get(id).await.map_err(crate::repo::StoreError::from)?;
     match (job, changed) {
         (None, _) => Err(ApiError::NotFound("no job with this id")),
-        (Some(job), true) => Ok(Json(job.into())),
+        (Some(job), true) => Ok(job),
         (Some(job), false) => Err(ApiError::Conflict(format!(
             "{conflict}; this one is {}",
             job.state.as_str()

@@ -97,11 +97,22 @@ pub async fn get_analytics(
     ApiQuery(query): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<AnalyticsReport>, ApiError> {
     principal.require_admin("analytics are for admins")?;
-    let hours = query.hours.unwrap_or(24);
+    Ok(Json(analytics_report(&state, query.hours, query.top).await?))
+}
+
+/// The report over the last `hours` hours (default 24) with the `top` best sellers and most
+/// viewed products (default 10), gathered from every shard's roll-ups (the caller has checked
+/// that an admin asks): the API's report and the admin analytics page share it.
+pub async fn analytics_report(
+    state: &AppState,
+    hours: Option<u32>,
+    top: Option<u32>,
+) -> Result<AnalyticsReport, ApiError> {
+    let hours = hours.unwrap_or(24);
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(ApiError::invalid("hours", format!("must be 1 to {MAX_HOURS}")));
     }
-    let top = query.top.unwrap_or(10);
+    let top = top.unwrap_or(10);
     if !(1..=MAX_TOP).contains(&top) {
         return Err(ApiError::invalid("top", format!("must be 1 to {MAX_TOP}")));
     }
@@ -110,7 +121,7 @@ pub async fn get_analytics(
     let counts = analytics::event_counts(&primary, since).await?;
     let products = analytics::top_products(&primary, since, top).await?;
     let viewed = crate::store::views::most_viewed(&primary, top).await?;
-    Ok(Json(AnalyticsReport {
+    Ok(AnalyticsReport {
         since,
         events_per_hour: counts
             .into_iter()
@@ -137,5 +148,5 @@ pub async fn get_analytics(
                 views: viewed.views,
             })
             .collect(),
-    }))
+    })
 }

@@ -166,13 +166,34 @@ pub async fn create_upload(
             }
         }
     }
-    let Some((id, content_type, size, (width, height))) = stored else {
+    let Some(stored) = stored else {
         return Err(ApiError::invalid("file", "a `file` part is required"));
     };
+    let row = record_upload(&state, principal.user_id, stored, public).await?;
+    located(
+        StatusCode::CREATED,
+        &format!("/api/v1/uploads/{}", row.id),
+        UploadResponse::from(row),
+    )
+}
+
+/// A file [`store_file`] has written: (id, sniffed type, size, dimensions).
+pub type StoredFile = (UploadId, String, i64, (u32, u32));
+
+/// Records a stored file as `owner`'s upload, `processing`, with the job that makes its WebP
+/// variants (in one transaction). The API's `POST /api/v1/uploads` and the pages' upload
+/// forms share it.
+pub async fn record_upload(
+    state: &AppState,
+    owner: outgrow_domain::UserId,
+    stored: StoredFile,
+    public: bool,
+) -> Result<UploadRow, ApiError> {
+    let (id, content_type, size, (width, height)) = stored;
     let now = Utc::now();
     let row = UploadRow {
         id,
-        owner_id: principal.user_id,
+        owner_id: owner,
         content_type,
         size_bytes: size,
         width: Some(i64::from(width)),
@@ -189,14 +210,11 @@ pub async fn create_upload(
         .map_err(anyhow::Error::from)?;
     state.media.insert_upload(&row, &[job]).await?;
     tracing::info!(upload_id = %id, size, width, height, "upload stored; variants queued");
-    located(
-        StatusCode::CREATED,
-        &format!("/api/v1/uploads/{id}"),
-        UploadResponse::from(row),
-    )
+    Ok(row)
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+/// A multipart body that could not be read: 413 past the body limit, else 400.
+pub fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {
@@ -204,11 +222,12 @@ fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError 
     }
 }
 
-/// Streams one `file` part to storage under a fresh key; returns (id, type, size, dimensions).
-async fn store_file(
+/// Streams one `file` part to storage under a fresh key, sniffing its type and reading its
+/// dimensions on the way (size and pixel limits enforced, nothing kept of a refused file).
+pub async fn store_file(
     state: &AppState,
     mut field: axum::extract::multipart::Field<'_>,
-) -> Result<(UploadId, String, i64, (u32, u32)), ApiError> {
+) -> Result<StoredFile, ApiError> {
     let id = UploadId::new();
     let limit = state.settings.upload_limit_bytes;
     let mut writer = state

@@ -11,6 +11,7 @@
 //! Routes are declared once, in [`pages!`]: the router and the list the route inventory checks
 //! (`http::undocumented_routes`) come from the same table.
 
+pub mod admin;
 pub mod assets;
 pub mod cart;
 pub mod catalog;
@@ -65,6 +66,15 @@ pages! {
     "/admin/dashboard" => get(dashboard::show_dashboard);
     "/admin/dashboard/stream" => get(dashboard::stream_dashboard);
     "/admin/dashboard/snapshot" => get(dashboard::show_snapshot);
+    // admin
+    "/admin/products" => get(admin::products::show_products), post(admin::product_form::create_product);
+    "/admin/products/new" => get(admin::products::new_product);
+    "/admin/products/{id}" => get(admin::products::show_product), post(admin::product_form::update_product);
+    "/admin/users" => get(admin::users::show_users);
+    "/admin/jobs" => get(admin::jobs::show_jobs);
+    "/admin/jobs/{id}/retry" => post(admin::jobs::retry_job);
+    "/admin/jobs/{id}/cancel" => post(admin::jobs::cancel_job);
+    "/admin/analytics" => get(admin::analytics::show_analytics);
 }
 
 /// The answer to a path no route matches: an HTML page for a browser navigating to it, the

@@ -15,9 +15,10 @@ use crate::http::reply::etag_matches;
 
 /// The pages' policy: everything from this origin only, no inline script or style (not even
 /// `style=` attributes), forms post only here, no framing. Images may be `data:` (uPlot's
-/// legend swatches are drawn on canvas; nothing else uses it).
+/// legend swatches are drawn on canvas; nothing else uses it) or `blob:` (the product form's
+/// preview of the chosen file, which never leaves the browser).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
 /// What every page's layout needs.
@@ -117,6 +118,13 @@ pub fn render(
             Audience::Public => "public, no-cache",
             Audience::Private => "private, no-cache",
         }),
+    );
+    // On a 304 too: a browser replaces the stored page's headers with the 304's, and without
+    // this the API's `default-src 'none'` (added to any answer that sets no policy) would block
+    // the page's scripts and styles from its first revalidation on.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     Ok(response)
 }

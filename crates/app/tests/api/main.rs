@@ -30,3 +30,4 @@ mod views;
 mod web_cart;
 mod web_catalog;
 mod web_dashboard;
+mod web_admin;

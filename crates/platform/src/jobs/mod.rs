@@ -127,6 +127,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life (an operator's filter lists them).
+    pub const ALL: [Self; 5] = [
+        Self::Ready,
+        Self::Running,
+        Self::Done,
+        Self::Dead,
+        Self::Cancelled,
+    ];
+
     /// The stored form.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -171,6 +171,18 @@ pub async fn create_product(
     ApiJson(request): ApiJson<CreateProductRequest>,
 ) -> Result<Response, ApiError> {
     principal.require_admin(ADMINS_ONLY)?;
+    let row = insert_product(&state, &request).await?;
+    located(
+        StatusCode::CREATED,
+        &format!("/api/v1/products/{}", row.id),
+        ProductResponse::from(row),
+    )
+}
+
+/// A new product's fields, checked: every invalid field is reported at once (`name`,
+/// `description`, `currency`, `price_minor`, `stock`). The image is checked by
+/// [`insert_product`], which needs the store.
+pub fn check_new_product(request: &CreateProductRequest) -> Result<NewProduct, Vec<FieldError>> {
     let mut errors = Vec::new();
     let name = FieldError::collect("name", ProductName::parse(&request.name), &mut errors);
     let description = FieldError::collect(
@@ -181,30 +193,34 @@ pub async fn create_product(
     let price = check_price(request.price_minor, &request.currency, &mut errors);
     let stock = FieldError::collect("stock", Stock::new(request.stock), &mut errors);
     let (Some(name), Some(description), Some(price), Some(stock)) = (name, description, price, stock) else {
-        return Err(ApiError::Validation(errors));
+        return Err(errors);
     };
-    check_image(&state, request.image_id).await?;
-    let id = state
-        .catalog
-        .create(&NewProduct {
-            name: name.into_inner(),
-            description: description.into_inner(),
-            price,
-            stock: stock.units(),
-            image_id: request.image_id,
-        })
-        .await?;
-    caches::catalog_changed(&state, id).await;
+    Ok(NewProduct {
+        name: name.into_inner(),
+        description: description.into_inner(),
+        price,
+        stock: stock.units(),
+        image_id: request.image_id,
+    })
+}
+
+/// Creates a product from `request` (the caller has checked that an admin asks): validation,
+/// the image check, the insert (which bumps the catalog's version), the caches forgotten.
+/// The API's `POST /api/v1/products` and the admin pages' product form share it.
+pub async fn insert_product(
+    state: &AppState,
+    request: &CreateProductRequest,
+) -> Result<ProductRow, ApiError> {
+    let product = check_new_product(request).map_err(ApiError::Validation)?;
+    check_image(state, request.image_id).await?;
+    let id = state.catalog.create(&product).await?;
+    caches::catalog_changed(state, id).await;
     let row = state
         .catalog
         .get_current(id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("product {id} vanished after its creation"))?;
-    located(
-        StatusCode::CREATED,
-        &format!("/api/v1/products/{id}"),
-        ProductResponse::from(row),
-    )
+    Ok(row)
 }
 
 /// Changes a product (admins only).
@@ -223,6 +239,18 @@ pub async fn update_product(
 ) -> Result<Json<ProductResponse>, ApiError> {
     principal.require_admin(ADMINS_ONLY)?;
     let id = path_uuid(&id, "a product id")?;
+    let row = change_product(&state, id, &request).await?;
+    Ok(Json(ProductResponse::from(row)))
+}
+
+/// Applies `request` to product `id` (the caller has checked that an admin asks): validation,
+/// the image check, the update (which bumps the catalog's version), the caches forgotten.
+/// The API's `PATCH /api/v1/products/{id}` and the admin pages' product form share it.
+pub async fn change_product(
+    state: &AppState,
+    id: Uuid,
+    request: &UpdateProductRequest,
+) -> Result<ProductRow, ApiError> {
     let mut errors = Vec::new();
     let name = request
         .name
@@ -257,7 +285,7 @@ pub async fn update_product(
         return Err(ApiError::Validation(errors));
     }
     if let Some(image) = request.image_id {
-        check_image(&state, image).await?;
+        check_image(state, image).await?;
     }
     let patch = ProductPatch {
         name: name.map(ProductName::into_inner),
@@ -269,13 +297,12 @@ pub async fn update_product(
     if !state.catalog.update(id, &patch).await? {
         return Err(ApiError::NotFound("no such product"));
     }
-    caches::catalog_changed(&state, id).await;
-    let row = state
+    caches::catalog_changed(state, id).await;
+    state
         .catalog
         .get_current(id)
         .await?
-        .ok_or(ApiError::NotFound("no such product"))?;
-    Ok(Json(ProductResponse::from(row)))
+        .ok_or(ApiError::NotFound("no such product"))
 }
 
 /// Deletes a product (admins only); orders keep what they sold.
