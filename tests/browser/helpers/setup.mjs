@@ -111,6 +111,16 @@ export default async function prepare() {
   }
   const user = await signedIn(USER);
   await user.context.storageState({ path: path.join(RUN_DIR, 'user.json') });
+  if (process.env.OUTGROW_BROWSER_SAMPLE_ORDER === '1') {
+    // The screenshots' "Your orders" shows one order rather than an empty list.
+    await expectOk(
+      await user.context.post('/api/v1/orders', {
+        headers: { authorization: `Bearer ${user.token}`, 'idempotency-key': 'browser-sample-order' },
+        data: { items: [{ product_id: products[0].id, quantity: 1 }, { product_id: products[2].id, quantity: 2 }] },
+      }),
+      'place the sample order',
+    );
+  }
 
   const data = { baseURL: BASE_URL, products, variants, user: USER, admin: { email: ADMIN.email } };
   writeFileSync(path.join(RUN_DIR, 'data.json'), JSON.stringify(data, null, 2));

@@ -50,8 +50,12 @@ async function searchAndAdd(page, product, quantity) {
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('link', { name: product.name }).click();
   await expect(page.getByRole('heading', { level: 1, name: product.name })).toBeVisible();
+  // Let the page's module load first, so the add happens one way (in page, by the cookie), not
+  // in a race between the module and the form's own POST.
+  await page.waitForLoadState('networkidle');
   await page.getByLabel('Quantity').fill(String(quantity));
   await page.getByRole('button', { name: 'Add to cart' }).click();
+  await expect(page.locator('[data-cart-status]')).toContainText('Added');
   await page.goto('/cart');
   await expect(page.getByRole('heading', { level: 1, name: 'Cart' })).toBeVisible();
   await expect(page.getByLabel(`Quantity of ${product.name}`)).toHaveValue(String(quantity));
