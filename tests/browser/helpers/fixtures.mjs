@@ -34,6 +34,9 @@ export async function watchContext(context, problems, { javaScriptEnabled = true
     page.on('requestfailed', (request) => {
       if (!request.url().startsWith(ORIGIN)) return;
       const failure = request.failure()?.errorText ?? 'failed';
+      // Cancelled by the browser itself (a navigation away, a page closing: lazy images, the
+      // dashboard's event stream), not failed by the server.
+      if (failure === 'net::ERR_ABORTED') return;
       if (!javaScriptEnabled && request.resourceType() === 'script') return;
       problems.push(`request failed: ${request.method()} ${request.url()}: ${failure}`);
     });
@@ -53,6 +56,8 @@ export const test = base.extend({
   /** The problems seen so far; `problems.allow(re)` drops (now and later) those matching `re`. */
   problems: async ({}, use, testInfo) => {
     const problems = [];
+    const push = problems.push.bind(problems);
+    problems.push = (...items) => (problems.closed ? problems.length : push(...items));
     const allowed = [];
     problems.allow = (pattern) => allowed.push(pattern);
     await use(problems);
@@ -66,6 +71,8 @@ export const test = base.extend({
   context: async ({ context, problems, javaScriptEnabled }, use) => {
     await watchContext(context, problems, { javaScriptEnabled });
     await use(context);
+    // What happens while Playwright closes the context is not the pages' doing.
+    problems.closed = true;
   },
 });
 
