@@ -112,6 +112,13 @@ pub fn render(
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }
+    // On the 304 too: a browser merges a 304's headers into the page it keeps (RFC 9111
+    // §4.3.4), so without the pages' policy here the security middleware's API policy
+    // (`default-src 'none'`) would replace it and the revisited page would load no CSS or JS.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(match audience {
@@ -185,6 +192,26 @@ pub fn parse_price(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Template)]
+    #[template(source = "<p>{{ text }}</p>", ext = "html")]
+    struct Snippet {
+        text: &'static str,
+    }
+
+    #[test]
+    fn a_revalidated_page_keeps_the_pages_content_security_policy() {
+        let page = Snippet { text: "hello" };
+        let first = render(&page, Audience::Public, &HeaderMap::new()).expect("render");
+        let mut revalidation = HeaderMap::new();
+        revalidation.insert(header::IF_NONE_MATCH, first.headers()[header::ETAG].clone());
+        let again = render(&page, Audience::Public, &revalidation).expect("render");
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(
+            again.headers()[header::CONTENT_SECURITY_POLICY],
+            CONTENT_SECURITY_POLICY
+        );
+    }
 
     #[test]
     fn prices_are_shown_with_two_decimals_and_the_currency() {
