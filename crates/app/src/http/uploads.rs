@@ -10,7 +10,7 @@ use axum::{
 };
 use chrono::Utc;
 use futures::TryStreamExt;
-use outgrow_domain::{UploadId, UploadStatus};
+use outgrow_domain::{UploadId, UploadStatus, UserId};
 use outgrow_platform::jobs::Job;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -145,16 +145,12 @@ pub async fn create_upload(
             ))
         })?;
     let mut public = false;
-    let mut stored: Option<(UploadId, String, i64, (u32, u32))> = None;
+    let mut stored: Option<StoredFile> = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("public") => {
                 let text = field.text().await.map_err(multipart_error)?;
-                public = match text.trim() {
-                    "true" | "1" | "on" => true,
-                    "false" | "0" | "off" | "" => false,
-                    _ => return Err(ApiError::invalid("public", "must be true or false")),
-                };
+                public = public_flag(&text)?;
             }
             Some("file") if stored.is_none() => stored = Some(store_file(&state, field).await?),
             Some("file") => return Err(ApiError::invalid("file", "send one file per upload")),
@@ -166,13 +162,44 @@ pub async fn create_upload(
             }
         }
     }
-    let Some((id, content_type, size, (width, height))) = stored else {
+    let Some(file) = stored else {
         return Err(ApiError::invalid("file", "a `file` part is required"));
     };
+    let row = record_upload(&state, principal.user_id, file, public).await?;
+    located(
+        StatusCode::CREATED,
+        &format!("/api/v1/uploads/{}", row.id),
+        UploadResponse::from(row),
+    )
+}
+
+/// The `public` part of an upload form: a checkbox (`on`) or `true`/`false`.
+pub fn public_flag(text: &str) -> Result<bool, ApiError> {
+    match text.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" | "" => Ok(false),
+        _ => Err(ApiError::invalid("public", "must be true or false")),
+    }
+}
+
+/// Records a stored file as `owner`'s upload, with the job that makes its WebP variants in the
+/// same transaction; shared by the API and the uploads page.
+pub async fn record_upload(
+    state: &AppState,
+    owner: UserId,
+    file: StoredFile,
+    public: bool,
+) -> Result<UploadRow, ApiError> {
+    let StoredFile {
+        id,
+        content_type,
+        size,
+        dimensions: (width, height),
+    } = file;
     let now = Utc::now();
     let row = UploadRow {
         id,
-        owner_id: principal.user_id,
+        owner_id: owner,
         content_type,
         size_bytes: size,
         width: Some(i64::from(width)),
@@ -189,14 +216,24 @@ pub async fn create_upload(
         .map_err(anyhow::Error::from)?;
     state.media.insert_upload(&row, &[job]).await?;
     tracing::info!(upload_id = %id, size, width, height, "upload stored; variants queued");
-    located(
-        StatusCode::CREATED,
-        &format!("/api/v1/uploads/{id}"),
-        UploadResponse::from(row),
-    )
+    Ok(row)
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+/// A file streamed to storage by [`store_file`], not yet recorded.
+#[derive(Debug)]
+pub struct StoredFile {
+    /// The upload's id (its objects' key prefix).
+    pub id: UploadId,
+    /// Sniffed from the bytes.
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// Pixels (width, height).
+    pub dimensions: (u32, u32),
+}
+
+/// A multipart body that could not be read: 413 when it went over the body limit.
+pub fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {
@@ -204,11 +241,13 @@ fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError 
     }
 }
 
-/// Streams one `file` part to storage under a fresh key; returns (id, type, size, dimensions).
-async fn store_file(
+/// Streams one `file` part to storage under a fresh key, sniffing its type and reading its
+/// dimensions on the way (over the size limit: 413; not an image we take: 415). Nothing of a
+/// refused file is kept.
+pub async fn store_file(
     state: &AppState,
     mut field: axum::extract::multipart::Field<'_>,
-) -> Result<(UploadId, String, i64, (u32, u32)), ApiError> {
+) -> Result<StoredFile, ApiError> {
     let id = UploadId::new();
     let limit = state.settings.upload_limit_bytes;
     let mut writer = state
@@ -252,7 +291,12 @@ async fn store_file(
     match outcome {
         Ok((content_type, dimensions)) => {
             writer.finish().await.map_err(storage_error)?;
-            Ok((id, content_type.to_owned(), size as i64, dimensions))
+            Ok(StoredFile {
+                id,
+                content_type: content_type.to_owned(),
+                size: size as i64,
+                dimensions,
+            })
         }
         Err(error) => {
             // Nothing of a refused upload is kept.
