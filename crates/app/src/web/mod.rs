@@ -11,6 +11,7 @@
 //! Routes are declared once, in [`pages!`]: the router and the list the route inventory checks
 //! (`http::undocumented_routes`) come from the same table.
 
+pub mod account;
 pub mod assets;
 pub mod catalog;
 pub mod csrf;
@@ -56,6 +57,15 @@ pages! {
     "/" => get(catalog::show_catalog);
     "/products/{id}" => get(catalog::show_product);
     "/assets/{*path}" => get(assets::serve_asset);
+    // account
+    "/register" => get(account::auth::show_register_form), post(account::auth::create_account);
+    "/login" => get(account::auth::show_login_form), post(account::auth::sign_in);
+    "/logout" => post(account::auth::sign_out);
+    "/account" => get(account::profile::show_profile), post(account::profile::save_profile);
+    "/account/orders" => get(account::orders::show_orders);
+    "/account/orders/{id}/cancel" => post(account::orders::cancel_order);
+    "/account/exports" => get(account::exports::show_exports), post(account::exports::create_export);
+    "/account/uploads" => get(account::uploads::show_uploads), post(account::uploads::create_upload);
 }
 
 /// The answer to a path no route matches: an HTML page for a browser navigating to it, the
