@@ -10,7 +10,7 @@ use axum::{
 };
 use chrono::Utc;
 use futures::TryStreamExt;
-use outgrow_domain::{UploadId, UploadStatus, UserId};
+use outgrow_domain::{UploadId, UploadStatus};
 use outgrow_platform::jobs::Job;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -145,12 +145,16 @@ pub async fn create_upload(
             ))
         })?;
     let mut public = false;
-    let mut stored: Option<StoredFile> = None;
+    let mut stored: Option<(UploadId, String, i64, (u32, u32))> = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("public") => {
                 let text = field.text().await.map_err(multipart_error)?;
-                public = public_flag(&text)?;
+                public = match text.trim() {
+                    "true" | "1" | "on" => true,
+                    "false" | "0" | "off" | "" => false,
+                    _ => return Err(ApiError::invalid("public", "must be true or false")),
+                };
             }
             Some("file") if stored.is_none() => stored = Some(store_file(&state, field).await?),
             Some("file") => return Err(ApiError::invalid("file", "send one file per upload")),
@@ -162,10 +166,10 @@ pub async fn create_upload(
             }
         }
     }
-    let Some(file) = stored else {
+    let Some(stored) = stored else {
         return Err(ApiError::invalid("file", "a `file` part is required"));
     };
-    let row = record_upload(&state, principal.user_id, file, public).await?;
+    let row = record_upload(&state, principal.user_id, stored, public).await?;
     located(
         StatusCode::CREATED,
         &format!("/api/v1/uploads/{}", row.id),
@@ -173,29 +177,19 @@ pub async fn create_upload(
     )
 }
 
-/// The `public` part of an upload form: a checkbox (`on`) or `true`/`false`.
-pub fn public_flag(text: &str) -> Result<bool, ApiError> {
-    match text.trim() {
-        "true" | "1" | "on" => Ok(true),
-        "false" | "0" | "off" | "" => Ok(false),
-        _ => Err(ApiError::invalid("public", "must be true or false")),
-    }
-}
+/// A file [`store_file`] has written: (id, sniffed type, size, dimensions).
+pub type StoredFile = (UploadId, String, i64, (u32, u32));
 
-/// Records a stored file as `owner`'s upload, with the job that makes its WebP variants in the
-/// same transaction; shared by the API and the uploads page.
+/// Records a stored file as `owner`'s upload, `processing`, with the job that makes its WebP
+/// variants (in one transaction). The API's `POST /api/v1/uploads` and the pages' upload
+/// forms share it.
 pub async fn record_upload(
     state: &AppState,
-    owner: UserId,
-    file: StoredFile,
+    owner: outgrow_domain::UserId,
+    stored: StoredFile,
     public: bool,
 ) -> Result<UploadRow, ApiError> {
-    let StoredFile {
-        id,
-        content_type,
-        size,
-        dimensions: (width, height),
-    } = file;
+    let (id, content_type, size, (width, height)) = stored;
     let now = Utc::now();
     let row = UploadRow {
         id,
@@ -219,20 +213,7 @@ pub async fn record_upload(
     Ok(row)
 }
 
-/// A file streamed to storage by [`store_file`], not yet recorded.
-#[derive(Debug)]
-pub struct StoredFile {
-    /// The upload's id (its objects' key prefix).
-    pub id: UploadId,
-    /// Sniffed from the bytes.
-    pub content_type: String,
-    /// Bytes.
-    pub size: i64,
-    /// Pixels (width, height).
-    pub dimensions: (u32, u32),
-}
-
-/// A multipart body that could not be read: 413 when it went over the body limit.
+/// A multipart body that could not be read: 413 past the body limit, else 400.
 pub fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
@@ -242,8 +223,7 @@ pub fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiEr
 }
 
 /// Streams one `file` part to storage under a fresh key, sniffing its type and reading its
-/// dimensions on the way (over the size limit: 413; not an image we take: 415). Nothing of a
-/// refused file is kept.
+/// dimensions on the way (size and pixel limits enforced, nothing kept of a refused file).
 pub async fn store_file(
     state: &AppState,
     mut field: axum::extract::multipart::Field<'_>,
@@ -291,12 +271,7 @@ pub async fn store_file(
     match outcome {
         Ok((content_type, dimensions)) => {
             writer.finish().await.map_err(storage_error)?;
-            Ok(StoredFile {
-                id,
-                content_type: content_type.to_owned(),
-                size: size as i64,
-                dimensions,
-            })
+            Ok((id, content_type.to_owned(), size as i64, dimensions))
         }
         Err(error) => {
             // Nothing of a refused upload is kept.

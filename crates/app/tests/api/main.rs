@@ -27,3 +27,4 @@ mod store_sharding;
 mod tokens;
 mod users;
 mod views;
+mod web_account;

@@ -17,10 +17,7 @@ use crate::{
     http::{
         authn::Principal,
         error::ApiError,
-        uploads::{
-            StoredFile, UploadResponse, VariantResponse, multipart_error, public_flag, record_upload,
-            store_file,
-        },
+        uploads::{StoredFile, UploadResponse, VariantResponse, multipart_error, record_upload, store_file},
     },
     state::AppState,
     web::{
@@ -149,6 +146,15 @@ pub async fn create_upload(
     Ok(see_other("/account/uploads?uploaded=1"))
 }
 
+/// The refusal of a file over the upload limit: a 413 page naming the limit. The guard answers
+/// it too, for a form whose announced body is already too large to read.
+pub fn file_too_large(limit_bytes: usize) -> PageError {
+    PageError::TooLarge(format!(
+        "The file is too large: the limit is {}.",
+        megabytes(limit_bytes)
+    ))
+}
+
 /// Why the upload form was not accepted.
 enum FormOutcome {
     /// Not a form of ours (no or a wrong CSRF token, not multipart): an error page.
@@ -193,7 +199,8 @@ async fn read_upload_form(
             continue;
         }
         match name.as_str() {
-            "public" => public = public_flag(&field.text().await.map_err(multipart_error)?)?,
+            // A checked checkbox sends `on`; an unchecked one sends nothing.
+            "public" => public = field.text().await.map_err(multipart_error)? == "on",
             // A file input left empty still sends a part, with no file name and no bytes.
             "file" if field.file_name().is_none_or(str::is_empty) => {}
             "file" if stored.is_none() => stored = Some(store_file(state, field).await?),
@@ -220,10 +227,7 @@ async fn refused(
     let (status, message) = match error {
         ApiError::PayloadTooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "The file is too large: the limit is {}.",
-                megabytes(state.settings.upload_limit_bytes)
-            ),
+            file_too_large(state.settings.upload_limit_bytes).to_string(),
         ),
         ApiError::UnsupportedMediaType(_) => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
