@@ -293,7 +293,7 @@ mod tests {
             .await
             .expect("response");
 
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()["x-request-id"], "panic-1");
         assert_eq!(response.headers()[header::CONTENT_TYPE], error::PROBLEM_JSON);
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
