@@ -136,7 +136,13 @@ async fn every_undocumented_route_is_listed_with_a_reason_and_served() {
             matches!(probe(&app, &method, &served).await, Answer::Served(_)),
             "{method} {path} is listed but not served"
         );
-        for other in METHODS.iter().filter(|other| **other != method) {
+        // A path may be listed once per method (a page's GET and its form's POST).
+        let listed: Vec<&str> = undocumented_routes()
+            .iter()
+            .filter(|route| route.path == path)
+            .map(|route| route.method)
+            .collect();
+        for other in METHODS.iter().filter(|other| !listed.contains(&other.as_str())) {
             assert_eq!(
                 probe(&app, other, &served).await,
                 Answer::WrongMethod,
