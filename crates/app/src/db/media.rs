@@ -110,6 +110,12 @@ statements! {
     );
     /// An export by id.
     EXPORT_BY_ID("exports.by_id") = concat!("SELECT ", export_columns!(), " FROM exports WHERE id = $1");
+    /// The newest exports of a user (the exports page lists them; older ones are expired).
+    EXPORTS_OF_USER("exports.of_user") = concat!(
+        "SELECT ",
+        export_columns!(),
+        " FROM exports WHERE user_id = $1 ORDER BY id DESC LIMIT 20"
+    );
     /// Finishes a pending export (a rerun finds it finished and changes nothing).
     EXPORT_FINISH("exports.finish") =
         "UPDATE exports SET status = $1, size_bytes = $2, error = $3, finished_at = $4 WHERE id = $5 \
@@ -190,6 +196,11 @@ impl MediaStore {
     /// The export `id`.
     pub async fn export(&self, id: ExportId) -> Result<Option<ExportRow>, StoreError> {
         Ok(self.fetch(&EXPORT_BY_ID, id.0).await?.pop())
+    }
+
+    /// The 20 newest exports of `user`, newest first.
+    pub async fn exports_of(&self, user: UserId) -> Result<Vec<ExportRow>, StoreError> {
+        self.fetch(&EXPORTS_OF_USER, user.0).await
     }
 
     /// Marks an export ready (with its size) or failed and, in the same transaction, enqueues

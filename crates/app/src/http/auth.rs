@@ -30,7 +30,7 @@ use outgrow_platform::jobs::Job;
 use crate::{
     auth::tokens::{hash_secret, new_session_secret, session_of},
     jobs::{EmailTemplate, SendEmail},
-    repo::{NewSession, RefreshExchange, Rotation, Session},
+    repo::{NewSession, RefreshExchange, Rotation, Session, User},
     state::AppState,
 };
 
@@ -67,6 +67,15 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
+    let user = register_account(&state, &request).await?;
+    let location = format!("/api/v1/users/{}", user.id);
+    located(StatusCode::CREATED, &location, UserResponse::from(user))
+}
+
+/// Registration, shared by the API and the registration page: the fields are checked, the
+/// password hashed (Argon2id, on the blocking pool), and the account created with its welcome
+/// e-mail job in one transaction. A taken address is [`ApiError::Conflict`].
+pub async fn register_account(state: &AppState, request: &RegisterRequest) -> Result<User, ApiError> {
     let mut errors = Vec::new();
     let email = FieldError::collect("email", Email::parse(&request.email), &mut errors);
     let name = FieldError::collect("name", UserName::parse(&request.name), &mut errors);
@@ -89,8 +98,7 @@ pub async fn register(
         .await?;
     let user = state.users.create(account, &[welcome]).await?;
     tracing::info!(user_id = %user.id, "account registered; welcome e-mail queued");
-    let location = format!("/api/v1/users/{}", user.id);
-    located(StatusCode::CREATED, &location, UserResponse::from(user))
+    Ok(user)
 }
 
 /// Credentials.
@@ -148,8 +156,26 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let email = Email::parse(&request.email).map_err(|error| ApiError::invalid("email", error))?;
-    if request.password.is_empty() || request.password.len() > MAX_LOGIN_PASSWORD_BYTES {
+    let user = check_credentials(&state, &request.email, &request.password).await?;
+    let started = start_session(&state, &user, request.session_cookie).await?;
+    let tokens = token_pair(&state, &started.session, started.refresh_token, started.now)?;
+    let mut response = Json(LoginResponse {
+        tokens,
+        user: UserResponse::from(user),
+    })
+    .into_response();
+    if let Some(secret) = started.cookie_secret {
+        set_session_cookie(&state, response.headers_mut(), &secret)?;
+    }
+    Ok(response)
+}
+
+/// The user whose credentials these are, shared by the API and the sign-in page. A wrong
+/// e-mail and a wrong password get the same [`ApiError::Unauthorized`] after the same work
+/// (an unknown address is verified against a dummy hash).
+pub async fn check_credentials(state: &AppState, email: &str, password: &str) -> Result<User, ApiError> {
+    let email = Email::parse(email).map_err(|error| ApiError::invalid("email", error))?;
+    if password.is_empty() || password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(ApiError::invalid(
             "password",
             format!("must be 1 to {MAX_LOGIN_PASSWORD_BYTES} bytes"),
@@ -157,13 +183,35 @@ pub async fn login(
     }
     let credentials = state.users.credentials_by_email(&email).await?;
     let stored = credentials.as_ref().map(|found| found.password_hash.as_str());
-    let verified = state.passwords.verify(&request.password, stored).await?;
+    let verified = state.passwords.verify(password, stored).await?;
     let Some(credentials) = credentials.filter(|_| verified) else {
         metrics::counter!("auth_logins_total", "result" => "failure").increment(1);
         return Err(ApiError::Unauthorized("wrong e-mail address or password"));
     };
     metrics::counter!("auth_logins_total", "result" => "success").increment(1);
-    let user = credentials.user;
+    Ok(credentials.user)
+}
+
+/// A session just started: what the API hands out, and the cookie's secret when asked for.
+#[derive(Debug)]
+pub struct StartedSession {
+    /// The stored session.
+    pub session: Session,
+    /// Its first refresh token.
+    pub refresh_token: String,
+    /// The session cookie's value, when a cookie was asked for.
+    pub cookie_secret: Option<String>,
+    /// When it started.
+    pub now: DateTime<Utc>,
+}
+
+/// Starts a session of `user` (with a cookie secret when `with_cookie`), shared by the API's
+/// login and the sign-in and registration pages.
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    with_cookie: bool,
+) -> Result<StartedSession, ApiError> {
     let now = Utc::now();
     let session = Session {
         id: Uuid::new_v4(),
@@ -173,7 +221,7 @@ pub async fn login(
             + chrono::Duration::from_std(state.settings.session_ttl).map_err(anyhow::Error::from)?,
     };
     let refresh_token = new_session_secret(session.id);
-    let cookie_secret = request.session_cookie.then(|| new_session_secret(session.id));
+    let cookie_secret = with_cookie.then(|| new_session_secret(session.id));
     state
         .sessions
         .create(NewSession {
@@ -184,17 +232,17 @@ pub async fn login(
         })
         .await?;
     tracing::info!(user_id = %user.id, session_id = %session.id, "signed in");
-    let tokens = token_pair(&state, &session, refresh_token, now)?;
-    let mut response = Json(LoginResponse {
-        tokens,
-        user: UserResponse::from(user),
+    Ok(StartedSession {
+        session,
+        refresh_token,
+        cookie_secret,
+        now,
     })
-    .into_response();
-    if let Some(secret) = cookie_secret {
-        let max_age = state.settings.session_ttl.as_secs();
-        set_cookie(&state, response.headers_mut(), &secret, max_age)?;
-    }
-    Ok(response)
+}
+
+/// Sets the session cookie to `secret` for the session's lifetime.
+pub fn set_session_cookie(state: &AppState, headers: &mut HeaderMap, secret: &str) -> Result<(), ApiError> {
+    set_cookie(state, headers, secret, state.settings.session_ttl.as_secs())
 }
 
 fn token_pair(
@@ -290,9 +338,21 @@ pub async fn refresh(
     responses((status = 204, description = "Signed out; the cookie is cleared"), NotSignedIn)
 )]
 pub async fn logout(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    end_session(&state, &principal).await?;
+    signed_out(&state)
+}
+
+/// Revokes the caller's session, shared by the API and the sign-out form (which then clear
+/// the cookie with [`clear_session_cookie`]).
+pub async fn end_session(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
     state.sessions.revoke(principal.session_id, Utc::now()).await?;
     tracing::info!(user_id = %principal.user_id, session_id = %principal.session_id, "signed out");
-    signed_out(&state)
+    Ok(())
+}
+
+/// Expires the session cookie.
+pub fn clear_session_cookie(state: &AppState, headers: &mut HeaderMap) -> Result<(), ApiError> {
+    set_cookie(state, headers, "", 0)
 }
 
 /// Ends every session of the signed-in user, on every device.
@@ -312,6 +372,6 @@ pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> 
 
 fn signed_out(state: &AppState) -> Result<Response, ApiError> {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_cookie(state, response.headers_mut(), "", 0)?;
+    clear_session_cookie(state, response.headers_mut())?;
     Ok(response)
 }

@@ -70,7 +70,8 @@ impl From<links::LinkError> for ApiError {
     }
 }
 
-fn response(state: &AppState, row: ExportRow) -> ExportResponse {
+/// An export as the API (and the exports page) shows it: with a fresh signed link once ready.
+pub fn export_response(state: &AppState, row: ExportRow) -> ExportResponse {
     let link = (row.status == ExportStatus::Ready).then(|| links::export_link(state, row.id, Utc::now()));
     ExportResponse {
         id: row.id.0,
@@ -96,8 +97,20 @@ pub async fn create_export(
     principal: Principal,
     ApiJson(request): ApiJson<CreateExportRequest>,
 ) -> Result<Response, ApiError> {
-    let format = match request.format.as_str() {
-        "csv" | "json" => request.format,
+    let row = request_export(&state, &principal, request.format).await?;
+    let location = format!("/api/v1/exports/{}", row.id);
+    located(StatusCode::ACCEPTED, &location, export_response(&state, row))
+}
+
+/// Records an export of the caller's data in `format` (`csv` or `json`) with the job that
+/// builds it, shared by the API and the exports page (both behind the `export` rate policy).
+pub async fn request_export(
+    state: &AppState,
+    principal: &Principal,
+    format: String,
+) -> Result<ExportRow, ApiError> {
+    let format = match format.as_str() {
+        "csv" | "json" => format,
         _ => return Err(ApiError::invalid("format", "must be csv or json")),
     };
     let row = ExportRow {
@@ -114,8 +127,7 @@ pub async fn create_export(
         .to_new_job()
         .map_err(anyhow::Error::from)?;
     state.media.insert_export(&row, &[job]).await?;
-    let location = format!("/api/v1/exports/{}", row.id);
-    located(StatusCode::ACCEPTED, &location, response(&state, row))
+    Ok(row)
 }
 
 /// An export's status, with a fresh signed link once ready (owner or admin).
@@ -137,7 +149,7 @@ pub async fn get_export(
         .await?
         .filter(|row| principal.may_access(row.user_id))
         .ok_or(ApiError::NotFound("no such export"))?;
-    Ok(Json(response(&state, row)))
+    Ok(Json(export_response(&state, row)))
 }
 
 /// The signature of a download link.

@@ -439,7 +439,15 @@ pub async fn cancel_order(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    let (owner, id) = owner_for(&state, &principal, &id).await?;
+    let order = cancel_for(&state, &principal, &id).await?;
+    Ok(Json(OrderResponse::from(&order)))
+}
+
+/// Cancels the order `id` (the caller's own, or anyone's for an admin; anyone else gets 404),
+/// shared by the API and the orders page: the stock goes back, the products' cached entries
+/// are forgotten and the cancellation is counted.
+pub async fn cancel_for(state: &AppState, principal: &Principal, id: &str) -> Result<Order, ApiError> {
+    let (owner, id) = owner_for(state, principal, id).await?;
     let order = match state.orders.cancel(owner, id).await {
         Ok(order) => order,
         Err(CancelError::NotFound) => return Err(ApiError::NotFound("no such order")),
@@ -452,7 +460,7 @@ pub async fn cancel_order(
         Err(CancelError::Store(error)) => return Err(error.into()),
     };
     let products: Vec<Uuid> = order.items.iter().map(|item| item.product_id).collect();
-    forget_products(&state, products).await;
+    forget_products(state, products).await;
     metrics::counter!("orders_cancelled_total").increment(1);
-    Ok(Json(OrderResponse::from(&order)))
+    Ok(order)
 }

@@ -312,6 +312,11 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
     if announced.is_some_and(|length| length > limit) {
+        if group.uploads && !group.api {
+            // A browser's upload form: a page naming the limit, not problem+json.
+            return crate::web::account::uploads::file_too_large(state.settings.upload_limit_bytes)
+                .into_response();
+        }
         return ApiError::PayloadTooLarge.into_response();
     }
     // A request without a body (most reads) has nothing to limit.

@@ -119,6 +119,17 @@ pub async fn update_me(
     principal: Principal,
     ApiJson(request): ApiJson<UpdateMeRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(update_profile(&state, &principal, &request).await?))
+}
+
+/// A profile update, shared by the API and the account page: the fields are checked, a new
+/// password needs the current one (and ends every other session), and the new value is written
+/// through to the `users` cache.
+pub async fn update_profile(
+    state: &AppState,
+    principal: &Principal,
+    request: &UpdateMeRequest,
+) -> Result<UserResponse, ApiError> {
     let mut errors = Vec::new();
     let name = request.name.as_deref().map(UserName::parse).transpose();
     let name = FieldError::collect("name", name, &mut errors).flatten();
@@ -187,7 +198,7 @@ pub async fn update_me(
         .cache
         .put(caches::USERS, &user.id.to_string(), state.user_cache, &user)
         .await;
-    Ok(Json(user))
+    Ok(user)
 }
 
 fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {

@@ -23,6 +23,9 @@ pub enum PageError {
     /// 400: a request no form of ours sends (a forged or stale form, a bad link).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 413: a form's body (an upload) over the limit, with a sentence naming it.
+    #[error("{0}")]
+    TooLarge(String),
     /// 429: too many requests from this visitor; the seconds to wait.
     #[error("rate limited for {0} s")]
     RateLimited(u64),
@@ -72,6 +75,7 @@ impl IntoResponse for PageError {
             Self::NotFound(text) => (StatusCode::NOT_FOUND, (*text).to_owned()),
             Self::Forbidden(text) => (StatusCode::FORBIDDEN, (*text).to_owned()),
             Self::BadRequest(text) => (StatusCode::BAD_REQUEST, text.clone()),
+            Self::TooLarge(text) => (StatusCode::PAYLOAD_TOO_LARGE, text.clone()),
             Self::RateLimited(seconds) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("Too many requests: please wait {seconds} s and try again."),

@@ -12,6 +12,7 @@
 //! (`http::undocumented_routes`) come from the same table.
 
 pub mod admin;
+pub mod account;
 pub mod assets;
 pub mod cart;
 pub mod catalog;
@@ -75,6 +76,15 @@ pages! {
     "/admin/jobs/{id}/retry" => post(admin::jobs::retry_job);
     "/admin/jobs/{id}/cancel" => post(admin::jobs::cancel_job);
     "/admin/analytics" => get(admin::analytics::show_analytics);
+    // account
+    "/register" => get(account::auth::show_register_form), post(account::auth::create_account);
+    "/login" => get(account::auth::show_login_form), post(account::auth::sign_in);
+    "/logout" => post(account::auth::sign_out);
+    "/account" => get(account::profile::show_profile), post(account::profile::save_profile);
+    "/account/orders" => get(account::orders::show_orders);
+    "/account/orders/{id}/cancel" => post(account::orders::cancel_order);
+    "/account/exports" => get(account::exports::show_exports), post(account::exports::create_export);
+    "/account/uploads" => get(account::uploads::show_uploads), post(account::uploads::create_upload);
 }
 
 /// The answer to a path no route matches: an HTML page for a browser navigating to it, the

@@ -31,3 +31,4 @@ mod web_cart;
 mod web_catalog;
 mod web_dashboard;
 mod web_admin;
+mod web_account;
