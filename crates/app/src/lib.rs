@@ -1,7 +1,7 @@
 //! Outgrow, the store: its HTTP API, its storage, and the `outgrow` command.
 //!
 //! `state` builds the shared [`state::AppState`] from configuration; `http` turns it into an
-//! axum router with the full middleware stack; `web` the browser pages and assets; `db` and `repo` hold storage; `auth` the
+//! axum router with the full middleware stack and the browser pages (`http::web`); `db` and `repo` hold storage; `auth` the
 //! password, token and cookie primitives; `cli` the subcommands.
 
 pub mod auth;
@@ -22,4 +22,3 @@ pub mod repo;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod web;

@@ -35,6 +35,7 @@ pub mod responses;
 pub mod stack;
 pub mod uploads;
 pub mod users;
+pub mod web;
 
 use axum::{
     Router,
@@ -171,15 +172,13 @@ pub fn undocumented_routes() -> Vec<UndocumentedRoute> {
             reason: DOCS_UI,
         },
     ];
-    docs.into_iter()
-        .chain(crate::web::routes().iter().copied())
-        .collect()
+    docs.into_iter().chain(web::routes().iter().copied()).collect()
 }
 
 /// The one place routes outside the document are mounted, each listed in
 /// [`undocumented_routes`]: the OpenAPI document and the docs UI, both served from the binary
 /// (Swagger UI is vendored: the docs work without network access), and the browser UI
-/// ([`crate::web`], whose routes come from one table).
+/// ([`web`], whose routes come from one table).
 fn undocumented(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
     let docs = Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi)).layer(
         SetResponseHeaderLayer::if_not_present(
@@ -189,7 +188,7 @@ fn undocumented(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
             ),
         ),
     );
-    docs.merge(crate::web::router())
+    docs.merge(web::router())
 }
 
 /// Wraps `routes` in the full middleware stack (see the module docs for the order), composed
@@ -204,10 +203,7 @@ fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(stack::GuardLayer(state.clone()))
         // The guard limits bodies per route group; axum's own default (2 MB) must not cut in.
         .layer(DefaultBodyLimit::disable());
-    routes
-        .fallback(crate::web::not_found)
-        .layer(stack)
-        .with_state(state)
+    routes.fallback(web::not_found).layer(stack).with_state(state)
 }
 
 /// CORS from the `cors_origins` setting: none (same-origin only), `*`, or a list, which may

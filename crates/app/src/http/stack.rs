@@ -314,7 +314,7 @@ where
     if announced.is_some_and(|length| length > limit) {
         if group.uploads && !group.api {
             // A browser's upload form: a page naming the limit, not problem+json.
-            return crate::web::account::uploads::file_too_large(state.settings.upload_limit_bytes)
+            return super::web::account::uploads::file_too_large(state.settings.upload_limit_bytes)
                 .into_response();
         }
         return ApiError::PayloadTooLarge.into_response();
@@ -402,7 +402,7 @@ impl RouteGroup {
                 "/account/exports" => PolicyName::Export,
                 _ => PolicyName::Default,
             }),
-            uploads: crate::web::UPLOAD_FORMS.contains(&path),
+            uploads: super::web::UPLOAD_FORMS.contains(&path),
             api: false,
         }
     }

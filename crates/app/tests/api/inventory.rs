@@ -168,7 +168,6 @@ fn router_sources() -> Vec<(PathBuf, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![src.join("server.rs")];
     walk(&src.join("http"), &mut files);
-    walk(&src.join("web"), &mut files);
     files
         .into_iter()
         .map(|file| {

@@ -12,18 +12,18 @@ use serde::Deserialize;
 
 use super::{FieldErrors, PageForm, account_layout, bytes, day};
 use crate::{
+    http::web::{
+        csrf,
+        error::PageError,
+        page::{Audience, Layout, render, see_other},
+        visitor::SignedIn,
+    },
     http::{
         authn::Principal,
         error::ApiError,
         exports::{ExportResponse, export_response, request_export},
     },
     state::AppState,
-    web::{
-        csrf,
-        error::PageError,
-        page::{Audience, Layout, render, see_other},
-        visitor::SignedIn,
-    },
 };
 
 /// An export as the page shows it.

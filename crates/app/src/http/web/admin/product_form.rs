@@ -16,6 +16,12 @@ use axum::{
 
 use super::products::{ProductFields, ProductFormPage, existing_product};
 use crate::{
+    http::web::{
+        csrf,
+        error::PageError,
+        page::{Audience, parse_price, render, see_other},
+        visitor::Admin,
+    },
     http::{
         authn::Principal,
         error::{ApiError, FieldError},
@@ -26,12 +32,6 @@ use crate::{
     },
     state::AppState,
     store::catalog::ProductRow,
-    web::{
-        csrf,
-        error::PageError,
-        page::{Audience, parse_price, render, see_other},
-        visitor::Admin,
-    },
 };
 
 /// Messages per form field.

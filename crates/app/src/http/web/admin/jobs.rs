@@ -15,18 +15,18 @@ use uuid::Uuid;
 
 use super::{layout, when};
 use crate::{
+    http::web::{
+        csrf,
+        error::PageError,
+        page::{Audience, Layout, render, see_other},
+        visitor::Admin,
+    },
     http::{
         admin::{JobChange, change_job, find_jobs, parse_job_state},
         authn::Principal,
         error::ApiError,
     },
     state::AppState,
-    web::{
-        csrf,
-        error::PageError,
-        page::{Audience, Layout, render, see_other},
-        visitor::Admin,
-    },
 };
 
 /// Jobs shown at once, newest first.

@@ -136,7 +136,7 @@ mod tests {
             &format!("{A}:-1"),
             &format!("{A}:0"),
             &format!("{A}:x"),
-            &format!("{A}"),
+            A,
         ] {
             assert!(Cart::parse(value).is_empty(), "{value:?}");
         }

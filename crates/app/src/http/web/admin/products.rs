@@ -15,14 +15,14 @@ use uuid::Uuid;
 use super::{PAGE_SIZE, layout, size};
 use crate::{
     db::media::Variant,
-    http::{error::ApiError, paging::cut_page},
-    state::AppState,
-    store::catalog::{ProductQuery, ProductRow},
-    web::{
+    http::web::{
         error::PageError,
         page::{Audience, Layout, money, render},
         visitor::Admin,
     },
+    http::{error::ApiError, paging::cut_page},
+    state::AppState,
+    store::catalog::{ProductQuery, ProductRow},
 };
 
 /// The page module of the product form (`web/js/admin-product.js`).

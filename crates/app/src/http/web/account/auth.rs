@@ -13,6 +13,12 @@ use serde::Deserialize;
 
 use super::{CsrfForm, FieldErrors, PageForm};
 use crate::{
+    http::web::{
+        csrf,
+        error::PageError,
+        page::{Audience, Layout, render, see_other},
+        visitor::{Visitor, safe_next},
+    },
     http::{
         auth::{
             RegisterRequest, check_credentials, clear_session_cookie, end_session, register_account,
@@ -22,12 +28,6 @@ use crate::{
     },
     repo::User,
     state::AppState,
-    web::{
-        csrf,
-        error::PageError,
-        page::{Audience, Layout, render, see_other},
-        visitor::{Visitor, safe_next},
-    },
 };
 
 /// The sentence for any failed sign-in: it must not tell which of the two was wrong.

@@ -14,15 +14,15 @@ use uuid::Uuid;
 
 use super::{CsrfForm, PageForm, account_layout, day};
 use crate::{
-    http::{error::ApiError, orders::cancel_for, paging::cut_page},
-    state::AppState,
-    store::orders::Order,
-    web::{
+    http::web::{
         csrf,
         error::PageError,
         page::{Audience, Layout, money, render, see_other},
         visitor::SignedIn,
     },
+    http::{error::ApiError, orders::cancel_for, paging::cut_page},
+    state::AppState,
+    store::orders::Order,
 };
 
 /// Orders per page.

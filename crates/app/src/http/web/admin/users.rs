@@ -12,14 +12,14 @@ use serde::Deserialize;
 
 use super::{PAGE_SIZE, layout, when};
 use crate::{
-    http::{error::ApiError, paging::cut_page},
-    repo::User,
-    state::AppState,
-    web::{
+    http::web::{
         error::PageError,
         page::{Audience, Layout, render},
         visitor::Admin,
     },
+    http::{error::ApiError, paging::cut_page},
+    repo::User,
+    state::AppState,
 };
 
 /// A row of the user list.

@@ -8,7 +8,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::page::{Layout, html_response};
+use super::{
+    layout::{Layout, html_response},
+    visitor::NotAdmin,
+};
 use crate::http::error::ApiError;
 
 /// Why a page could not be shown.
@@ -57,6 +60,15 @@ impl From<ApiError> for PageError {
             ApiError::Unavailable(reason) => Self::Unavailable(reason.to_string()),
             ApiError::Busy(reason) => Self::Unavailable(reason.to_string()),
             other => Self::Internal(anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+impl IntoResponse for NotAdmin {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignInFirst(redirect) => redirect.into_response(),
+            Self::Forbidden => PageError::Forbidden("This page is for administrators.").into_response(),
         }
     }
 }

@@ -9,7 +9,6 @@ use axum::{
 };
 use outgrow_domain::Role;
 
-use super::{error::PageError, page::see_other};
 use crate::http::authn::{Authentication, Principal};
 
 /// Anyone: signed in or not. A refused cookie (an ended session) counts as not signed in.
@@ -37,7 +36,6 @@ impl Visitor {
             .is_some_and(|principal| principal.role == Role::Admin)
     }
 }
-
 impl<S: Send + Sync> FromRequestParts<S> for Visitor {
     type Rejection = std::convert::Infallible;
 
@@ -59,7 +57,7 @@ pub struct SignInFirst(String);
 
 impl IntoResponse for SignInFirst {
     fn into_response(self) -> Response {
-        see_other(&format!("/login?next={}", form_encode(&self.0)))
+        axum::response::Redirect::to(&format!("/login?next={}", form_encode(&self.0))).into_response()
     }
 }
 
@@ -80,17 +78,27 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
 #[derive(Debug, Clone)]
 pub struct Admin(pub Principal);
 
+/// Why [`Admin`] refused: not signed in (a redirect), or not an administrator (a 403 page,
+/// rendered by `error`, which renders every error page).
+#[derive(Debug)]
+pub enum NotAdmin {
+    /// Sign in first.
+    SignInFirst(SignInFirst),
+    /// Signed in, but not an administrator.
+    Forbidden,
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
-    type Rejection = Response;
+    type Rejection = NotAdmin;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let SignedIn(principal) = SignedIn::from_request_parts(parts, state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(NotAdmin::SignInFirst)?;
         if principal.role == Role::Admin {
             Ok(Self(principal))
         } else {
-            Err(PageError::Forbidden("This page is for administrators.").into_response())
+            Err(NotAdmin::Forbidden)
         }
     }
 }

@@ -14,18 +14,18 @@ use serde::Deserialize;
 
 use super::{FieldErrors, account_layout, bytes, day};
 use crate::{
+    http::web::{
+        csrf,
+        error::PageError,
+        page::{Audience, Layout, render, see_other},
+        visitor::SignedIn,
+    },
     http::{
         authn::Principal,
         error::ApiError,
         uploads::{StoredFile, UploadResponse, VariantResponse, multipart_error, record_upload, store_file},
     },
     state::AppState,
-    web::{
-        csrf,
-        error::PageError,
-        page::{Audience, Layout, render, see_other},
-        visitor::SignedIn,
-    },
 };
 
 /// An upload as the page shows it.

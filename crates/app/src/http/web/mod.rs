@@ -11,14 +11,15 @@
 //! Routes are declared once, in [`pages!`]: the router and the list the route inventory checks
 //! (`http::undocumented_routes`) come from the same table.
 
-pub mod admin;
 pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod cart;
 pub mod catalog;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
+pub mod layout;
 pub mod page;
 pub mod visitor;
 

@@ -13,18 +13,18 @@ use serde::Deserialize;
 
 use super::{FieldErrors, PageForm, account_layout, day};
 use crate::{
+    http::web::{
+        csrf,
+        error::PageError,
+        page::{Audience, Layout, render, see_other},
+        visitor::SignedIn,
+    },
     http::{
         authn::Principal,
         error::ApiError,
         users::{UpdateMeRequest, update_profile},
     },
     state::AppState,
-    web::{
-        csrf,
-        error::PageError,
-        page::{Audience, Layout, render, see_other},
-        visitor::SignedIn,
-    },
 };
 
 #[derive(Template)]

@@ -12,12 +12,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::layout;
 use crate::{
     http::analytics::{AnalyticsReport, analytics_report},
-    state::AppState,
-    web::{
+    http::web::{
         error::PageError,
         page::{Audience, Layout, render},
         visitor::Admin,
     },
+    state::AppState,
 };
 
 /// The window of the hourly chart.
