@@ -258,8 +258,18 @@ where
         request.extensions().get::<MatchedPath>().map(MatchedPath::as_str),
         request.method(),
     );
+    // A browser page (not the API) that asked for HTML gets the guard's refusals (a cross-site
+    // write, a rate limit) as HTML pages; everyone else problem+json.
+    let page = !group.api && super::web::page::wants_html(request.headers());
+    let refuse = |error: ApiError| {
+        if page {
+            super::web::error::PageError::from(error).into_response()
+        } else {
+            error.into_response()
+        }
+    };
     let mut response = match authn::resolve(state, request.method(), request.headers()).await {
-        Err(error) => error.into_response(),
+        Err(error) => refuse(error),
         Ok(authentication) => {
             let limit = group.policy(state).map(|policy| {
                 let key = middleware::rate_limit_key(&policy, &authentication, &request, state);
@@ -275,7 +285,7 @@ where
                     } else {
                         metrics::counter!("rate_limit_rejections_total", "policy" => policy.name)
                             .increment(1);
-                        ApiError::RateLimited(decision.retry_after_secs().unwrap_or(1)).into_response()
+                        refuse(ApiError::RateLimited(decision.retry_after_secs().unwrap_or(1)))
                     };
                     middleware::add_rate_limit_headers(response.headers_mut(), &policy, &decision);
                     response

@@ -67,6 +67,7 @@ impl<'a> Browser<'a> {
             .app
             .client
             .post(self.app.url(path))
+            .header(header::ACCEPT, "text/html")
             .header(header::ORIGIN, &self.app.base)
             .header(header::COOKIE, self.cookie_header())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -298,4 +299,62 @@ async fn more_than_the_stock_is_explained_next_to_its_line_and_places_nothing() 
     assert!(page.contains("Only 2 left."));
     assert!(orders_of(&app, &buyer.access_token).await.is_empty());
     assert!(browser.cookie("outgrow_cart").is_some(), "the cart is kept");
+}
+
+#[tokio::test]
+async fn a_cross_site_checkout_with_the_session_cookie_gets_a_403_page() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("csrf-target");
+    let buyer = app.signed_in(&email).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&email).await;
+
+    let response = app
+        .client
+        .post(app.url("/checkout"))
+        .header(header::ACCEPT, "text/html")
+        .header(header::ORIGIN, "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .header(header::COOKIE, browser.cookie_header())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("idempotency_key=k")
+        .send()
+        .await
+        .expect("request");
+
+    assert_eq!(response.status(), 403);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("text")
+            .starts_with("text/html")
+    );
+    assert!(orders_of(&app, &buyer.access_token).await.is_empty());
+}
+
+#[tokio::test]
+async fn too_many_sign_in_attempts_get_a_429_page_with_retry_after() {
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_AUTH", "2/1m")]).await;
+    let mut browser = Browser::new(&app);
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            browser
+                .post("/login", &[("email", "a@example.org"), ("password", "x")])
+                .await,
+        );
+    }
+    let api = app
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": "a@example.org", "password": "x"}),
+        )
+        .await;
+
+    let (status, _, page) = &statuses[2];
+    assert_eq!(*status, 429, "{statuses:?}");
+    assert!(page.contains("Too many requests"), "{page}");
+    assert_eq!(api.status(), 429, "the API shares the auth policy's budget");
+    assert_eq!(api.headers()[header::CONTENT_TYPE], "application/problem+json");
 }
