@@ -3,6 +3,7 @@
 
 mod accounts;
 mod backends;
+mod browser;
 mod databases;
 mod polling;
 mod requests;
@@ -11,6 +12,7 @@ mod store;
 
 pub use accounts::*;
 pub use backends::*;
+pub use browser::*;
 pub use databases::*;
 pub use polling::*;
 pub use requests::*;

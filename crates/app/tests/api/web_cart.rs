@@ -4,115 +4,7 @@
 use reqwest::header;
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TestApp, create_product_id, product, unique_email};
-
-/// A browser's view of one site: the cookies it holds.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookies: Vec<(String, String)>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Self {
-            app,
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep_cookies(&mut self, response: &reqwest::Response) {
-        for set in response.headers().get_all(header::SET_COOKIE) {
-            let pair = set.to_str().expect("text").split(';').next().expect("pair");
-            let (name, value) = pair.split_once('=').expect("name=value");
-            self.cookies.retain(|(known, _)| known != name);
-            if !value.is_empty() {
-                self.cookies.push((name.to_owned(), value.to_owned()));
-            }
-        }
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies
-            .iter()
-            .find(|(known, _)| known == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    async fn get(&mut self, path: &str) -> (u16, String) {
-        let response = self
-            .app
-            .client
-            .get(self.app.url(path))
-            .header(header::ACCEPT, "text/html")
-            .header(header::COOKIE, self.cookie_header())
-            .send()
-            .await
-            .expect("request");
-        self.keep_cookies(&response);
-        (response.status().as_u16(), response.text().await.expect("body"))
-    }
-
-    /// Posts `form` like a same-origin browser form; returns the status, the `Location` and
-    /// the body.
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, Option<String>, String) {
-        let response = self
-            .app
-            .client
-            .post(self.app.url(path))
-            .header(header::ACCEPT, "text/html")
-            .header(header::ORIGIN, &self.app.base)
-            .header(header::COOKIE, self.cookie_header())
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form_body(form))
-            .send()
-            .await
-            .expect("request");
-        self.keep_cookies(&response);
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .map(|value| value.to_str().expect("text").to_owned());
-        (
-            response.status().as_u16(),
-            location,
-            response.text().await.expect("body"),
-        )
-    }
-
-    /// Signs in through the API's cookie login (the sign-in page is tested on its own).
-    async fn sign_in(&mut self, email: &str) {
-        let (pair, _) = self.app.cookie_login(email, PASSWORD).await;
-        let (name, value) = pair.split_once('=').expect("pair");
-        self.cookies.push((name.to_owned(), value.to_owned()));
-    }
-}
-
-/// `form` as `application/x-www-form-urlencoded`.
-pub fn form_body(form: &[(&str, &str)]) -> String {
-    let encode = |text: &str| -> String {
-        text.bytes()
-            .map(|byte| match byte {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (byte as char).to_string()
-                }
-                b' ' => "+".to_owned(),
-                other => format!("%{other:02X}"),
-            })
-            .collect()
-    };
-    form.iter()
-        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
+use crate::helpers::{Browser, TestApp, create_product_id, product, unique_email};
 
 /// The value of the hidden input `name` in `html`.
 fn hidden(html: &str, name: &str) -> String {
@@ -136,7 +28,7 @@ async fn adding_updating_and_removing_lines_changes_the_cookie_and_the_page() {
     let lamp = create_product_id(&app, &admin, "Reading lamp", 8900, 10).await;
     let mut browser = Browser::new(&app);
 
-    let (status, location, _) = browser
+    let added = browser
         .post(
             "/cart",
             &[("product_id", &mug), ("quantity", "2"), ("action", "add")],
@@ -154,17 +46,17 @@ async fn adding_updating_and_removing_lines_changes_the_cookie_and_the_page() {
             &[("product_id", &mug), ("quantity", "3"), ("action", "set")],
         )
         .await;
-    let (_, three_mugs) = browser.get("/cart").await;
+    let three_mugs = browser.get("/cart").await.html;
     browser
         .post("/cart", &[("product_id", &lamp), ("action", "remove")])
         .await;
-    let (_, mugs_only) = browser.get("/cart").await;
+    let mugs_only = browser.get("/cart").await.html;
 
-    assert_eq!((status, location.as_deref()), (303, Some("/cart")));
+    assert_eq!(added.redirect(), "/cart");
     assert!(three_mugs.contains("Quantity of Blue mug") && three_mugs.contains("Reading lamp"));
     assert!(three_mugs.contains("37.50 EUR"), "3 × 12.50: {three_mugs}");
     assert!(three_mugs.contains("126.50 EUR"), "the total: {three_mugs}");
-    assert_eq!(browser.cookie("outgrow_cart"), Some(format!("{mug}:3").as_str()));
+    assert_eq!(browser.cookies.get("outgrow_cart"), Some(&format!("{mug}:3")));
     assert!(!mugs_only.contains("Reading lamp"));
     assert!(
         mugs_only.contains("Sign in to check out"),
@@ -178,12 +70,12 @@ async fn a_garbage_cart_cookie_shows_an_empty_cart_not_an_error() {
     let mut browser = Browser::new(&app);
     browser
         .cookies
-        .push(("outgrow_cart".into(), "%%%:zz.nope".into()));
+        .insert("outgrow_cart".into(), "%%%:zz.nope".into());
 
-    let (status, html) = browser.get("/cart").await;
+    let page = browser.get("/cart").await;
 
-    assert_eq!(status, 200);
-    assert!(html.contains("Your cart is empty."));
+    page.assert_html(200);
+    assert!(page.html.contains("Your cart is empty."));
 }
 
 #[tokio::test]
@@ -191,12 +83,11 @@ async fn checkout_asks_an_anonymous_visitor_to_sign_in_first() {
     let app = TestApp::spawn().await;
     let mut browser = Browser::new(&app);
 
-    let (status, location, _) = browser
+    let answer = browser
         .post("/checkout", &[("csrf", "x"), ("idempotency_key", "k")])
         .await;
 
-    assert_eq!(status, 303);
-    assert_eq!(location.as_deref(), Some("/login?next=/checkout"));
+    assert_eq!(answer.redirect(), "/login?next=/checkout");
 }
 
 #[tokio::test]
@@ -206,35 +97,37 @@ async fn checkout_places_one_order_however_often_the_form_is_sent_and_empties_th
     let mug = create_product_id(&app, &admin, "Blue mug", 1250, 10).await;
     let email = unique_email("shopper");
     let buyer = app.signed_in(&email).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&email).await;
+    let mut browser = Browser::signed_in(&app, &email).await;
     browser
         .post(
             "/cart",
             &[("product_id", &mug), ("quantity", "2"), ("action", "add")],
         )
         .await;
-    let (_, cart) = browser.get("/cart").await;
+    let cart = browser.get("/cart").await.html;
     let (csrf, key) = (hidden(&cart, "csrf"), hidden(&cart, "idempotency_key"));
     let form = [("csrf", csrf.as_str()), ("idempotency_key", key.as_str())];
-    let cart_cookie = browser.cookie("outgrow_cart").expect("a cart").to_owned();
+    let cart_cookie = browser.cookies["outgrow_cart"].clone();
 
-    let (first, first_location, _) = browser.post("/checkout", &form).await;
+    let first = browser.post("/checkout", &form).await;
     // A double click: the same form again, sent with the cart the browser had then.
-    browser.cookies.push(("outgrow_cart".into(), cart_cookie));
-    let (second, second_location, _) = browser.post("/checkout", &form).await;
+    browser.cookies.insert("outgrow_cart".into(), cart_cookie);
+    let second = browser.post("/checkout", &form).await;
 
     let orders = orders_of(&app, &buyer.access_token).await;
-    assert_eq!((first, second), (303, 303));
     assert_eq!(orders.len(), 1, "{orders:?}");
     let id = orders[0]["id"].as_str().expect("id");
-    assert_eq!(first_location, Some(format!("/account/orders?placed={id}")));
+    assert_eq!(first.redirect(), format!("/account/orders?placed={id}"));
     assert_eq!(
-        second_location, first_location,
+        second.redirect(),
+        first.redirect(),
         "the replay leads to the same order"
     );
     assert_eq!(product(&app, &mug).await["stock"], 8);
-    assert_eq!(browser.cookie("outgrow_cart"), None, "the cart was emptied");
+    assert!(
+        !browser.cookies.contains_key("outgrow_cart"),
+        "the cart was emptied"
+    );
 }
 
 #[tokio::test]
@@ -244,8 +137,7 @@ async fn checkout_with_a_wrong_csrf_token_is_refused_and_places_nothing() {
     let mug = create_product_id(&app, &admin, "Blue mug", 1250, 10).await;
     let email = unique_email("victim");
     let buyer = app.signed_in(&email).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&email).await;
+    let mut browser = Browser::signed_in(&app, &email).await;
     browser
         .post(
             "/cart",
@@ -253,13 +145,18 @@ async fn checkout_with_a_wrong_csrf_token_is_refused_and_places_nothing() {
         )
         .await;
 
-    let (forged, _, page) = browser
+    let forged = browser
         .post("/checkout", &[("csrf", "00ff"), ("idempotency_key", "k-1")])
         .await;
-    let (missing, _, _) = browser.post("/checkout", &[("idempotency_key", "k-2")]).await;
+    let missing = browser.post("/checkout", &[("idempotency_key", "k-2")]).await;
 
-    assert_eq!((forged, missing), (400, 400));
-    assert!(page.contains("did not come from this site"), "{page}");
+    forged.assert_html(400);
+    missing.assert_html(400);
+    assert!(
+        forged.html.contains("did not come from this site"),
+        "{}",
+        forged.html
+    );
     assert!(orders_of(&app, &buyer.access_token).await.is_empty());
 }
 
@@ -270,35 +167,35 @@ async fn more_than_the_stock_is_explained_next_to_its_line_and_places_nothing() 
     let mug = create_product_id(&app, &admin, "Blue mug", 1250, 2).await;
     let email = unique_email("eager");
     let buyer = app.signed_in(&email).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&email).await;
+    let mut browser = Browser::signed_in(&app, &email).await;
     browser
         .post(
             "/cart",
             &[("product_id", &mug), ("quantity", "5"), ("action", "add")],
         )
         .await;
-    let (_, cart) = browser.get("/cart").await;
-    let form = [
-        ("csrf", hidden(&cart, "csrf")),
-        ("idempotency_key", hidden(&cart, "idempotency_key")),
-    ];
-    let form: Vec<(&str, &str)> = form.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let cart = browser.get("/cart").await.html;
+    let (csrf, key) = (hidden(&cart, "csrf"), hidden(&cart, "idempotency_key"));
 
-    let (status, _, page) = browser.post("/checkout", &form).await;
+    let refused = browser
+        .post("/checkout", &[("csrf", &csrf), ("idempotency_key", &key)])
+        .await;
 
     assert!(
         cart.contains(&format!("id=\"error-{mug}\"")) && cart.contains("Only 2 left."),
         "{cart}"
     );
-    assert_eq!(status, 409);
+    refused.assert_html(409);
     assert!(
-        page.contains(&format!("aria-describedby=\"error-{mug}\"")),
-        "{page}"
+        refused
+            .html
+            .contains(&format!("aria-describedby=\"error-{mug}\"")),
+        "{}",
+        refused.html
     );
-    assert!(page.contains("Only 2 left."));
+    assert!(refused.html.contains("Only 2 left."));
     assert!(orders_of(&app, &buyer.access_token).await.is_empty());
-    assert!(browser.cookie("outgrow_cart").is_some(), "the cart is kept");
+    assert!(browser.cookies.contains_key("outgrow_cart"), "the cart is kept");
 }
 
 #[tokio::test]
@@ -306,8 +203,7 @@ async fn a_cross_site_checkout_with_the_session_cookie_gets_a_403_page() {
     let app = TestApp::spawn().await;
     let email = unique_email("csrf-target");
     let buyer = app.signed_in(&email).await;
-    let mut browser = Browser::new(&app);
-    browser.sign_in(&email).await;
+    let browser = Browser::signed_in(&app, &email).await;
 
     let response = app
         .client
@@ -315,7 +211,7 @@ async fn a_cross_site_checkout_with_the_session_cookie_gets_a_403_page() {
         .header(header::ACCEPT, "text/html")
         .header(header::ORIGIN, "https://evil.example")
         .header("sec-fetch-site", "cross-site")
-        .header(header::COOKIE, browser.cookie_header())
+        .header(header::COOKIE, browser.session_cookie())
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body("idempotency_key=k")
         .send()
@@ -337,9 +233,9 @@ async fn too_many_sign_in_attempts_get_a_429_page_with_retry_after() {
     let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_AUTH", "2/1m")]).await;
     let mut browser = Browser::new(&app);
 
-    let mut statuses = Vec::new();
+    let mut pages = Vec::new();
     for _ in 0..3 {
-        statuses.push(
+        pages.push(
             browser
                 .post("/login", &[("email", "a@example.org"), ("password", "x")])
                 .await,
@@ -352,9 +248,9 @@ async fn too_many_sign_in_attempts_get_a_429_page_with_retry_after() {
         )
         .await;
 
-    let (status, _, page) = &statuses[2];
-    assert_eq!(*status, 429, "{statuses:?}");
-    assert!(page.contains("Too many requests"), "{page}");
+    let statuses: Vec<u16> = pages.iter().map(|page| page.status).collect();
+    pages[2].assert_html(429);
+    assert!(pages[2].html.contains("Too many requests"), "{statuses:?}");
     assert_eq!(api.status(), 429, "the API shares the auth policy's budget");
     assert_eq!(api.headers()[header::CONTENT_TYPE], "application/problem+json");
 }

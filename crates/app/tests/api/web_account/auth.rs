@@ -1,6 +1,5 @@
 //! Registration, sign-in and sign-out through their forms.
 
-use super::browser::*;
 use crate::helpers::*;
 
 #[tokio::test]

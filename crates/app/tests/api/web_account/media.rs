@@ -1,6 +1,5 @@
 //! Data exports and uploads through their forms.
 
-use super::browser::*;
 use crate::helpers::*;
 
 #[tokio::test]

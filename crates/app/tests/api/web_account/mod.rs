@@ -2,7 +2,6 @@
 //! token, POST it with the cookies and an `Origin`, follow the 303, read the page.
 
 mod auth;
-mod browser;
 mod media;
 mod orders;
 mod profile;

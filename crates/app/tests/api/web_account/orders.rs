@@ -2,7 +2,6 @@
 
 use serde_json::json;
 
-use super::browser::*;
 use crate::helpers::*;
 
 #[tokio::test]

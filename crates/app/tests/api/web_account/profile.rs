@@ -1,6 +1,5 @@
 //! The profile form, and the account pages' redirect to sign in.
 
-use super::browser::*;
 use crate::helpers::*;
 
 #[tokio::test]

@@ -1,9 +1,9 @@
-//! A browser without JavaScript for the account tests: it keeps cookies, sends `Origin` on its
+//! A browser without JavaScript for the page tests: it keeps cookies, sends `Origin` on its
 //! posts, and reads the CSRF token of a page's forms.
 
 use std::{collections::BTreeMap, io::Cursor};
 
-use crate::helpers::*;
+use super::{PASSWORD, TestApp, cookie_attributes, header};
 
 /// A browser without JavaScript: it keeps cookies and sends `Origin` on its posts.
 pub struct Browser<'a> {
