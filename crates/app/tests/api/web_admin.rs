@@ -2,7 +2,7 @@
 //! with the session cookie, read the CSRF token from its form, POST the form (multipart for
 //! the product form) with `Origin`, follow the 303 and read the page it leads to.
 
-use std::{io::Cursor, time::Duration};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -84,7 +84,7 @@ impl<'a> Browser<'a> {
     async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let body = fields
             .iter()
-            .map(|(name, value)| format!("{name}={}", urlencoding(value)))
+            .map(|(name, value)| format!("{name}={}", encode(value)))
             .collect::<Vec<_>>()
             .join("&");
         self.post(path, "application/x-www-form-urlencoded", body.into_bytes())
@@ -96,16 +96,6 @@ impl<'a> Browser<'a> {
         let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
         self.post(path, &content_type, form.body()).await
     }
-}
-
-/// Percent-encodes a form value.
-fn urlencoding(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// The product form as a browser sends it: csrf first, then the fields, then the file.
@@ -161,18 +151,6 @@ impl<'a> ProductForm<'a> {
         body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
         body
     }
-}
-
-/// A PNG of `width`×`height`.
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
-    });
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .expect("encode");
-    bytes
 }
 
 /// The CSRF token of the first form on a page.

@@ -206,6 +206,7 @@ pub fn order_ids(html: &str) -> Vec<String> {
         .collect()
 }
 
+/// A PNG of `width`×`height` (a gradient, so it compresses like an image, not like a blank).
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 128]));
     let mut bytes = Vec::new();
