@@ -1,5 +1,6 @@
 // Accessibility: axe-core on every page of the URL map, as the visitor who may see it
-// (anonymous, a signed-in user, the administrator): no violation of impact serious or critical.
+// (anonymous, a signed-in user, the administrator): no violation of impact serious or critical;
+// and on a 390 px phone no page is wider than the screen (no sideways scrolling, WCAG 1.4.10).
 import path from 'node:path';
 import { test, expect } from '../helpers/fixtures.mjs';
 import { dataSet, RUN_DIR } from '../helpers/env.mjs';
@@ -46,6 +47,22 @@ for (const entry of PAGES) {
       expect(response.status(), `HTTP status of ${entry.path}`).toBe(expected);
       await page.waitForLoadState('networkidle');
       expect(await seriousViolations(page)).toEqual([]);
+    });
+  });
+}
+
+for (const entry of PAGES) {
+  test.describe(() => {
+    if (entry.role !== 'anonymous') test.use({ storageState: STATES[entry.role] });
+    test.use({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+
+    test(`${entry.name} (${entry.path}, ${entry.role}) fits a 390 px phone without sideways scrolling`, { tag: '@any-backend' }, async ({ page, problems }) => {
+      const expected = entry.status ?? 200;
+      if (expected !== 200) problems.allow(new RegExp(`status of ${expected}`));
+      await page.goto(pathOf(entry, data));
+      await page.waitForLoadState('networkidle');
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      expect(width, `${entry.path} is ${width} px wide`).toBeLessThanOrEqual(390);
     });
   });
 }
