@@ -119,6 +119,14 @@ impl App {
     /// Builds the state: opens the database (migrating when `auto_migrate` is on), loads the
     /// keys and chooses every backend.
     pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<AppState> {
+        // The recorder first, before anything can count: an increment made before it is
+        // installed (a background task that connects fast, e.g. the invalidation listener's
+        // first subscription) goes to the no-op recorder and is lost for the process's life.
+        let metrics = if settings.metrics_enabled {
+            Some(outgrow_platform::telemetry::init_metrics().context("starting metrics")?)
+        } else {
+            None
+        };
         let redis = RedisClient::from_settings(&settings)?;
         let markers: Arc<dyn WriteMarkers> = match &redis {
             Some(redis) => Arc::new(RedisMarkers::new(redis.clone(), settings.read_your_writes_window)),
@@ -196,16 +204,12 @@ impl App {
         };
         let sessions: Arc<dyn SessionStore> =
             Arc::new(CachedSessions::new(store, &cache, settings.session_cache_ttl));
-        let metrics = if settings.metrics_enabled {
-            let handle = outgrow_platform::telemetry::init_metrics().context("starting metrics")?;
+        if let Some(handle) = &metrics {
             shutdown.spawn(
                 "metrics upkeep",
                 outgrow_platform::telemetry::run_metrics_upkeep(handle.clone(), shutdown.signal()),
             );
-            Some(handle)
-        } else {
-            None
-        };
+        }
         let mailer = crate::mail::Mailer::from_settings(&settings)?;
         let storage = outgrow_platform::storage::ObjectStorage::from_settings(&settings)?;
         let link_key = {
