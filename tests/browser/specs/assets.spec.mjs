@@ -43,7 +43,7 @@ for (const device of viewports) {
       const product = data.products[0];
       await page.goto(where === 'catalog' ? '/' : `/products/${product.id}`);
       const image = where === 'catalog'
-        ? page.getByRole('link', { name: product.name }).locator('img')
+        ? page.getByRole('link', { name: product.name, exact: true }).locator('img')
         : page.locator('.product .media img');
       await expect(image).toBeVisible();
       await expect.poll(() => image.evaluate((img) => img.complete && img.naturalWidth > 0)).toBe(true);

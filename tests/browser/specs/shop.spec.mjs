@@ -48,8 +48,8 @@ async function searchAndAdd(page, product, quantity) {
   await page.goto('/');
   await page.getByLabel('Search').fill(product.name.split(' ').pop());
   await page.getByRole('button', { name: 'Search' }).click();
-  await page.getByRole('link', { name: product.name }).click();
-  await expect(page.getByRole('heading', { level: 1, name: product.name })).toBeVisible();
+  await page.getByRole('link', { name: product.name, exact: true }).click();
+  await expect(page.getByRole('heading', { level: 1, name: product.name, exact: true })).toBeVisible();
   // Let the page's module load first, so the add happens one way (in page, by the cookie), not
   // in a race between the module and the form's own POST.
   await page.waitForLoadState('networkidle');
