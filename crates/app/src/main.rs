@@ -37,6 +37,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Held until `main` returns: dropping it sends the error reports still queued.
+    let tracked = if cli.tracks_errors() {
+        telemetry::error_tracking::init(&settings)
+    } else {
+        Ok(telemetry::error_tracking::ErrorTracking::off())
+    };
+    let _errors = match tracked {
+        Ok(tracking) => tracking,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.run(settings).await {
         Ok(code) => code,
         Err(error) => {

@@ -75,6 +75,8 @@ pub struct App {
     pub user_cache: CachePolicy,
     /// Request rate limits.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// The `backend` label of `rate_limit_check_duration_seconds`: `local` or `redis`.
+    pub rate_limit_backend: &'static str,
     /// The configured rate policies.
     pub policies: Policies,
     /// Argon2id on the blocking pool.
@@ -253,6 +255,7 @@ impl App {
             cache,
             user_cache: CachePolicy::with_ttl(settings.cache_user_ttl),
             rate_limiter,
+            rate_limit_backend: if redis.is_some() { "redis" } else { "local" },
             policies,
             passwords,
             tokens,
@@ -284,7 +287,7 @@ impl App {
     /// One line for the start-up log: which backend serves each concern.
     pub fn describe_backends(&self) -> String {
         format!(
-            "database={} shards=[{}] redis={} cache={} rate_limiter={} sessions={} mail={} objects={}",
+            "database={} shards=[{}] redis={} cache={} rate_limiter={} sessions={} mail={} objects={} errors={}",
             self.db.describe(),
             self.shards.describe(),
             self.redis.as_ref().map_or("none", RedisClient::mode),
@@ -292,7 +295,12 @@ impl App {
             self.rate_limiter.backend_name(),
             self.sessions.backend_name(),
             self.mailer.describe(),
-            self.storage.describe()
+            self.storage.describe(),
+            if outgrow_platform::telemetry::error_tracking::enabled() {
+                "sentry"
+            } else {
+                "off"
+            }
         )
     }
 }

@@ -8,6 +8,7 @@
 mod admin;
 mod check;
 mod database;
+mod healthcheck;
 mod jobs;
 mod shards;
 
@@ -57,6 +58,16 @@ pub enum Command {
     Check,
     /// Apply pending database migrations (to the primary and every shard).
     Migrate,
+    /// Ask the local listener's /healthz (at `listen`); exit 0 on a 200 answer. The
+    /// container image's HEALTHCHECK.
+    Healthcheck {
+        /// The path to ask.
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+        /// Give up (unhealthy) after this long.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Fill the database with demo data: users, products and orders (with a progress bar).
     Seed {
         /// Users to create (all with the password `seeded-password`).
@@ -177,6 +188,15 @@ impl Cli {
         )
     }
 
+    /// Whether the command is a long-running process whose errors are tracked (`serve`,
+    /// `worker`, `migrate`); a probe run every few seconds is not.
+    pub fn tracks_errors(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Serve { .. } | Command::Worker | Command::Migrate
+        )
+    }
+
     /// Runs the chosen subcommand.
     pub async fn run(self, mut settings: Settings) -> anyhow::Result<ExitCode> {
         match self.command {
@@ -198,6 +218,7 @@ impl Cli {
             Command::Jobs { command } => jobs::run(&settings, command).await,
             Command::Check => check::run(&settings).await,
             Command::Migrate => database::migrate(&settings).await,
+            Command::Healthcheck { path, timeout } => healthcheck::run(&settings, &path, timeout).await,
             Command::Seed {
                 users,
                 products,

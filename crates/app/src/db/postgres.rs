@@ -182,10 +182,12 @@ impl PgDatabase {
         };
         let replica = if recent { None } else { self.next_healthy_replica() };
         if let Some(replica) = replica {
+            let started = Instant::now();
             let outcome = match acquire(&replica.pool).await {
                 Ok(connection) => query(connection).await,
                 Err(error) => Err(error),
             };
+            observe_read(&replica.pool, started);
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(error) => {
@@ -200,7 +202,13 @@ impl PgDatabase {
         } else if recent {
             metrics::counter!("db_read_your_writes_total").increment(1);
         }
-        query(acquire(&self.primary).await?).await
+        let started = Instant::now();
+        let outcome = match acquire(&self.primary).await {
+            Ok(connection) => query(connection).await,
+            Err(error) => Err(error),
+        };
+        observe_read(&self.primary, started);
+        outcome
     }
 
     fn next_healthy_replica(&self) -> Option<&Replica> {
@@ -310,6 +318,12 @@ impl PgDatabase {
             named.pool.close().await;
         }
     }
+}
+
+/// `db_read_duration_seconds{pool}`: one routed read, acquire included.
+fn observe_read(named: &NamedPool, started: Instant) {
+    metrics::histogram!("db_read_duration_seconds", "pool" => named.name.to_string())
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// Acquires a connection, exporting how many requests wait for one and for how long.

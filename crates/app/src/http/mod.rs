@@ -252,7 +252,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::{body::Body, http::Request, routing::get};
+    use axum::{body::Body, extract::State, http::Request, routing::get};
     use outgrow_platform::{config::Settings, shutdown::Shutdown};
     use tower::ServiceExt;
 
@@ -302,5 +302,86 @@ mod tests {
             !String::from_utf8_lossy(&body).contains("password"),
             "no cause leaks"
         );
+    }
+
+    /// With error tracking on, a handler's panic reaches the error tracker (a local HTTP
+    /// receiver of the SDK's envelopes) once — as the panic, with its backtrace and the
+    /// request's id and route — and not a second time as a 500 answer.
+    // Two threads: the receiver must answer while the SDK's flush blocks its caller.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_is_reported_once_with_the_request_id_and_route() {
+        use std::sync::{Arc, Mutex};
+        let received: Arc<Mutex<Vec<String>>> = Arc::default();
+        let receiver = Router::new()
+            .fallback(
+                |State(received): State<Arc<Mutex<Vec<String>>>>, body: axum::body::Bytes| async move {
+                    received
+                        .lock()
+                        .expect("lock")
+                        .push(String::from_utf8_lossy(&body).into_owned());
+                    "{}"
+                },
+            )
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = Settings {
+            data_dir: dir.path().to_owned(),
+            jwt_keys: Some("k:0123456789abcdef0123456789abcdef".to_owned().into()),
+            metrics_enabled: false,
+            sentry_dsn: Some(format!("http://0123456789abcdef0123456789abcdef@{address}/7").into()),
+            ..Settings::default()
+        };
+        let tracking = outgrow_platform::telemetry::error_tracking::init(&settings).expect("init");
+        let state = crate::state::App::build(settings, Shutdown::new())
+            .await
+            .expect("state");
+        let routes = Router::new().route(
+            "/orders/{id}",
+            get(|| async {
+                let user = "someone@example.com";
+                if !user.is_empty() {
+                    panic!("no order for {user}");
+                }
+            }),
+        );
+        let response = with_middleware(routes, state)
+            .oneshot(
+                Request::get("/orders/1")
+                    .header("x-request-id", "panic-2")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let flushed = tokio::task::spawn_blocking(move || tracking.flush(std::time::Duration::from_secs(5)))
+            .await
+            .expect("flush");
+        assert!(flushed, "every event sent");
+
+        let envelopes = received.lock().expect("lock").clone();
+        let events: Vec<serde_json::Value> = envelopes
+            .iter()
+            .flat_map(|envelope| envelope.lines().skip(1).collect::<Vec<_>>())
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|item| item.get("event_id").is_some() && item.get("level").is_some())
+            .collect();
+        assert_eq!(events.len(), 1, "one event: {envelopes:?}");
+        let event = &events[0];
+        assert_eq!(event["tags"]["request_id"], "panic-2");
+        assert_eq!(event["tags"]["route"], "/orders/{id}");
+        assert_eq!(event["level"], "fatal");
+        let exception = &event["exception"]["values"][0];
+        assert_eq!(exception["value"], "no order for [redacted]", "{event}");
+        assert!(
+            exception["stacktrace"]["frames"]
+                .as_array()
+                .is_some_and(|frames| !frames.is_empty())
+        );
+        assert!(!envelopes.concat().contains("someone@example.com"));
     }
 }

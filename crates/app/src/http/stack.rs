@@ -36,8 +36,9 @@ use axum::{
 use futures::FutureExt;
 use outgrow_platform::{
     ratelimit::RatePolicy,
-    telemetry::{REQUEST, RequestContext},
+    telemetry::{REQUEST, RequestContext, error_tracking},
 };
+use sentry::SentryFutureExt;
 use tower::{Layer, Service};
 
 use super::{
@@ -124,9 +125,13 @@ where
             None => Ok(self.inner.call(request)),
         };
         let (method, route) = (context.method, context.route);
+        // With error tracking on, the request gets a hub tagged with its id and route: a panic
+        // while serving it is reported through it, and so is a 5xx answer (below).
+        let hub = error_tracking::request_hub(&context.id, method, route);
+        let report_to = hub.clone();
         // Every line logged while the request is served carries the context (see
         // `outgrow_platform::telemetry::REQUEST`), the access log line included.
-        Either::Right(Box::pin(REQUEST.scope(context, async move {
+        let observed = REQUEST.scope(context, async move {
             let mut response = match served {
                 Err(redirect) => redirect,
                 Ok(served) => match served.await {
@@ -136,6 +141,15 @@ where
             };
             drop(in_flight);
             middleware::record_request(&state, method, route, response.status(), started.elapsed());
+            if let Some(hub) = report_to {
+                let status = response.status().as_u16();
+                // A panic was reported by the panic hook already, with its backtrace.
+                if error_tracking::is_reported_status(status)
+                    && response.extensions().get::<Panicked>().is_none()
+                {
+                    error_tracking::report_server_error(&hub, method, route, status);
+                }
+            }
             let headers = response.headers_mut();
             middleware::add_security_headers(headers, over_https);
             if let Some(value) = id_header {
@@ -143,9 +157,17 @@ where
             }
             close_if_draining(&state, headers);
             Ok(response)
-        })))
+        });
+        Either::Right(match hub {
+            None => Box::pin(observed),
+            Some(hub) => Box::pin(observed.bind_hub(hub)),
+        })
     }
 }
+
+/// Marks a response built for a panic, which the panic hook has reported already.
+#[derive(Clone, Copy, Debug)]
+struct Panicked;
 
 /// The liveness probe, answered here: `GET /healthz` checks nothing by design (a database
 /// outage must not make an orchestrator restart every instance), so it needs nothing below
@@ -241,10 +263,17 @@ where
                         .or_else(|| panic.downcast_ref::<&str>().copied())
                         .unwrap_or("(no message)");
                     tracing::error!(panic = message, "the handler panicked");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                    response.extensions_mut().insert(Panicked);
+                    response
                 }
             };
-            Ok(middleware::problem_details(response).await)
+            let panicked = response.extensions().get::<Panicked>().copied();
+            let mut response = middleware::problem_details(response).await;
+            if let Some(mark) = panicked {
+                response.extensions_mut().insert(mark);
+            }
+            Ok(response)
         })
     }
 }
@@ -279,7 +308,13 @@ where
             match limit {
                 None => handle(state, group, &mut inner, request).await,
                 Some((policy, key)) => {
+                    let checking = Instant::now();
                     let decision = state.rate_limiter.check(&policy, &key).await;
+                    outgrow_platform::telemetry::observe(
+                        "rate_limit_check_duration_seconds",
+                        &[("backend", state.rate_limit_backend)],
+                        checking.elapsed().as_secs_f64(),
+                    );
                     let mut response = if decision.allowed {
                         handle(state, group, &mut inner, request).await
                     } else {

@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod database;
+mod error_tracking;
 mod helpers;
 mod http_stack;
 mod inventory;

@@ -32,7 +32,7 @@ use std::{
         Arc, RwLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -193,7 +193,10 @@ impl Cache {
     {
         let full_key = format!("{cache}:{key}");
         // The common case first: a hit costs one lookup, without the single-flight machinery.
-        if let Some(entry) = self.entries.get(&full_key).await {
+        let started = Instant::now();
+        let local = self.entries.get(&full_key).await;
+        observe_read(cache, "local", started);
+        if let Some(entry) = local {
             count_request(cache, true);
             return Ok(entry.value);
         }
@@ -202,11 +205,14 @@ impl Cache {
             .entries
             .entry(full_key.clone())
             .or_try_insert_with(async {
-                if let Some(shared) = &self.shared
-                    && let Some(entry) = shared.get(&full_key).await
-                {
-                    from_shared.store(true, Ordering::Relaxed);
-                    return Ok(entry);
+                if let Some(shared) = &self.shared {
+                    let started = Instant::now();
+                    let found = shared.get(&full_key).await;
+                    observe_read(cache, "shared", started);
+                    if let Some(entry) = found {
+                        from_shared.store(true, Ordering::Relaxed);
+                        return Ok(entry);
+                    }
                 }
                 let value = load().await?;
                 let bytes = value.as_ref().map(encode);
@@ -257,6 +263,15 @@ impl Cache {
 fn count_request(cache: &'static str, hit: bool) {
     let result = if hit { "hit" } else { "miss" };
     crate::telemetry::count("cache_requests_total", &[("cache", cache), ("result", result)], 1);
+}
+
+/// `cache_read_duration_seconds{cache, tier}`.
+fn observe_read(cache: &'static str, tier: &'static str, started: Instant) {
+    crate::telemetry::observe(
+        "cache_read_duration_seconds",
+        &[("cache", cache), ("tier", tier)],
+        started.elapsed().as_secs_f64(),
+    );
 }
 
 fn local_tier(capacity: u64) -> MokaCache<String, Entry> {

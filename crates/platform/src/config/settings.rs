@@ -137,6 +137,11 @@ settings! {
     view_count_flush_interval: Duration as "humantime_serde" = Duration::from_secs(5),
     /// Serve `/metrics` (Prometheus text format).
     metrics_enabled: bool = true,
+    /// Sentry (or compatible) DSN: panics and 5xx answers are reported there; unset = error
+    /// tracking off. A secret (it authorises sending events).
+    sentry_dsn: Option<SecretString> = None,
+    /// The environment error reports are filed under.
+    sentry_environment: String = "production".into(),
     /// Where uploads and exports are kept: `file:///path` or `s3://bucket`; unset = the
     /// `objects` directory in the data dir.
     object_store_url: Option<String> = None,

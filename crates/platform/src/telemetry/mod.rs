@@ -13,6 +13,7 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
+pub mod error_tracking;
 mod format;
 mod writer;
 
@@ -98,28 +99,48 @@ thread_local! {
     /// found here is one small map lookup.
     static COUNTERS: std::cell::RefCell<std::collections::HashMap<[usize; 5], metrics::Counter>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+    /// The same for histograms ([`observe`]).
+    static HISTOGRAMS: std::cell::RefCell<std::collections::HashMap<[usize; 5], metrics::Histogram>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// Adds `by` to the counter `name{label=value,…}` (at most two labels, all `'static`), through
-/// this thread's handle on it.
-pub fn count(name: &'static str, labels: &[(&'static str, &'static str)], by: u64) {
+/// The registry key of a series named and labelled by static strings: their addresses.
+fn static_key(name: &'static str, labels: &[(&'static str, &'static str)]) -> [usize; 5] {
     let address = |text: &'static str| text.as_ptr() as usize;
     let mut key = [address(name), 0, 0, 0, 0];
     for (index, (label, value)) in labels.iter().take(2).enumerate() {
         key[1 + 2 * index] = address(label);
         key[2 + 2 * index] = address(value);
     }
+    key
+}
+
+fn static_labels(labels: &[(&'static str, &'static str)]) -> Vec<metrics::Label> {
+    labels
+        .iter()
+        .take(2)
+        .map(|(label, value)| metrics::Label::from_static_parts(label, value))
+        .collect()
+}
+
+/// Records `seconds` in the histogram `name{label=value,…}` (at most two labels, all
+/// `'static`), through this thread's handle on it: cheap enough for every cache read.
+pub fn observe(name: &'static str, labels: &[(&'static str, &'static str)], seconds: f64) {
+    HISTOGRAMS.with_borrow_mut(|histograms| {
+        histograms
+            .entry(static_key(name, labels))
+            .or_insert_with(|| metrics::histogram!(name, static_labels(labels)))
+            .record(seconds);
+    });
+}
+
+/// Adds `by` to the counter `name{label=value,…}` (at most two labels, all `'static`), through
+/// this thread's handle on it.
+pub fn count(name: &'static str, labels: &[(&'static str, &'static str)], by: u64) {
     COUNTERS.with_borrow_mut(|counters| {
         counters
-            .entry(key)
-            .or_insert_with(|| {
-                let labels: Vec<metrics::Label> = labels
-                    .iter()
-                    .take(2)
-                    .map(|(label, value)| metrics::Label::from_static_parts(label, value))
-                    .collect();
-                metrics::counter!(name, labels)
-            })
+            .entry(static_key(name, labels))
+            .or_insert_with(|| metrics::counter!(name, static_labels(labels)))
             .increment(by);
     });
 }
@@ -235,6 +256,21 @@ fn describe_metrics() {
     describe_counter!(
         "cache_requests_total",
         "Cache reads by cache name and result (hit or miss)."
+    );
+    describe_histogram!(
+        "cache_read_duration_seconds",
+        Unit::Seconds,
+        "Time to read one cache tier (hit or miss; the loader excluded), by cache and tier (local: this instance's memory, shared: Redis)."
+    );
+    describe_histogram!(
+        "rate_limit_check_duration_seconds",
+        Unit::Seconds,
+        "Time to decide one rate-limit check, by backend (local, or redis with its fallback included)."
+    );
+    describe_histogram!(
+        "db_read_duration_seconds",
+        Unit::Seconds,
+        "Time of one routed PostgreSQL read, connection acquire included, by the pool that served it (primary, replica-N)."
     );
     describe_counter!(
         "cache_writes_total",
