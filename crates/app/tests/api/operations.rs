@@ -90,6 +90,29 @@ async fn metrics_use_matched_routes_real_histograms_and_pass_promtool() {
         "{metrics}"
     );
     assert!(metrics.contains("password_hash_duration_seconds_bucket"));
+    // The shared parts' latency: every cache read's local tier, every rate-limit check, and
+    // (scaled) each routed read by its pool and the shared tier's reads.
+    assert!(
+        metrics.contains(r#"cache_read_duration_seconds_bucket{cache="users",tier="local",le="0.001"}"#),
+        "{metrics}"
+    );
+    let backend = if scaled() { "redis" } else { "local" };
+    assert!(
+        metrics.contains(&format!(
+            r#"rate_limit_check_duration_seconds_count{{backend="{backend}"}}"#
+        )),
+        "{metrics}"
+    );
+    if scaled() {
+        assert!(
+            metrics.contains(r#"cache_read_duration_seconds_count{cache="users",tier="shared"}"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("db_read_duration_seconds_count{pool="),
+            "{metrics}"
+        );
+    }
 
     let promtool = Command::new("promtool").arg("--version").output();
     assert!(
