@@ -15,6 +15,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Two rustls providers are linked (aws-lc-rs by the object store, ring by the mailer), so
+    // rustls cannot pick one itself: TLS to Redis (`rediss://`) uses the process default.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let settings = match Settings::load(cli.config.clone()) {
         Ok(settings) => settings,
         Err(error) => {

@@ -25,6 +25,7 @@ mod store_maintenance;
 mod store_orders;
 mod store_seed;
 mod store_sharding;
+mod tls;
 mod tokens;
 mod users;
 mod views;
