@@ -117,13 +117,15 @@ impl TlsRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (scripts/test installs it)");
+        // Held by the guard from here on: killed and waited for however the test ends.
+        let server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self {
-                    child,
-                    port,
-                    _dir: dir,
-                };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -74,7 +74,8 @@ struct Inner {
 
 enum Backend {
     Single {
-        client: Client,
+        /// Boxed: a client with TLS support is far larger than the cluster variant.
+        client: Box<Client>,
         manager: ConnectionManager,
     },
     Cluster {
@@ -106,7 +107,10 @@ impl RedisClient {
             .set_max_delay(Duration::from_millis(200));
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(Self::with_backend(
-            Backend::Single { client, manager },
+            Backend::Single {
+                client: Box::new(client),
+                manager,
+            },
             prefix,
             timeout,
         ))

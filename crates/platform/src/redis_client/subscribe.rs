@@ -12,7 +12,7 @@ impl RedisClient {
     /// The nodes a subscriber may use: the server, or the cluster's seed nodes.
     fn nodes(&self) -> Vec<&Client> {
         match &self.inner.backend {
-            Backend::Single { client, .. } => vec![client],
+            Backend::Single { client, .. } => vec![&**client],
             Backend::Cluster { seeds, .. } => seeds.iter().collect(),
         }
     }
