@@ -2,7 +2,8 @@
 """SMTP capture server for Outgrow's integration tests (run it through scripts/smtp-sink).
 
     /usr/bin/python3 scripts/smtp_sink.py --host 127.0.0.1 --port PORT \
-        --maildir DIR/maildir --pidfile DIR/smtp.pid [--delay SECONDS]
+        --maildir DIR/maildir --pidfile DIR/smtp.pid [--delay SECONDS] \
+        [--tls starttls|implicit --cert CERT.pem --key KEY.pem] [--auth USER:PASSWORD]
 
 A real RFC 5321 server (aiosmtpd, Debian package python3-aiosmtpd). Every message whose DATA
 is complete is stored atomically in the Maildir (written to tmp/, then linked into new/, by
@@ -12,6 +13,11 @@ front (what aiosmtpd.handlers.Mailbox adds), and only then answered with 250.
 --delay SECONDS: wait that long inside the DATA handler before storing and answering. A client
 that goes away during the wait (EOF or reset) cancels the handler (aiosmtpd does so on EOF and
 on connection loss), so its message is never stored: tests kill a sender mid-delivery.
+
+--tls starttls: offer STARTTLS with CERT/KEY and refuse mail before it (530); --tls implicit:
+TLS from the first byte (SMTPS). The TLS tests start it directly, with their own CA.
+--auth USER:PASSWORD: refuse mail until the client has authenticated (AUTH PLAIN or LOGIN,
+over TLS only) as USER with PASSWORD; a wrong pair gets 535.
 
 SIGTERM / SIGINT: stop accepting, cancel the sessions (an unfinished delayed message is dropped),
 remove the pid file, exit 0.
@@ -23,9 +29,10 @@ import logging
 import mailbox
 import os
 import signal
+import ssl
 import sys
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 log = logging.getLogger("smtp-sink")
 
@@ -68,6 +75,23 @@ class MaildirSink:
 async def serve(args) -> None:
     loop = asyncio.get_running_loop()
     handler = MaildirSink(args.maildir, args.delay)
+    context = None
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+    starttls = context if args.tls == "starttls" else None
+    expected = None
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        expected = (user.encode(), password.encode())
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == expected
+        log.info("%r AUTH %s as %r: %s", session.peer, mechanism,
+                 getattr(auth_data, "login", b"?"), "accepted" if ok else "refused")
+        # handled=False: aiosmtpd answers a refusal with 535 itself (its default, handled=True,
+        # answers nothing at all).
+        return AuthResult(success=ok, handled=False)
 
     def factory():
         return SMTP(
@@ -76,10 +100,16 @@ async def serve(args) -> None:
             enable_SMTPUTF8=True,
             data_size_limit=64 * 1024 * 1024,
             timeout=300,
+            tls_context=starttls,
+            require_starttls=starttls is not None,
+            authenticator=authenticator if expected else None,
+            auth_required=expected is not None,
+            auth_require_tls=True,
             loop=loop,
         )
 
-    server = await loop.create_server(factory, host=args.host, port=args.port)
+    implicit = context if args.tls == "implicit" else None
+    server = await loop.create_server(factory, host=args.host, port=args.port, ssl=implicit)
     tmp = f"{args.pidfile}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(f"{os.getpid()}\n")
@@ -119,9 +149,17 @@ def main() -> int:
     p.add_argument("--maildir", required=True)
     p.add_argument("--pidfile", required=True)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--tls", choices=["starttls", "implicit"])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--auth")
     args = p.parse_args()
     if args.delay < 0:
         p.error("--delay must be >= 0")
+    if args.tls and not (args.cert and args.key):
+        p.error("--tls needs --cert and --key")
+    if args.auth and (":" not in args.auth or not args.tls):
+        p.error("--auth needs USER:PASSWORD and --tls")
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s",

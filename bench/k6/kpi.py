@@ -140,7 +140,7 @@ def main():
     if kpi["responses_429"]:
         lines += ["", f"{kpi['responses_429']:,} responses were 429 Too Many Requests: the server's rate limits "
                   "refused part of the load. Against a server of yours (--url) its limits are yours to raise "
-                  "(OUTGROW_RATE_LIMIT_DEFAULT, OUTGROW_RATE_LIMIT_AUTH, OUTGROW_RATE_LIMIT_EXPORT)."]
+                  "(OUTGROW_RATE_LIMIT_DEFAULT, OUTGROW_RATE_LIMIT_AUTH, OUTGROW_RATE_LIMIT_EXPORT, OUTGROW_RATE_LIMIT_ORDER)."]
     text = "\n".join(lines) + "\n"
     print(text)
     (out / "kpi.md").write_text(text)

@@ -90,7 +90,7 @@ function registeredAccounts(config, run) {
   for (let index = 0; index < config.accounts; index += 1) {
     const email = `k6-${run}-setup-${index}@example.test`;
     const registered = register(config, email, password);
-    if (registered.status !== 201) refused(`registering ${email}`, registered);
+    if (registered.status !== 202) refused(`registering ${email}`, registered);
     const { response, account } = signIn(config, email, password);
     if (!account) refused(`signing in ${email}`, response);
     accounts.push(account);

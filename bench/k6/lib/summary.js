@@ -119,7 +119,7 @@ export function notes(figures) {
   }
   if (figures.responses_429 > 0) {
     lines.push(`${figures.responses_429} responses were 429 Too Many Requests: the server's rate limits refused part of the load. ` +
-      'Against your own server (--url) its limits are yours to raise: OUTGROW_RATE_LIMIT_DEFAULT, OUTGROW_RATE_LIMIT_AUTH, OUTGROW_RATE_LIMIT_EXPORT.');
+      'Against your own server (--url) its limits are yours to raise: OUTGROW_RATE_LIMIT_DEFAULT, OUTGROW_RATE_LIMIT_AUTH, OUTGROW_RATE_LIMIT_EXPORT, OUTGROW_RATE_LIMIT_ORDER.');
   }
   if (figures.responses_5xx > 0) lines.push(`${figures.responses_5xx} responses were 5xx (see the server's log).`);
   if (figures.dropped_iterations > 0) {

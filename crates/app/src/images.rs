@@ -49,6 +49,9 @@ pub fn variant_widths(width: u32) -> Vec<u32> {
     if below.is_empty() { vec![width] } else { below }
 }
 
+/// The longest side a WebP image can have.
+const WEBP_MAX_SIDE: u32 = 16383;
+
 /// Decodes `original` (refusing more than `max_pixels`) and encodes each variant as WebP.
 pub fn render_variants(original: &[u8], max_pixels: u64) -> anyhow::Result<Vec<(Variant, Vec<u8>)>> {
     let (width, height) = dimensions(original).context("reading the image header")?;
@@ -71,10 +74,19 @@ pub fn render_variants(original: &[u8], max_pixels: u64) -> anyhow::Result<Vec<(
         .map(|target_width| {
             let target_height =
                 ((u64::from(height) * u64::from(target_width)) / u64::from(width)).max(1) as u32;
+            // WebP holds at most 16383 pixels a side: a long thin image (found by the
+            // image_decode fuzz target) made the encoder's own `unwrap` panic in the job.
+            anyhow::ensure!(
+                target_width <= WEBP_MAX_SIDE && target_height <= WEBP_MAX_SIDE,
+                "a {target_width}×{target_height} variant is over WebP's {WEBP_MAX_SIDE} pixels a side"
+            );
             let mut target = Image::new(target_width, target_height, PixelType::U8x4);
             resizer.resize(&source, &mut target, &options)?;
-            let encoded =
-                webp::Encoder::from_rgba(target.buffer(), target_width, target_height).encode(WEBP_QUALITY);
+            let encoded = webp::Encoder::from_rgba(target.buffer(), target_width, target_height)
+                .encode_simple(false, WEBP_QUALITY)
+                .map_err(|error| {
+                    anyhow::anyhow!("encoding a {target_width}×{target_height} WebP: {error:?}")
+                })?;
             let bytes = encoded.to_vec();
             Ok((
                 Variant {
@@ -132,6 +144,14 @@ mod tests {
             assert_eq!(sniff(bytes), Some("image/webp"));
             assert_eq!(dimensions(bytes), Some((variant.width, variant.height)));
         }
+    }
+
+    #[test]
+    fn a_variant_over_webps_side_limit_is_an_error_not_a_panic() {
+        // 2 × 17,000 pixels: within the pixel limit, but its one variant (its own width, never
+        // upscaled) is taller than WebP allows.
+        let error = render_variants(&png(2, 17_000), 50_000_000).expect_err("refused");
+        assert!(error.to_string().contains("16383"), "{error}");
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub enum EmailTemplate {
         /// The new user's display name.
         name: String,
     },
+    /// Someone tried to register an address that already has an account (registration answers
+    /// the same either way; this tells the owner).
+    RegistrationAttempt,
     /// A data export is ready.
     ExportReady {
         /// The signed download link.
@@ -74,6 +77,7 @@ pub enum EmailTemplate {
 async fn send_email(job: SendEmail, context: JobContext<AppState>) -> anyhow::Result<()> {
     let email = match &job.template {
         EmailTemplate::Welcome { name } => mail::welcome(&job.to, name),
+        EmailTemplate::RegistrationAttempt => mail::registration_attempt(&job.to),
         EmailTemplate::ExportReady { link, expires_at } => mail::export_ready(&job.to, link, *expires_at),
     };
     let state = &context.app;

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod exports;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod images;
 pub mod jobs;

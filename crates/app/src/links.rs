@@ -2,6 +2,10 @@
 //! signature is HMAC-SHA256 over the resource id and the expiry, keyed by a key derived from
 //! the JWT signing key. Any instance can verify a link any other made; nothing is stored.
 //!
+//! Like tokens, links survive a key rotation: one link key is derived from each configured JWT
+//! key ([`LinkKeys`]); the first signs, every one verifies. So while a fleet moves from
+//! `old` to `new,old`, a link made by either kind of instance opens on both.
+//!
 //! Refusals are a [`LinkError`] of this module's own; the HTTP layer maps it to its 403.
 
 use chrono::{DateTime, Utc};
@@ -47,12 +51,17 @@ fn mac(key: &[u8; 32], id: ExportId, expires: i64) -> Hmac<Sha256> {
     mac
 }
 
+/// The hex signature of a link to export `id` expiring at `expires` (Unix seconds).
+pub(crate) fn signature(key: &[u8; 32], id: ExportId, expires: i64) -> String {
+    hex::encode(mac(key, id, expires).finalize().into_bytes())
+}
+
 /// A download link for export `id`, valid for `export_link_ttl` from `now`.
 pub fn export_link(state: &AppState, id: ExportId, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
     let expires_at = now
         + chrono::Duration::from_std(state.settings.export_link_ttl).unwrap_or(chrono::Duration::hours(24));
     let expires = expires_at.timestamp();
-    let signature = hex::encode(mac(&state.link_key, id, expires).finalize().into_bytes());
+    let signature = signature(state.link_keys.signing(), id, expires);
     let url = format!(
         "{}/api/v1/exports/{id}/download?expires={expires}&signature={signature}",
         state.settings.public_base_url()
@@ -68,10 +77,25 @@ pub fn verify_export_link(
     signature: &str,
     now: DateTime<Utc>,
 ) -> Result<(), LinkError> {
+    verify_with_key(state.link_keys.all(), id, expires, signature, now)
+}
+
+/// [`verify_export_link`] with the link keys given, any of which may have signed (what the
+/// fuzz target calls).
+pub(crate) fn verify_with_key(
+    keys: &[[u8; 32]],
+    id: ExportId,
+    expires: i64,
+    signature: &str,
+    now: DateTime<Utc>,
+) -> Result<(), LinkError> {
     let signature = hex::decode(signature).map_err(|_| LinkError::BadSignature)?;
-    mac(&state.link_key, id, expires)
-        .verify_slice(&signature)
-        .map_err(|_| LinkError::BadSignature)?;
+    let genuine = keys
+        .iter()
+        .any(|key| mac(key, id, expires).verify_slice(&signature).is_ok());
+    if !genuine {
+        return Err(LinkError::BadSignature);
+    }
     if now.timestamp() > expires {
         return Err(LinkError::Expired);
     }

@@ -4,19 +4,23 @@
 
 use anyhow::Context;
 use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    AsyncFileTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart, header::HeaderName, header::HeaderValue},
 };
 use outgrow_platform::config::Settings;
 use secrecy::ExposeSecret;
+
+pub mod session;
+
+use session::Relay;
 
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Mailer {
     /// `.eml` files in a directory (the embedded default; also handy in development).
     Files(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
-    /// A real SMTP server.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, String),
+    /// A real SMTP server, one bounded session per e-mail.
+    Smtp(Relay),
 }
 
 impl std::fmt::Debug for Mailer {
@@ -43,13 +47,15 @@ impl Mailer {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         match &settings.smtp_url {
             Some(url) => {
-                let url = url.expose_secret();
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .context("smtp_url (OUTGROW_SMTP_URL) is not a valid smtp:// URL")?
-                    .timeout(Some(std::time::Duration::from_secs(30)))
-                    .build();
-                let shown = url.rsplit_once('@').map_or(url, |(_, host)| host).to_owned();
-                Ok(Self::Smtp(transport, shown))
+                let ca = match &settings.smtp_ca_file {
+                    Some(path) => Some(std::fs::read(path).with_context(|| {
+                        format!("smtp_ca_file (OUTGROW_SMTP_CA_FILE): reading {}", path.display())
+                    })?),
+                    None => None,
+                };
+                let relay = Relay::from_url(url.expose_secret(), settings.smtp_timeout, ca.as_deref())
+                    .context("smtp_url (OUTGROW_SMTP_URL), smtp_timeout or smtp_ca_file")?;
+                Ok(Self::Smtp(relay))
             }
             None => {
                 let dir = settings.data_dir.join("mail");
@@ -59,7 +65,8 @@ impl Mailer {
         }
     }
 
-    /// Whether mail can go out: an SMTP `NOOP` round trip, or a writable directory.
+    /// Whether mail can go out: an SMTP session opened (greeting, EHLO, STARTTLS and AUTH as
+    /// configured) and closed, or a writable directory.
     pub async fn test_connection(&self) -> anyhow::Result<()> {
         match self {
             Self::Files(_, dir) => {
@@ -70,14 +77,7 @@ impl Mailer {
                 tokio::fs::remove_file(&probe).await.ok();
                 Ok(())
             }
-            Self::Smtp(transport, host) => {
-                let reachable = transport
-                    .test_connection()
-                    .await
-                    .with_context(|| format!("connecting to {host}"))?;
-                anyhow::ensure!(reachable, "{host} did not accept a connection");
-                Ok(())
-            }
+            Self::Smtp(relay) => relay.test_connection().await,
         }
     }
 
@@ -85,7 +85,7 @@ impl Mailer {
     pub fn describe(&self) -> String {
         match self {
             Self::Files(_, dir) => format!("files ({})", dir.display()),
-            Self::Smtp(_, host) => format!("smtp ({host})"),
+            Self::Smtp(relay) => format!("smtp ({})", relay.describe()),
         }
     }
 
@@ -117,11 +117,8 @@ impl Mailer {
             Self::Files(transport, _) => {
                 transport.send(message).await.context("writing the .eml file")?;
             }
-            Self::Smtp(transport, host) => {
-                transport
-                    .send(message)
-                    .await
-                    .with_context(|| format!("sending through {host}"))?;
+            Self::Smtp(relay) => {
+                relay.send(message.envelope(), &message.formatted()).await?;
             }
         }
         Ok(())
@@ -153,6 +150,19 @@ pub fn welcome(to: &str, name: &str) -> Email {
         html: format!(
             "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>your Outgrow account is ready. Sign in with this e-mail address.</p><p>If you did not create it, ignore this message.</p><p>— Outgrow</p></body></html>",
             html_escape(name)
+        ),
+    }
+}
+
+/// To the owner of an address someone tried to register again.
+pub fn registration_attempt(to: &str) -> Email {
+    let body = "someone tried to create an Outgrow account with this e-mail address, which already has one. If it was you, sign in instead. If it was not, you need do nothing: your account is unchanged.";
+    Email {
+        to: to.to_owned(),
+        subject: "An attempt to register your e-mail address at Outgrow".to_owned(),
+        text: format!("Hello,\n\n{body}\n\n— Outgrow\n"),
+        html: format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello,</p><p>{body}</p><p>— Outgrow</p></body></html>"
         ),
     }
 }

@@ -3,14 +3,31 @@
 //! On SIGTERM or SIGINT: readiness turns 503 at once; after `shutdown_delay` (time for a load
 //! balancer to notice) the listener closes and idle keep-alive connections are closed; in-flight
 //! requests get `shutdown_timeout` to finish; then background tasks stop and the pools close.
+//!
+//! The accept loop is our own rather than `axum::serve` because that one sets no timer: it
+//! would wait forever for a request head (slowloris) and keep idle connections without limit.
+//! Here a connection must deliver each request head within `header_read_timeout` (counted from
+//! when the server starts waiting, so silent and idle keep-alive connections close too), at
+//! most `max_connections` are open (further ones wait in the listen backlog), and slow bodies
+//! are bounded by `request_timeout` in the middleware stack (408). It speaks HTTP/1.1 only:
+//! TLS and HTTP/2 end at the proxy in front, and protocol sniffing (hyper-util's `auto`) would
+//! read a connection's first bytes with no timer at all.
 
-use std::net::SocketAddr;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::{Router, extract::ConnectInfo};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
 use outgrow_platform::{
     config::Settings,
-    shutdown::{Shutdown, termination_requested},
+    shutdown::{Shutdown, ShutdownSignal, termination_requested},
 };
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt;
 
 use crate::{http, state::App};
 
@@ -39,12 +56,11 @@ pub async fn serve(mut settings: Settings, workers: bool, demo: bool) -> anyhow:
     );
 
     let app = http::router(state.clone());
-    let stop = shutdown.signal();
-    let server = tokio::spawn(
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.stopped())
-            .into_future(),
-    );
+    let limits = ConnectionLimits {
+        header_read_timeout: state.settings.header_read_timeout,
+        max_connections: state.settings.max_connections,
+    };
+    let server = tokio::spawn(accept_loop(listener, app, limits, shutdown.signal()));
 
     termination_requested().await;
     shutdown.start_draining();
@@ -54,8 +70,7 @@ pub async fn serve(mut settings: Settings, workers: bool, demo: bool) -> anyhow:
     shutdown.stop();
     tracing::info!(deadline = ?settings.shutdown_timeout, "listener closed; finishing in-flight requests");
     match tokio::time::timeout(settings.shutdown_timeout, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("all requests finished"),
-        Ok(Ok(Err(error))) => tracing::error!(%error, "the server failed while draining"),
+        Ok(Ok(())) => tracing::info!("all requests finished"),
         Ok(Err(error)) => tracing::error!(%error, "the server task failed"),
         Err(_) => tracing::warn!("shutdown_timeout reached; abandoning the requests still running"),
     }
@@ -66,6 +81,60 @@ pub async fn serve(mut settings: Settings, workers: bool, demo: bool) -> anyhow:
     state.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What bounds the connections (the `header_read_timeout` and `max_connections` settings).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Accepts connections until `stop`, serves each with HTTP/1.1 under the connection limits,
+/// then waits for the open ones to finish their requests (idle ones close at once).
+async fn accept_loop(listener: TcpListener, app: Router, limits: ConnectionLimits, stop: ShutdownSignal) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let stopped = stop.stopped();
+    tokio::pin!(stopped);
+    loop {
+        let permit = tokio::select! {
+            () = &mut stopped => break,
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (stream, remote) = tokio::select! {
+            () = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: the condition is the machine's, not
+                    // the client's, so wait a little rather than spin (as `axum::serve` does).
+                    tracing::error!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        // No upgrades (WebSockets): nothing here uses them.
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that vanishes or sends garbage ends its own connection; nothing to report.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// `outgrow worker`: job workers only, until a termination signal.

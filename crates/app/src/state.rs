@@ -15,8 +15,8 @@ use outgrow_platform::{
     ratelimit::{self, LocalRateLimiter, RateLimiter, RatePolicy, RedisRateLimiter},
     redis_client::RedisClient,
     shutdown::Shutdown,
+    throttle::{LocalThrottle, RedisThrottle, Throttle, ThrottlePolicy},
 };
-use secrecy::ExposeSecret;
 
 use crate::{
     auth::{keys, password::PasswordHasher, tokens::TokenSigner},
@@ -55,8 +55,14 @@ pub struct Policies {
     pub default: RatePolicy,
     /// Creating data exports, per user.
     pub export: RatePolicy,
+    /// Placing orders, per user.
+    pub order: RatePolicy,
     /// `/api/v1/auth/*`, per client address.
     pub auth: RatePolicy,
+    /// Sign-in attempts per account (any address).
+    pub login_account: ThrottlePolicy,
+    /// Sign-in attempts per client address (failures only).
+    pub login_address: ThrottlePolicy,
 }
 
 /// Everything a request may need.
@@ -79,6 +85,8 @@ pub struct App {
     pub rate_limit_backend: &'static str,
     /// The configured rate policies.
     pub policies: Policies,
+    /// Sign-in attempts per account and per address (progressive delays).
+    pub login_throttle: Arc<dyn Throttle>,
     /// Argon2id on the blocking pool.
     pub passwords: PasswordHasher,
     /// Access-token signing and verification.
@@ -96,7 +104,7 @@ pub struct App {
     /// Upload and export rows.
     pub media: crate::db::media::MediaStore,
     /// Signs time-limited links; derived from the JWT signing key, so every instance agrees.
-    pub link_key: [u8; 32],
+    pub link_keys: crate::auth::keys::LinkKeys,
     /// The order and event shards, and the map routing users to them.
     pub shards: crate::db::shards::Shards,
     /// Products and stock.
@@ -176,8 +184,27 @@ impl App {
             default: settings.rate_limit_default.policy("default"),
             auth: settings.rate_limit_auth.policy("auth"),
             export: settings.rate_limit_export.policy("export"),
+            order: settings.rate_limit_order.policy("order"),
+            login_account: ThrottlePolicy {
+                name: "account",
+                free_attempts: settings.login_free_attempts_per_account,
+                base: settings.login_delay_base,
+                max: settings.login_delay_max,
+                forget_after: settings.login_attempts_forget_after,
+            },
+            login_address: ThrottlePolicy {
+                name: "address",
+                free_attempts: settings.login_free_attempts_per_address,
+                base: settings.login_delay_base,
+                max: settings.login_delay_max,
+                forget_after: settings.login_attempts_forget_after,
+            },
         };
-        let all_policies = [policies.default, policies.auth, policies.export];
+        let login_throttle: Arc<dyn Throttle> = match &redis {
+            Some(redis) => Arc::new(RedisThrottle::new(redis.clone())),
+            None => Arc::new(LocalThrottle::new()),
+        };
+        let all_policies = [policies.default, policies.auth, policies.export, policies.order];
         let rate_limiter: Arc<dyn RateLimiter> = match &redis {
             Some(redis) => Arc::new(RedisRateLimiter::new(
                 redis.clone(),
@@ -214,14 +241,7 @@ impl App {
         }
         let mailer = crate::mail::Mailer::from_settings(&settings)?;
         let storage = outgrow_platform::storage::ObjectStorage::from_settings(&settings)?;
-        let link_key = {
-            use sha2::Digest;
-            let signing = keys.first().context("no JWT key configured")?;
-            let mut hasher = sha2::Sha256::new();
-            hasher.update(b"outgrow signed links v1:");
-            hasher.update(signing.secret.expose_secret().as_bytes());
-            hasher.finalize().into()
-        };
+        let link_keys = crate::auth::keys::LinkKeys::derive(&keys)?;
         let catalog = crate::store::catalog::Catalog::new(&db);
         let orders = crate::store::orders::Orders::new(
             db.primary_pool(),
@@ -249,7 +269,7 @@ impl App {
             mailer,
             storage,
             media: db.media(),
-            link_key,
+            link_keys,
             users: db.users(),
             sessions,
             cache,
@@ -257,6 +277,7 @@ impl App {
             rate_limiter,
             rate_limit_backend: if redis.is_some() { "redis" } else { "local" },
             policies,
+            login_throttle,
             passwords,
             tokens,
             metrics,

@@ -24,7 +24,10 @@ impl Email {
     /// Normalises and checks `input`: one `@`, a dot-atom local part, and a domain of
     /// valid DNS labels with at least one dot.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
-        let normalised = input.trim().to_lowercase();
+        // ASCII case only: Unicode lower-casing turns some non-ASCII letters into ASCII ones
+        // (the Kelvin sign K into k), which would accept, and send mail to, an address other
+        // than the one typed. Non-ASCII characters stay as they are and are refused below.
+        let normalised = input.trim().to_ascii_lowercase();
         if normalised.is_empty() {
             return Err(ValidationError::new("must not be empty"));
         }
@@ -129,6 +132,14 @@ mod tests {
             "ann@x_y.org",
             "ann@-x.org",
         ]);
+    }
+
+    #[test]
+    fn letters_that_lower_case_to_ascii_are_refused_not_folded() {
+        // Caught by the e-mail fuzz target's invariant (an accepted address is the one typed, up
+        // to ASCII case): U+212A KELVIN SIGN lower-cases to an ASCII `k`, so this was
+        // accepted as kelvin@example.org, another mailbox.
+        assert_refused(&["\u{212A}elvin@example.org", "ann@\u{212A}.org", "\u{130}an@x.org"]);
     }
 
     #[test]

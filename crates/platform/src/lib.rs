@@ -19,3 +19,4 @@ pub mod shutdown;
 pub mod sql;
 pub mod storage;
 pub mod telemetry;
+pub mod throttle;

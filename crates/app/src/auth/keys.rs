@@ -119,6 +119,51 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// The HMAC keys of signed links and CSRF tokens, one derived from each JWT key in order:
+/// the first signs, any verifies.
+#[derive(Clone)]
+pub struct LinkKeys(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for LinkKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinkKeys({} keys)", self.0.len())
+    }
+}
+
+impl LinkKeys {
+    /// Derives a key from each JWT key (SHA-256 of a fixed prefix and its secret).
+    pub fn derive(keys: &[JwtKey]) -> anyhow::Result<Self> {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        anyhow::ensure!(!keys.is_empty(), "no JWT key configured");
+        Ok(Self(
+            keys.iter()
+                .map(|key| {
+                    let mut hasher = Sha256::new();
+                    hasher.update(b"outgrow signed links v1:");
+                    hasher.update(key.secret.expose_secret().as_bytes());
+                    hasher.finalize().into()
+                })
+                .collect(),
+        ))
+    }
+
+    /// The key that signs.
+    pub fn signing(&self) -> &[u8; 32] {
+        &self.0[0]
+    }
+
+    /// Every key that verifies, the signing one first.
+    pub fn verifying(&self) -> impl Iterator<Item = &[u8; 32]> {
+        self.0.iter()
+    }
+
+    /// The same keys as a slice.
+    pub fn all(&self) -> &[[u8; 32]] {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,12 +86,16 @@ impl From<JobRecord> for JobResponse {
 /// Which jobs to list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListJobsQuery {
     /// `ready`, `running`, `done`, `dead` or `cancelled`.
+    #[param(pattern = "^(ready|running|done|dead|cancelled)$")]
     pub state: Option<String>,
-    /// Only this queue.
+    /// Only this queue: 1–64 of `A-Z a-z 0-9 _ . : -`.
+    #[param(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub queue: Option<String>,
     /// At most this many (1 to 200, default 50), newest first.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -116,6 +120,14 @@ pub async fn list_jobs(
 ) -> Result<Json<JobList>, ApiError> {
     principal.require_admin(ADMINS_ONLY)?;
     let job_state = parse_job_state(query.state.as_deref())?;
+    if let Some(queue) = &query.queue
+        && !is_queue_name(queue)
+    {
+        return Err(ApiError::invalid(
+            "queue",
+            "must be 1 to 64 letters, digits or _ . : -",
+        ));
+    }
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1 to 200"));
@@ -132,6 +144,15 @@ pub async fn list_jobs(
     Ok(Json(JobList {
         items: jobs.into_iter().map(JobResponse::from).collect(),
     }))
+}
+
+/// Whether `text` can name a queue (every queue Outgrow defines does): a filter that cannot
+/// is refused before it reaches the database (PostgreSQL refuses a NUL in text with an error).
+fn is_queue_name(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"_.:-".contains(&byte))
 }
 
 /// The `state` filter of a job list: absent, or one of the queue's states.
@@ -157,7 +178,7 @@ pub async fn find_jobs(state: &AppState, filter: &JobFilter) -> Result<Vec<JobRe
 /// One job.
 #[utoipa::path(
     get, path = "/api/v1/admin/jobs/{id}", tag = "admin",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = uuid::Uuid, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = JobResponse), Forbidden, NotFound)
 )]
@@ -180,7 +201,7 @@ pub async fn get_job(
 /// Sends a dead or cancelled job back to the queue with fresh attempts.
 #[utoipa::path(
     post, path = "/api/v1/admin/jobs/{id}/retry", tag = "admin",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = uuid::Uuid, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "Ready again", body = JobResponse), NotDeadOrCancelled, NotFound)
 )]
@@ -197,7 +218,7 @@ pub async fn retry_job(
 /// Cancels a job that has not started.
 #[utoipa::path(
     post, path = "/api/v1/admin/jobs/{id}/cancel", tag = "admin",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = uuid::Uuid, Path, description = "Job id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "Cancelled", body = JobResponse), RunningOrFinished, NotFound)
 )]

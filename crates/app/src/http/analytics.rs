@@ -30,8 +30,10 @@ const MAX_TOP: u32 = 100;
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
     /// Hours back from now, the current one included: 1 to 744 (default 24).
+    #[param(minimum = 1, maximum = 744)]
     pub hours: Option<u32>,
     /// How many products in `top_products`: 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub top: Option<u32>,
 }
 

@@ -2,6 +2,8 @@
 //!
 //! Every route here sits behind the strict `auth` rate policy, keyed by client address.
 
+use std::net::IpAddr;
+
 use axum::{
     Json,
     extract::State,
@@ -11,6 +13,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use outgrow_domain::{Email, Password, Role, UserName};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -19,10 +22,8 @@ use super::{
     authn::Principal,
     error::{ApiError, FieldError},
     extract::ApiJson,
-    reply::located,
-    responses::{
-        BadRefreshToken, EmailTaken, InvalidFields, Malformed, NotSignedIn, RateLimited, WrongCredentials,
-    },
+    middleware::ClientAddress,
+    responses::{BadRefreshToken, InvalidFields, Malformed, NotSignedIn, RateLimited, WrongCredentials},
     users::UserResponse,
 };
 use outgrow_platform::jobs::Job;
@@ -30,7 +31,7 @@ use outgrow_platform::jobs::Job;
 use crate::{
     auth::tokens::{hash_secret, new_session_secret, session_of},
     jobs::{EmailTemplate, SendEmail},
-    repo::{NewSession, RefreshExchange, Rotation, Session, User},
+    repo::{NewSession, RefreshExchange, Rotation, Session, StoreError, User},
     state::AppState,
 };
 
@@ -47,35 +48,66 @@ pub struct RegisterRequest {
     #[schema(example = "ann@example.org")]
     pub email: String,
     /// 8 to 128 characters, not the e-mail address, not a common password.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(example = "correct horse battery staple", min_length = 8, max_length = 128)]
     pub password: String,
     /// Display name, 1 to 100 characters.
     #[schema(example = "Ann Lee")]
     pub name: String,
 }
 
-/// Creates an account with the `user` role.
+/// What registration answers, whether or not the address already had an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    /// What happens next, the same sentence in either case.
+    #[schema(
+        example = "If this address can be registered, the account is ready: sign in with it. An e-mail is on its way to it either way."
+    )]
+    pub detail: &'static str,
+}
+
+/// The one answer to a well-formed registration.
+pub const REGISTRATION_ACCEPTED: &str = "If this address can be registered, the account is ready: sign in with it. An e-mail is on its way to it either way.";
+
+/// Creates an account with the `user` role. A well-formed request gets the same 202 whether or
+/// not the address already has an account, after the same work (the password is hashed
+/// either way), so registration does not tell who has an account here: a new address gets the
+/// welcome e-mail, a taken one a notice that someone tried to register it.
 #[utoipa::path(
     post, path = "/api/v1/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Created; `Location` names the new user", body = UserResponse),
-        EmailTaken, InvalidFields, RateLimited,
+        (status = 202, description = "Accepted: the account exists now, or the address already had one (an e-mail tells its owner which)", body = RegistrationAccepted),
+        InvalidFields, RateLimited,
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let user = register_account(&state, &request).await?;
-    let location = format!("/api/v1/users/{}", user.id);
-    located(StatusCode::CREATED, &location, UserResponse::from(user))
+    register_account(&state, &request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RegistrationAccepted {
+            detail: REGISTRATION_ACCEPTED,
+        }),
+    )
+        .into_response())
+}
+
+/// How a registration ended.
+#[derive(Debug)]
+pub enum Registered {
+    /// A new account.
+    Created(User),
+    /// The address already had an account; its owner is told by e-mail.
+    AlreadyTaken,
 }
 
 /// Registration, shared by the API and the registration page: the fields are checked, the
 /// password hashed (Argon2id, on the blocking pool), and the account created with its welcome
-/// e-mail job in one transaction. A taken address is [`ApiError::Conflict`].
-pub async fn register_account(state: &AppState, request: &RegisterRequest) -> Result<User, ApiError> {
+/// e-mail job in one transaction. A taken address queues a notice to its owner instead
+/// (at most one waiting per address), after the same hashing.
+pub async fn register_account(state: &AppState, request: &RegisterRequest) -> Result<Registered, ApiError> {
     let mut errors = Vec::new();
     let email = FieldError::collect("email", Email::parse(&request.email), &mut errors);
     let name = FieldError::collect("name", UserName::parse(&request.name), &mut errors);
@@ -92,13 +124,34 @@ pub async fn register_account(state: &AppState, request: &RegisterRequest) -> Re
     }
     .to_new_job()
     .map_err(anyhow::Error::from)?;
+    let notice = SendEmail {
+        to: email.as_str().to_owned(),
+        template: EmailTemplate::RegistrationAttempt,
+    }
+    .to_new_job()
+    .map_err(anyhow::Error::from)?
+    .dedup(format!("registration-attempt:{}", email.as_str()));
     let account = state
         .passwords
         .new_account(email, name, password, Role::User)
         .await?;
-    let user = state.users.create(account, &[welcome]).await?;
-    tracing::info!(user_id = %user.id, "account registered; welcome e-mail queued");
-    Ok(user)
+    match state.users.create(account, &[welcome]).await {
+        Ok(user) => {
+            tracing::info!(user_id = %user.id, "account registered; welcome e-mail queued");
+            Ok(Registered::Created(user))
+        }
+        Err(StoreError::Conflict(_)) => {
+            state
+                .db
+                .jobs()
+                .enqueue(&notice)
+                .await
+                .map_err(anyhow::Error::from)?;
+            tracing::info!("registration of a taken address; its owner is told by e-mail");
+            Ok(Registered::AlreadyTaken)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Credentials.
@@ -108,7 +161,8 @@ pub struct LoginRequest {
     /// The account's e-mail address.
     #[schema(example = "ann@example.org")]
     pub email: String,
-    /// The password.
+    /// The password (at most 1,024 bytes).
+    #[schema(min_length = 1)]
     pub password: String,
     /// Also set the `HttpOnly` session cookie (for browsers).
     #[serde(default)]
@@ -154,9 +208,10 @@ const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let user = check_credentials(&state, &request.email, &request.password).await?;
+    let user = check_credentials(&state, client, &request.email, &request.password).await?;
     let started = start_session(&state, &user, request.session_cookie).await?;
     let tokens = token_pair(&state, &started.session, started.refresh_token, started.now)?;
     let mut response = Json(LoginResponse {
@@ -173,7 +228,18 @@ pub async fn login(
 /// The user whose credentials these are, shared by the API and the sign-in page. A wrong
 /// e-mail and a wrong password get the same [`ApiError::Unauthorized`] after the same work
 /// (an unknown address is verified against a dummy hash).
-pub async fn check_credentials(state: &AppState, email: &str, password: &str) -> Result<User, ApiError> {
+///
+/// Attempts are throttled per account (by the normalized address, whether or not an account
+/// has it, so the throttle tells nothing either) and per client address, with progressive
+/// delays ([`outgrow_platform::throttle`]): an early attempt gets [`ApiError::RateLimited`]
+/// before any password work. Every attempt counts against the account and a success clears
+/// them; only failures count against the address.
+pub async fn check_credentials(
+    state: &AppState,
+    client: Option<IpAddr>,
+    email: &str,
+    password: &str,
+) -> Result<User, ApiError> {
     let email = Email::parse(email).map_err(|error| ApiError::invalid("email", error))?;
     if password.is_empty() || password.len() > MAX_LOGIN_PASSWORD_BYTES {
         return Err(ApiError::invalid(
@@ -181,15 +247,39 @@ pub async fn check_credentials(state: &AppState, email: &str, password: &str) ->
             format!("must be 1 to {MAX_LOGIN_PASSWORD_BYTES} bytes"),
         ));
     }
+    let throttle = &state.login_throttle;
+    let (per_account, per_address) = (&state.policies.login_account, &state.policies.login_address);
+    let account_key = hex::encode(sha2::Sha256::digest(email.as_str().as_bytes()));
+    let address_key = client.map(|ip| ip.to_string());
+    if let Some(address_key) = &address_key {
+        throttle
+            .check(per_address, address_key)
+            .await
+            .map_err(|wait| throttled("address", wait))?;
+    }
+    throttle
+        .attempt(per_account, &account_key)
+        .await
+        .map_err(|wait| throttled("account", wait))?;
     let credentials = state.users.credentials_by_email(&email).await?;
     let stored = credentials.as_ref().map(|found| found.password_hash.as_str());
     let verified = state.passwords.verify(password, stored).await?;
     let Some(credentials) = credentials.filter(|_| verified) else {
+        if let Some(address_key) = &address_key {
+            throttle.fail(per_address, address_key).await;
+        }
         metrics::counter!("auth_logins_total", "result" => "failure").increment(1);
         return Err(ApiError::Unauthorized("wrong e-mail address or password"));
     };
+    throttle.clear(per_account, &account_key).await;
     metrics::counter!("auth_logins_total", "result" => "success").increment(1);
     Ok(credentials.user)
+}
+
+/// A sign-in attempt refused for coming too early: 429 with `Retry-After` in whole seconds.
+fn throttled(by: &'static str, wait: std::time::Duration) -> ApiError {
+    metrics::counter!("auth_logins_total", "result" => "throttled", "by" => by).increment(1);
+    ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
 /// A session just started: what the API hands out, and the cookie's secret when asked for.

@@ -36,6 +36,7 @@ const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 pub struct EventRequest {
     /// `[a-z0-9_.:-]`, 1–64 characters, e.g. `product.viewed`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[a-z0-9_.:-]{1,64}$")]
     pub kind: String,
     /// When it happened (RFC 3339); within `events_max_age` before now and at most an hour
     /// ahead.
@@ -51,6 +52,7 @@ pub struct EventRequest {
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     /// 1 to 500 events.
+    #[schema(min_items = 1, max_items = 500)]
     pub events: Vec<EventRequest>,
 }
 
@@ -61,7 +63,19 @@ pub struct EventsStored {
     pub stored: usize,
 }
 
-fn validate(
+/// Whether a string or key anywhere in `value` holds U+0000.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+pub(crate) fn validate(
     batch: EventBatch,
     now: DateTime<Utc>,
     max_age: std::time::Duration,
@@ -97,10 +111,12 @@ fn validate(
             .properties
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
         let serialized = serde_json::to_string(&properties).unwrap_or_default();
-        if !properties.is_object() || serialized.len() > MAX_PROPERTIES_BYTES {
+        // PostgreSQL's jsonb refuses U+0000 in a string: the same answer on every backend is
+        // a 400.
+        if !properties.is_object() || serialized.len() > MAX_PROPERTIES_BYTES || holds_nul(&properties) {
             errors.push(FieldError::new(
                 &format!("events[{index}].properties"),
-                format!("must be a JSON object of at most {MAX_PROPERTIES_BYTES} bytes"),
+                format!("must be a JSON object of at most {MAX_PROPERTIES_BYTES} bytes, without U+0000"),
             ));
         }
         events.push(NewEvent {

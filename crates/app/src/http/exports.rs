@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateExportRequest {
     /// `csv` or `json`.
+    #[schema(pattern = "^(csv|json)$")]
     pub format: String,
 }
 
@@ -102,6 +103,14 @@ pub async fn create_export(
     located(StatusCode::ACCEPTED, &location, export_response(&state, row))
 }
 
+/// An export's format, checked: `csv` or `json`.
+pub(crate) fn check_format(format: String) -> Result<String, ApiError> {
+    match format.as_str() {
+        "csv" | "json" => Ok(format),
+        _ => Err(ApiError::invalid("format", "must be csv or json")),
+    }
+}
+
 /// Records an export of the caller's data in `format` (`csv` or `json`) with the job that
 /// builds it, shared by the API and the exports page (both behind the `export` rate policy).
 pub async fn request_export(
@@ -109,10 +118,7 @@ pub async fn request_export(
     principal: &Principal,
     format: String,
 ) -> Result<ExportRow, ApiError> {
-    let format = match format.as_str() {
-        "csv" | "json" => format,
-        _ => return Err(ApiError::invalid("format", "must be csv or json")),
-    };
+    let format = check_format(format)?;
     let row = ExportRow {
         id: ExportId::new(),
         user_id: principal.user_id,
@@ -133,7 +139,7 @@ pub async fn request_export(
 /// An export's status, with a fresh signed link once ready (owner or admin).
 #[utoipa::path(
     get, path = "/api/v1/exports/{id}", tag = "exports",
-    params(("id" = String, Path, description = "Export id")),
+    params(("id" = uuid::Uuid, Path, description = "Export id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = ExportResponse), NoSuchExport)
 )]
@@ -155,6 +161,7 @@ pub async fn get_export(
 /// The signature of a download link.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// Unix time the link stops working.
     pub expires: i64,
@@ -165,7 +172,7 @@ pub struct DownloadQuery {
 /// Downloads an export through its signed link.
 #[utoipa::path(
     get, path = "/api/v1/exports/{id}/download", tag = "exports",
-    params(("id" = String, Path, description = "Export id"), DownloadQuery),
+    params(("id" = uuid::Uuid, Path, description = "Export id"), DownloadQuery),
     responses((status = 200, description = "The file (attachment)"), BadSignature, NotFound)
 )]
 pub async fn download_export(

@@ -81,6 +81,22 @@ pub fn path_uuid(id: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| ApiError::invalid("id", format!("must be {what} (a UUID)")))
 }
 
+/// A signed-in administrator. Taken before a handler's body, it refuses everyone else (401, or
+/// 403 for a signed-in user) before the body is read or validated, so a non-admin learns
+/// nothing from the validation of a body they may not send.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_admin("only administrators may do this")?;
+        Ok(Self(principal))
+    }
+}
+
 /// The signed-in caller; a handler taking it answers 401 to anyone else.
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
@@ -92,6 +108,121 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             Some(Authentication::Anonymous) | None => Err(ApiError::Unauthorized(
                 "sign in: send a bearer token or the session cookie",
             )),
+        }
+    }
+}
+
+/// JSON Schema's `integer` is any number without a fractional part, `2.0` as much as `2` (and
+/// clients that only have floating point, or schemathesis, send the first). serde's integers
+/// take only the second. For the integer fields of JSON request bodies:
+/// `#[serde(deserialize_with = "integer::exact")]`, or `integer::optional` with
+/// `#[serde(default)]`. A string is still refused, as is `2.5` or a value out of the field's
+/// range.
+pub mod integer {
+    use std::{fmt, marker::PhantomData};
+
+    use serde::{
+        Deserialize, Deserializer,
+        de::{Error, Unexpected, Visitor},
+    };
+
+    /// The largest magnitude an `f64` holds every integer up to (2^53).
+    const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
+
+    struct Integral<T>(PhantomData<T>);
+
+    impl<T: TryFrom<i64> + TryFrom<u64>> Visitor<'_> for Integral<T> {
+        type Value = T;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an integer in range")
+        }
+
+        fn visit_i64<E: Error>(self, value: i64) -> Result<T, E> {
+            T::try_from(value).map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))
+        }
+
+        fn visit_u64<E: Error>(self, value: u64) -> Result<T, E> {
+            T::try_from(value).map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+        }
+
+        fn visit_f64<E: Error>(self, value: f64) -> Result<T, E> {
+            if value.fract() == 0.0 && value.abs() <= EXACT_IN_F64 {
+                // Exact: an integral value within ±2^53.
+                self.visit_i64(value as i64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(value), &self))
+            }
+        }
+    }
+
+    /// An integer field.
+    pub fn exact<'de, D: Deserializer<'de>, T: TryFrom<i64> + TryFrom<u64>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        deserializer.deserialize_any(Integral(PhantomData))
+    }
+
+    /// An optional integer field (`null` or absent: `None`).
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i64> + TryFrom<u64>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        struct Field<T>(T);
+        impl<'de, T: TryFrom<i64> + TryFrom<u64>> Deserialize<'de> for Field<T> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                exact(deserializer).map(Field)
+            }
+        }
+        Ok(Option::<Field<T>>::deserialize(deserializer)?.map(|field| field.0))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde::Deserialize;
+
+        #[derive(Debug, Deserialize)]
+        struct Line {
+            #[serde(deserialize_with = "super::exact")]
+            quantity: u32,
+            #[serde(default, deserialize_with = "super::optional")]
+            stock: Option<i64>,
+        }
+
+        fn parse(json: &str) -> Result<Line, String> {
+            serde_json::from_str(json).map_err(|error| error.to_string())
+        }
+
+        fn accepted(json: &str) -> Line {
+            parse(json).unwrap_or_else(|error| panic!("{json}: {error}"))
+        }
+
+        #[test]
+        fn integral_numbers_are_integers_in_either_spelling() {
+            assert_eq!(accepted(r#"{"quantity": 2}"#).quantity, 2);
+            assert_eq!(accepted(r#"{"quantity": 2.0}"#).quantity, 2);
+            assert_eq!(accepted(r#"{"quantity": 2e1}"#).quantity, 20);
+            assert_eq!(accepted(r#"{"quantity": 1, "stock": 5.0}"#).stock, Some(5));
+            assert_eq!(accepted(r#"{"quantity": 1, "stock": null}"#).stock, None);
+            assert_eq!(accepted(r#"{"quantity": 1}"#).stock, None);
+        }
+
+        #[test]
+        fn fractions_strings_and_out_of_range_values_are_refused() {
+            for body in [
+                r#"{"quantity": 2.5}"#,
+                r#"{"quantity": "2"}"#,
+                r#"{"quantity": -1}"#,
+                r#"{"quantity": -1.0}"#,
+                r#"{"quantity": 4294967296}"#,
+                r#"{"quantity": 1e300}"#,
+                r#"{"quantity": true}"#,
+                r#"{"quantity": null}"#,
+                r#"{"quantity": 1, "stock": "5"}"#,
+                r#"{"quantity": 1, "stock": 0.5}"#,
+            ] {
+                let error = parse(body).expect_err(body);
+                assert!(error.contains("invalid"), "{body}: {error}");
+            }
         }
     }
 }

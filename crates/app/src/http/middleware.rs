@@ -254,27 +254,64 @@ pub fn over_https(request: &Request, trusted: &[IpNet]) -> bool {
 
 /// The peer address, or the client address a trusted proxy reports in `X-Forwarded-For`
 /// (the right-most address that is not itself a trusted proxy: left-most entries are
-/// client-controlled and cannot be believed).
+/// client-controlled and cannot be believed). Hops are read right to left across every
+/// `X-Forwarded-For` line; an unreadable hop ends the walk at the last trusted address, since
+/// whatever stands left of it was not vouched for by a trusted proxy. (`Forwarded`, RFC 7239,
+/// is not read: nginx, the proxy deployed in front, writes `X-Forwarded-For`.)
 pub fn client_ip(request: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    if !is_trusted(peer, trusted) {
-        return Some(peer);
+    Some(forwarded_client(peer, request.headers(), trusted))
+}
+
+/// The client's address ([`client_ip`]) as an extractor; `None` without a peer address (a
+/// request not from a socket, as in in-process tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(Self(peer.map(|peer| {
+            forwarded_client(peer, &parts.headers, &state.settings.trusted_proxies)
+        })))
     }
-    let forwarded = request
-        .headers()
+}
+
+/// The client address behind `peer` by the `X-Forwarded-For` lines of `headers` (see
+/// [`client_ip`]).
+pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let lines: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(*ip, trusted))
-            .unwrap_or(peer),
-    )
+        .map(HeaderValue::as_bytes)
+        .collect();
+    let mut client = peer;
+    for hop in lines
+        .iter()
+        .rev()
+        .flat_map(|line| line.rsplit(|byte| *byte == b','))
+    {
+        let parsed = std::str::from_utf8(hop)
+            .ok()
+            .and_then(|hop| hop.trim().parse::<IpAddr>().ok());
+        match parsed {
+            Some(ip) if is_trusted(ip, trusted) => client = ip,
+            Some(ip) => return ip,
+            None => break,
+        }
+    }
+    client
 }
 
 fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
@@ -300,10 +337,48 @@ pub fn https_redirect(state: &AppState, request: &Request) -> Option<Response> {
     if !(settings.https_redirect && plain_http && from_trusted_proxy(request, &settings.trusted_proxies)) {
         return None;
     }
-    let host = request
-        .headers()
+    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    Some(
+        match (
+            https_location(request.headers(), path),
+            request.method().is_safe(),
+        ) {
+            (HttpsLocation::At(target), true) => Redirect::permanent(&target.to_string()).into_response(),
+            (HttpsLocation::NotAUri, true) => {
+                ApiError::BadRequest("invalid Host header".into()).into_response()
+            }
+            (HttpsLocation::NoHost, _) => {
+                ApiError::BadRequest("a Host header is required".into()).into_response()
+            }
+            (_, false) => ApiError::BadRequest("use HTTPS".into()).into_response(),
+        },
+    )
+}
+
+/// Where the HTTPS redirect of a request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HttpsLocation {
+    /// `https://{host}{path_and_query}`.
+    At(Uri),
+    /// No host made only of letters, digits and `-.:[]`.
+    NoHost,
+    /// A host of those characters that still makes no URI (`[` alone, say).
+    NotAUri,
+}
+
+/// Where the HTTPS redirect of `path_and_query` goes: `https://{host}{path_and_query}` for the
+/// host the proxy forwarded (`X-Forwarded-Host`, else `Host`), if it is made only of letters,
+/// digits and `-.:[]` (a name or address with a port: nothing that could add user info, another
+/// path or another authority). A target that is not a path (`OPTIONS *`, say) goes to `/`.
+pub fn https_location(headers: &HeaderMap, path_and_query: &str) -> HttpsLocation {
+    let path_and_query = if path_and_query.starts_with('/') {
+        path_and_query
+    } else {
+        "/"
+    };
+    let host = headers
         .get("x-forwarded-host")
-        .or_else(|| request.headers().get(header::HOST))
+        .or_else(|| headers.get(header::HOST))
         .and_then(|value| value.to_str().ok())
         .filter(|host| {
             !host.is_empty()
@@ -311,15 +386,11 @@ pub fn https_redirect(state: &AppState, request: &Request) -> Option<Response> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
         });
-    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    Some(match (host, request.method().is_safe()) {
-        (Some(host), true) => match format!("https://{host}{path}").parse::<Uri>() {
-            Ok(target) => Redirect::permanent(&target.to_string()).into_response(),
-            Err(_) => ApiError::BadRequest("invalid Host header".into()).into_response(),
-        },
-        (Some(_), false) => ApiError::BadRequest("use HTTPS".into()).into_response(),
-        (None, _) => ApiError::BadRequest("a Host header is required".into()).into_response(),
-    })
+    match host.map(|host| format!("https://{host}{path_and_query}").parse::<Uri>()) {
+        None => HttpsLocation::NoHost,
+        Some(Ok(target)) => HttpsLocation::At(target),
+        Some(Err(_)) => HttpsLocation::NotAUri,
+    }
 }
 
 /// Whom a request counts against: the auth policy always limits by client address (these
@@ -458,5 +529,27 @@ mod tests {
             client_ip(&proxied, &trusted),
             Some("198.51.100.7".parse().expect("ip"))
         );
+    }
+
+    #[test]
+    fn an_unreadable_hop_ends_the_walk_at_the_last_trusted_address() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        // Skipping `unknown` would believe 1.2.3.4, which no trusted proxy vouched for.
+        let garbled = request_from("10.0.0.2:5000", Some("1.2.3.4, unknown, 10.0.0.3"));
+        assert_eq!(
+            client_ip(&garbled, &trusted),
+            Some("10.0.0.3".parse().expect("ip"))
+        );
+        let mut two_lines = request_from("10.0.0.2:5000", Some("198.51.100.1"));
+        two_lines.headers_mut().append(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.2, 10.0.0.9"),
+        );
+        assert_eq!(
+            client_ip(&two_lines, &trusted),
+            Some("198.51.100.2".parse().expect("ip"))
+        );
+        let empty = request_from("10.0.0.2:5000", Some(""));
+        assert_eq!(client_ip(&empty, &trusted), Some("10.0.0.2".parse().expect("ip")));
     }
 }

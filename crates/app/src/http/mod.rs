@@ -25,6 +25,7 @@ pub mod events;
 pub mod exports;
 pub mod extract;
 pub mod middleware;
+pub mod operation_links;
 pub mod ops;
 pub mod orders;
 pub mod paging;
@@ -102,7 +103,16 @@ impl Modify for SecuritySchemes {
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    documented_api().1
+}
+
+/// The API's router and its document, with the answers of the middleware stack and the links
+/// between operations added.
+fn documented_api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = api().split_for_parts();
+    responses::document_stack_answers(&mut openapi, stack::ADMIN_ONLY_OUTSIDE_ADMIN_TAG);
+    operation_links::document_links(&mut openapi);
+    (router, openapi)
 }
 
 /// The routes with their OpenAPI descriptions, each declared with its full path and merged
@@ -125,7 +135,7 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The whole application: API, docs and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api().split_for_parts();
+    let (api, openapi) = documented_api();
     with_middleware(api.merge(undocumented(openapi)), state)
 }
 

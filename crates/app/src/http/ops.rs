@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
-use super::{error::Problem, responses::NotReady};
+use super::{error::Problem, middleware::ClientAddress, responses::NotReady};
 use crate::state::AppState;
 
 /// The routes of this feature.
@@ -128,12 +128,24 @@ pub async fn refresh_scrape_time_metrics(state: &AppState) {
     outgrow_platform::telemetry::record_scrape_time_metrics();
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format, for clients in `metrics_allowed_networks`
+/// only (others get the same 404 as when metrics are off: the endpoint's existence is not
+/// advertised to the public).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Metrics are disabled"))
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Metrics are disabled, or the client is outside `metrics_allowed_networks`"))
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, ClientAddress(client): ClientAddress) -> Response {
+    let allowed = client.is_some_and(|ip| {
+        state
+            .settings
+            .metrics_allowed_networks
+            .iter()
+            .any(|net| net.contains(&ip))
+    });
+    if !allowed {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     refresh_scrape_time_metrics(&state).await;
     match &state.metrics {
         Some(handle) => (

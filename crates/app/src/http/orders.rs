@@ -20,11 +20,12 @@ use uuid::Uuid;
 use super::{
     authn::Principal,
     error::{ApiError, FieldError},
-    extract::{ApiJson, ApiQuery, path_uuid},
+    extract::{ApiJson, ApiQuery, integer, path_uuid},
     paging::{cut_page, page_response, page_size},
     reply::located,
     responses::{
-        AlreadyCancelled, Invalid, NoSuchOrder, NotFound, OrderConflict, OrderUnprocessable, RetryAfter,
+        AlreadyCancelled, Invalid, NoSuchOrder, NotFound, OrderConflict, OrderRateLimited,
+        OrderUnprocessable, RetryAfter,
     },
 };
 use crate::{
@@ -52,6 +53,8 @@ const REPLAYED: &str = "idempotent-replayed";
 pub struct OrderLineRequest {
     pub product_id: Uuid,
     /// 1 to 1,000.
+    #[serde(deserialize_with = "integer::exact")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: u32,
 }
 
@@ -60,6 +63,7 @@ pub struct OrderLineRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
     /// 1 to 50 lines, each product once.
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderLineRequest>,
 }
 
@@ -122,7 +126,7 @@ pub struct OrderPage {
     pub next_before: Option<Uuid>,
 }
 
-fn validate(request: &CreateOrderRequest) -> Result<Vec<OrderLine>, ApiError> {
+pub(crate) fn validate(request: &CreateOrderRequest) -> Result<Vec<OrderLine>, ApiError> {
     let mut errors = Vec::new();
     if request.items.is_empty() || request.items.len() > MAX_LINES {
         errors.push(FieldError::new(
@@ -159,7 +163,7 @@ fn validate(request: &CreateOrderRequest) -> Result<Vec<OrderLine>, ApiError> {
 }
 
 /// The `Idempotency-Key` header, checked: 1–255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -210,12 +214,12 @@ fn created(body: &serde_json::Value, replayed: bool) -> Result<Response, ApiErro
 #[utoipa::path(
     post, path = "/api/v1/orders", tag = "orders",
     request_body = CreateOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters; remembered `idempotency_key_ttl`")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1–255 visible ASCII characters; remembered `idempotency_key_ttl`")),
     security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 201,
         description = "Placed (or, with `Idempotent-Replayed: true`, placed by an earlier request with this key)", body = OrderResponse),
-        OrderConflict, OrderUnprocessable, RetryAfter, Invalid,
+        OrderConflict, OrderUnprocessable, RetryAfter, Invalid, OrderRateLimited,
     )
 )]
 pub async fn create_order(
@@ -365,6 +369,7 @@ pub struct ListOrdersQuery {
     /// Orders placed before this one (the `next_before` of the previous page).
     pub before: Option<Uuid>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -409,7 +414,7 @@ async fn owner_for(state: &AppState, principal: &Principal, id: &str) -> Result<
 /// One order: its owner's or an admin's to see; anyone else gets 404.
 #[utoipa::path(
     get, path = "/api/v1/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = OrderResponse), NoSuchOrder)
 )]
@@ -430,7 +435,7 @@ pub async fn get_order(
 /// Cancels an order once and puts its stock back (owner or admin).
 #[utoipa::path(
     post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "Cancelled", body = OrderResponse), AlreadyCancelled, NotFound)
 )]

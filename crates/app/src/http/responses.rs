@@ -73,8 +73,6 @@ named_responses! {
     RateLimited = 429, "Rate limited";
 
     // auth
-    /// 409 of sign-up: an account has this e-mail address.
-    EmailTaken = 409, "The e-mail address is taken";
     /// 400 of sign-in: the e-mail address or password cannot be one.
     Malformed = 400, "Malformed request";
     /// 401 of sign-in, the same for an unknown e-mail and a wrong password.
@@ -119,6 +117,8 @@ named_responses! {
     NotAdministrator = 403, "Not an administrator";
 
     // orders
+    /// 429 of a new order, over `rate_limit_order` (per user).
+    OrderRateLimited = 429, "Over the order rate limit";
     /// 409 of a new order.
     OrderConflict = 409, "Not enough stock, or the key's first request is still running";
     /// 422 of a new order.
@@ -143,4 +143,76 @@ named_responses! {
     // operations
     /// 503 of readiness.
     NotReady = 503, "Draining, or a backend is down";
+}
+
+/// Adds to every operation the problem answers that come from the middleware stack and the
+/// extractors rather than from the handler, where the operation can get them and does not
+/// document them already: 400 (a malformed query, path or body), 413 and 415 (a body that is
+/// too large, or not JSON), 401 (an operation that needs a caller), 403 (the admin-only ones:
+/// tagged `admin`, or listed in `admin_only`), 404 (an unknown id) and 429 (the rate limits of
+/// `/api/v1`). So the document lists every status an operation answers, each as problem+json.
+pub fn document_stack_answers(openapi: &mut utoipa::openapi::OpenApi, admin_only: &[(&str, &str)]) {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        for (method, operation) in operations_mut(item) {
+            let Some(operation) = operation.as_mut() else {
+                continue;
+            };
+            let mut add = |status: u16, description: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| {
+                        problem(status, description)
+                            .into_values()
+                            .next()
+                            .expect("one answer")
+                    });
+            };
+            let has_body = operation.request_body.is_some();
+            let has_parameters = operation.parameters.as_ref().is_some_and(|list| !list.is_empty());
+            let has_path_id = path.contains('{');
+            let needs_caller = operation.security.as_ref().is_some_and(|list| !list.is_empty());
+            let admin = operation
+                .tags
+                .as_ref()
+                .is_some_and(|tags| tags.iter().any(|tag| tag == "admin"))
+                || admin_only.contains(&(method, path.as_str()));
+            if has_body || has_parameters || has_path_id {
+                add(400, "The request does not hold: a malformed body, query or path");
+            }
+            if has_body {
+                add(413, "The body is over the size limit");
+                add(415, "The body is not JSON (`Content-Type: application/json`)");
+            }
+            if needs_caller {
+                add(401, "No valid credential");
+            }
+            if admin {
+                add(403, "Not an administrator");
+            }
+            if has_path_id {
+                add(404, "No such resource (or not one the caller may see)");
+            }
+            if path.starts_with("/api/v1/") {
+                add(
+                    429,
+                    "Over the route group's rate limit; `Retry-After` says when to come back",
+                );
+            }
+        }
+    }
+}
+
+/// The operations of a path item the API can have, by method.
+pub fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> [(&'static str, &mut Option<utoipa::openapi::path::Operation>); 5] {
+    [
+        ("GET", &mut item.get),
+        ("POST", &mut item.post),
+        ("PUT", &mut item.put),
+        ("PATCH", &mut item.patch),
+        ("DELETE", &mut item.delete),
+    ]
 }

@@ -387,6 +387,15 @@ async fn within<F: Future>(limit: std::time::Duration, future: F) -> Option<F::O
     tokio::time::timeout(limit, future).await.ok()
 }
 
+/// Operations only administrators may call outside the `admin` tag (the catalog's writes and
+/// the list of users): their 403 is documented with the admin ones'.
+pub(crate) const ADMIN_ONLY_OUTSIDE_ADMIN_TAG: &[(&str, &str)] = &[
+    ("POST", "/api/v1/products"),
+    ("PATCH", "/api/v1/products/{id}"),
+    ("DELETE", "/api/v1/products/{id}"),
+    ("GET", "/api/v1/users"),
+];
+
 /// Which limits apply to a route, decided by its path template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RouteGroup {
@@ -404,6 +413,8 @@ pub(crate) enum PolicyName {
     Auth,
     /// Creating data exports, per user.
     Export,
+    /// Placing orders, per user.
+    Order,
 }
 
 impl RouteGroup {
@@ -416,6 +427,8 @@ impl RouteGroup {
             PolicyName::Auth
         } else if path == "/exports" && method == Method::POST {
             PolicyName::Export
+        } else if path == "/orders" && method == Method::POST {
+            PolicyName::Order
         } else {
             PolicyName::Default
         };
@@ -445,6 +458,7 @@ impl RouteGroup {
             policy: Some(match path {
                 "/login" | "/register" => PolicyName::Auth,
                 "/account/exports" => PolicyName::Export,
+                "/checkout" => PolicyName::Order,
                 _ => PolicyName::Default,
             }),
             uploads: super::web::UPLOAD_FORMS.contains(&path),
@@ -457,6 +471,7 @@ impl RouteGroup {
             PolicyName::Default => state.policies.default,
             PolicyName::Auth => state.policies.auth,
             PolicyName::Export => state.policies.export,
+            PolicyName::Order => state.policies.order,
         })
     }
 
@@ -484,6 +499,8 @@ mod tests {
             Some(PolicyName::Auth)
         );
         assert_eq!(group("/api/v1/exports", Method::POST), Some(PolicyName::Export));
+        assert_eq!(group("/api/v1/orders", Method::POST), Some(PolicyName::Order));
+        assert_eq!(group("/api/v1/orders", Method::GET), Some(PolicyName::Default));
         assert_eq!(
             group("/api/v1/exports/{id}", Method::GET),
             Some(PolicyName::Default)
@@ -509,6 +526,7 @@ mod tests {
             group("/account/exports", Method::POST).policy,
             Some(PolicyName::Export)
         );
+        assert_eq!(group("/checkout", Method::POST).policy, Some(PolicyName::Order));
         assert_eq!(group("/cart", Method::POST).policy, Some(PolicyName::Default));
         assert!(group("/admin/products/{id}", Method::POST).uploads);
         assert!(!group("/cart", Method::POST).uploads);

@@ -149,12 +149,7 @@ pub async fn create_upload(
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("public") => {
-                let text = field.text().await.map_err(multipart_error)?;
-                public = match text.trim() {
-                    "true" | "1" | "on" => true,
-                    "false" | "0" | "off" | "" => false,
-                    _ => return Err(ApiError::invalid("public", "must be true or false")),
-                };
+                public = public_flag(&field.text().await.map_err(multipart_error)?)?;
             }
             Some("file") if stored.is_none() => stored = Some(store_file(&state, field).await?),
             Some("file") => return Err(ApiError::invalid("file", "send one file per upload")),
@@ -235,41 +230,21 @@ pub async fn store_file(
         .writer(&original_key(id))
         .await
         .map_err(storage_error)?;
-    let mut head: Vec<u8> = Vec::new();
-    let mut size = 0usize;
-    let mut content_type = None;
+    let mut inspector = FileInspector::new(limit);
     let outcome = async {
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            size += chunk.len();
-            if size > limit {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            if head.len() < HEAD_BYTES {
-                let take = chunk.len().min(HEAD_BYTES - head.len());
-                head.extend_from_slice(&chunk[..take]);
-            }
-            if content_type.is_none() && head.len() >= 16 {
-                content_type = Some(images::sniff(&head).ok_or_else(unsupported)?);
-            }
+            inspector.push(&chunk)?;
             writer.put(chunk);
         }
-        let content_type = match content_type {
-            Some(found) => found,
-            None => images::sniff(&head).ok_or_else(unsupported)?,
-        };
-        let (width, height) = images::dimensions(&head)
-            .ok_or_else(|| ApiError::Unprocessable("the image header cannot be read".into()))?;
-        if u64::from(width) * u64::from(height) > state.settings.upload_max_pixels {
-            return Err(ApiError::Unprocessable(format!(
-                "{width}×{height} pixels is over the limit of {} pixels",
-                state.settings.upload_max_pixels
-            )));
-        }
-        Ok((content_type, (width, height)))
+        inspector.finish(state.settings.upload_max_pixels)
     }
     .await;
     match outcome {
-        Ok((content_type, dimensions)) => {
+        Ok(Inspected {
+            content_type,
+            size,
+            dimensions,
+        }) => {
             writer.finish().await.map_err(storage_error)?;
             Ok((id, content_type.to_owned(), size as i64, dimensions))
         }
@@ -278,6 +253,81 @@ pub async fn store_file(
             let _ = writer.abort().await;
             Err(error)
         }
+    }
+}
+
+/// The `public` part of an upload form.
+pub(crate) fn public_flag(text: &str) -> Result<bool, ApiError> {
+    match text.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" | "" => Ok(false),
+        _ => Err(ApiError::invalid("public", "must be true or false")),
+    }
+}
+
+/// What is learnt of a file while it streams by: its size (refused past the limit), its type
+/// from its first bytes, and its dimensions from the header kept in the first [`HEAD_BYTES`].
+#[derive(Debug)]
+pub(crate) struct FileInspector {
+    limit: usize,
+    head: Vec<u8>,
+    size: usize,
+    content_type: Option<&'static str>,
+}
+
+/// A file that passed [`FileInspector`]: sniffed type, size in bytes, (width, height).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Inspected {
+    pub content_type: &'static str,
+    pub size: usize,
+    pub dimensions: (u32, u32),
+}
+
+impl FileInspector {
+    /// An inspector refusing files over `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            head: Vec::new(),
+            size: 0,
+            content_type: None,
+        }
+    }
+
+    /// Takes the next chunk: 413 once past the limit, 415 as soon as 16 bytes are not an image.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.size += chunk.len();
+        if self.size > self.limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        if self.head.len() < HEAD_BYTES {
+            let take = chunk.len().min(HEAD_BYTES - self.head.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        if self.content_type.is_none() && self.head.len() >= 16 {
+            self.content_type = Some(images::sniff(&self.head).ok_or_else(unsupported)?);
+        }
+        Ok(())
+    }
+
+    /// The verdict once the file has ended: its type and dimensions, at most `max_pixels`.
+    pub(crate) fn finish(self, max_pixels: u64) -> Result<Inspected, ApiError> {
+        let content_type = match self.content_type {
+            Some(found) => found,
+            None => images::sniff(&self.head).ok_or_else(unsupported)?,
+        };
+        let (width, height) = images::dimensions(&self.head)
+            .ok_or_else(|| ApiError::Unprocessable("the image header cannot be read".into()))?;
+        if u64::from(width) * u64::from(height) > max_pixels {
+            return Err(ApiError::Unprocessable(format!(
+                "{width}×{height} pixels is over the limit of {max_pixels} pixels"
+            )));
+        }
+        Ok(Inspected {
+            content_type,
+            size: self.size,
+            dimensions: (width, height),
+        })
     }
 }
 
@@ -326,7 +376,7 @@ async fn readable(
 /// An upload's status and the URLs of its variants.
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}", tag = "uploads",
-    params(("id" = String, Path, description = "Upload id")),
+    params(("id" = uuid::Uuid, Path, description = "Upload id")),
     responses((status = 200, body = UploadResponse), NoReadableUpload)
 )]
 pub async fn get_upload(
@@ -341,7 +391,7 @@ pub async fn get_upload(
 /// The original file.
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}/content", tag = "uploads",
-    params(("id" = String, Path, description = "Upload id")),
+    params(("id" = uuid::Uuid, Path, description = "Upload id")),
     responses((status = 200, description = "The bytes, with Content-Type, ETag and Cache-Control"), UploadUnchanged, NotFound)
 )]
 pub async fn download_upload(
@@ -356,7 +406,7 @@ pub async fn download_upload(
 /// One WebP variant.
 #[utoipa::path(
     get, path = "/api/v1/uploads/{id}/variants/{width}", tag = "uploads",
-    params(("id" = String, Path, description = "Upload id"), ("width" = u32, Path, description = "Variant width")),
+    params(("id" = uuid::Uuid, Path, description = "Upload id"), ("width" = u32, Path, description = "Variant width")),
     responses((status = 200, description = "image/webp, with ETag and Cache-Control"), UploadUnchanged, NotFound)
 )]
 pub async fn download_variant(

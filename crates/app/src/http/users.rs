@@ -97,7 +97,9 @@ pub async fn get_me(State(state): State<AppState>, principal: Principal) -> Resu
 pub struct UpdateMeRequest {
     /// A new display name.
     pub name: Option<String>,
-    /// A new password; requires `current_password`, and ends every other session.
+    /// A new password (8 to 128 characters, not the e-mail address, not a common password);
+    /// requires `current_password`, and ends every other session.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
     /// The current password, required to set a new one.
     pub current_password: Option<String>,
@@ -122,14 +124,12 @@ pub async fn update_me(
     Ok(Json(update_profile(&state, &principal, &request).await?))
 }
 
-/// A profile update, shared by the API and the account page: the fields are checked, a new
-/// password needs the current one (and ends every other session), and the new value is written
-/// through to the `users` cache.
-pub async fn update_profile(
-    state: &AppState,
-    principal: &Principal,
+/// The fields of a profile update, checked (every invalid field reported at once): the new
+/// name and the new password, each when given. The password is checked again against the
+/// account's e-mail address once the account is read.
+pub(crate) fn check_profile_update(
     request: &UpdateMeRequest,
-) -> Result<UserResponse, ApiError> {
+) -> Result<(Option<UserName>, Option<Password>), ApiError> {
     let mut errors = Vec::new();
     let name = request.name.as_deref().map(UserName::parse).transpose();
     let name = FieldError::collect("name", name, &mut errors).flatten();
@@ -152,7 +152,18 @@ pub async fn update_profile(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    Ok((name, new_password))
+}
 
+/// A profile update, shared by the API and the account page: the fields are checked, a new
+/// password needs the current one (and ends every other session), and the new value is written
+/// through to the `users` cache.
+pub async fn update_profile(
+    state: &AppState,
+    principal: &Principal,
+    request: &UpdateMeRequest,
+) -> Result<UserResponse, ApiError> {
+    let (name, new_password) = check_profile_update(request)?;
     let now = Utc::now();
     let mut updated = None;
     if let (Some(new_password), Some(current)) = (new_password, &request.current_password) {
@@ -209,7 +220,7 @@ fn parse_stored_email(user: &User) -> Result<outgrow_domain::Email, ApiError> {
 /// A user by id: the user themself, or anyone for an admin.
 #[utoipa::path(
     get, path = "/api/v1/users/{id}", tag = "users",
-    params(("id" = String, Path, description = "User id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "User id (UUID)")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, description = "The user", body = UserResponse), NotAUserId, NotOwnAccount, NoSuchUser, NotSignedIn)
 )]
@@ -232,10 +243,13 @@ pub async fn get_user(
 /// Keyset pagination.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListUsersQuery {
     /// Return users after this id (the `next_after` of the previous page).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub after: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -215,3 +215,66 @@ async fn deeply_nested_json_is_refused_without_crashing() {
     assert_problem(response, 400).await;
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+/// U+0000 is valid JSON and valid in a URL, but PostgreSQL refuses it in `text` and `jsonb`:
+/// everywhere it can arrive (text fields, the job list's queue filter, event properties and
+/// their keys, search) the answer is a 4xx on both backends, never the database's 500.
+/// schemathesis found the queue filter (`?queue=…%00…` was a 500 on PostgreSQL).
+#[tokio::test]
+async fn a_nul_character_is_a_4xx_on_every_backend() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin(&unique_email("admin")).await;
+    let token = admin.access_token.as_str();
+    let status = |response: reqwest::Response| response.status().as_u16();
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut statuses = vec![
+        status(
+            app.get_with_token("/api/v1/admin/jobs?queue=ma%00il", token)
+                .await,
+        ),
+        status(app.get_with_token("/api/v1/admin/jobs?queue=", token).await),
+        status(app.get_with_token("/api/v1/products?q=mu%00g", token).await),
+        status(
+            app.post_json(
+                "/api/v1/auth/register",
+                &json!({"email": "ann@example.org", "password": PASSWORD, "name": "A\u{0}nn"}),
+            )
+            .await,
+        ),
+        status(app.patch_me(token, json!({"name": "A\u{0}dmin"})).await),
+        status(
+            app.post_json_with_token(
+                "/api/v1/products",
+                token,
+                &json!({"name": "Mu\u{0}g", "price_cents": 100, "currency": "EUR", "stock": 1}),
+            )
+            .await,
+        ),
+    ];
+    for properties in [
+        json!({"note": "a\u{0}b"}),
+        json!({"k\u{0}ey": 1}),
+        json!({"list": [["\u{0}"]]}),
+    ] {
+        let batch = json!({"events": [{"type": "page.viewed", "timestamp": now, "properties": properties}]});
+        statuses.push(status(
+            app.post_json_with_token("/api/v1/events", token, &batch).await,
+        ));
+    }
+    for (case, status) in statuses.iter().enumerate() {
+        assert!(
+            (400..500).contains(status),
+            "case {case}: {status} ({statuses:?})"
+        );
+    }
+    // The same filters without the NUL are fine.
+    assert_eq!(
+        status(app.get_with_token("/api/v1/admin/jobs?queue=mail", token).await),
+        200
+    );
+    let fine = json!({"events": [{"type": "page.viewed", "timestamp": now, "properties": {"note": "ab"}}]});
+    assert_eq!(
+        status(app.post_json_with_token("/api/v1/events", token, &fine).await),
+        201
+    );
+}

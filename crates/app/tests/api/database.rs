@@ -62,7 +62,7 @@ async fn a_request_that_cannot_get_a_connection_in_time_answers_503_with_retry_a
     statuses.sort_unstable();
     assert_eq!(
         statuses,
-        [201, 503],
+        [202, 503],
         "one waited for the lock, the other for the pool"
     );
     // And it was the pool that refused, not the lock.

@@ -272,6 +272,128 @@ async fn a_request_that_outlives_the_timeout_gets_408() {
     assert!(text.contains("application/problem+json"), "{text}");
 }
 
+/// Reads until the server closes the connection (or `limit` passes); returns what arrived and
+/// whether it was closed.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&received).into_owned(), closed)
+}
+
+/// Slowloris: a client that dribbles its request head one byte at a time is cut off at
+/// `header_read_timeout`, however steadily it sends; so is a connection that sends nothing.
+#[tokio::test]
+async fn a_request_head_sent_too_slowly_or_not_at_all_is_cut_off() {
+    let app = TestApp::with_settings(&[("OUTGROW_HEADER_READ_TIMEOUT", "1s")]).await;
+    let mut dribbling = TcpStream::connect(&app.address).await.expect("connect");
+    let mut silent = TcpStream::connect(&app.address).await.expect("connect");
+    let started = std::time::Instant::now();
+    let head = b"GET /healthz HTTP/1.1
+host: x
+x-padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+
+";
+    let mut cut_off_after = None;
+    for byte in head {
+        if dribbling.write_all(&[*byte]).await.is_err() {
+            cut_off_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A closed connection shows as a read of 0 (or an error) without blocking.
+        let mut probe = [0u8; 256];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), dribbling.read(&mut probe)).await {
+            assert!(
+                !String::from_utf8_lossy(&probe[..n]).starts_with("HTTP/1.1 200"),
+                "served"
+            );
+            cut_off_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_off_after = cut_off_after.expect("the dribbling client was never cut off");
+    assert!(
+        cut_off_after < Duration::from_secs(4),
+        "cut off after {cut_off_after:?} (header_read_timeout 1 s; the head took {} s to send)",
+        head.len() / 10
+    );
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(3)).await;
+    assert!(closed, "a connection that sends nothing is closed too");
+    // The server still serves everyone else.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+/// Idle keep-alive connections are closed at `header_read_timeout` (counted from the last
+/// response), while one in use keeps being served.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let app = TestApp::with_settings(&[("OUTGROW_HEADER_READ_TIMEOUT", "1s")]).await;
+    let mut stream = TcpStream::connect(&app.address).await.expect("connect");
+    for _ in 0..3 {
+        stream
+            .write_all(
+                b"GET /healthz HTTP/1.1
+host: x
+
+",
+            )
+            .await
+            .expect("write");
+        let mut buffer = [0u8; 4096];
+        let n = stream.read(&mut buffer).await.expect("read");
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(3)).await;
+    assert!(closed, "the idle connection stayed open");
+}
+
+/// `max_connections`: past the cap a new connection is not served until one closes (it waits
+/// in the listen backlog rather than being refused).
+#[tokio::test]
+async fn connections_past_max_connections_wait_until_one_closes() {
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_MAX_CONNECTIONS", "2"),
+        ("OUTGROW_HEADER_READ_TIMEOUT", "30s"),
+    ])
+    .await;
+    let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&app.address).await.expect("connect");
+        stream.write_all(request).await.expect("write");
+        let mut buffer = [0u8; 4096];
+        let n = stream.read(&mut buffer).await.expect("read");
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        open.push(stream);
+    }
+    // The kernel completes the handshake (backlog), but the server does not take it yet.
+    let mut third = TcpStream::connect(&app.address).await.expect("connect");
+    third.write_all(request).await.expect("write");
+    let mut buffer = [0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(700), third.read(&mut buffer)).await;
+    assert!(
+        early.is_err(),
+        "the third connection was served while two were open"
+    );
+    drop(open.pop());
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buffer))
+        .await
+        .expect("served once a slot freed")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+}
+
 #[tokio::test]
 async fn slow_requests_are_logged_as_warnings() {
     let app = TestApp::with_settings(&[("OUTGROW_SLOW_REQUEST_THRESHOLD", "1ms")]).await;

@@ -221,3 +221,95 @@ fn routes_are_mounted_only_documented_or_through_the_undocumented_list() {
         "only `http::undocumented` builds a router of its own"
     );
 }
+
+/// Found by schemathesis: `/users` and `/admin/jobs` declared their query parameters as path
+/// parameters (utoipa's default without `parameter_in`), so clients generated from the document
+/// sent them nowhere. Every parameter not in the path template must be declared elsewhere, and
+/// every path parameter must be in the template.
+#[tokio::test]
+async fn parameters_are_declared_where_they_are_sent() {
+    let app = TestApp::spawn().await;
+    let document = app.get_json("/api/openapi.json").await;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().expect("name");
+                let in_template = path.contains(&format!("{{{name}}}"));
+                assert_eq!(
+                    parameter["in"] == "path",
+                    in_template,
+                    "{method} {path}: parameter {name} is declared in {}",
+                    parameter["in"]
+                );
+            }
+        }
+    }
+}
+
+/// The document's links (how one answer feeds the next, which schemathesis's stateful phase
+/// follows) name operations it has, path parameters their targets take, and answers their
+/// sources give; and the flows the store is built around are linked.
+#[tokio::test]
+async fn every_link_names_a_documented_operation_and_its_parameters() {
+    let app = TestApp::spawn().await;
+    let document = app.get_json("/api/openapi.json").await;
+    let mut operations = BTreeMap::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            if let Some(id) = operation["operationId"].as_str() {
+                let previous = operations.insert(id.to_owned(), (method.to_uppercase(), path.clone()));
+                assert!(previous.is_none(), "operationId {id} is used twice");
+            }
+        }
+    }
+    let mut flows = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            for (status, answer) in operation["responses"].as_object().into_iter().flatten() {
+                for (name, link) in answer["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().expect("operationId");
+                    let (target_method, target_path) = operations.get(target).unwrap_or_else(|| {
+                        panic!("{method} {path} {status} → {name}: no operation {target}")
+                    });
+                    assert!(status.starts_with('2'), "{method} {path}: a link from a {status}");
+                    for (parameter, expression) in link["parameters"].as_object().into_iter().flatten() {
+                        let (place, parameter) = parameter.split_once('.').expect("place.name");
+                        assert!(
+                            ["path", "query", "header"].contains(&place),
+                            "{name}: parameter in {place}"
+                        );
+                        if place == "path" {
+                            assert!(
+                                target_path.contains(&format!("{{{parameter}}}")),
+                                "{name}: {target_path} takes no {parameter}"
+                            );
+                        }
+                        assert!(
+                            expression
+                                .as_str()
+                                .is_some_and(|text| text.contains("$response.body#/")),
+                            "{name}: {expression}"
+                        );
+                    }
+                    flows.insert(format!(
+                        "{} {path} → {target_method} {target_path}",
+                        method.to_uppercase()
+                    ));
+                }
+            }
+        }
+    }
+    for flow in [
+        "POST /api/v1/auth/register → POST /api/v1/auth/login",
+        "POST /api/v1/auth/login → GET /api/v1/me",
+        "POST /api/v1/auth/login → POST /api/v1/auth/refresh",
+        "POST /api/v1/products → POST /api/v1/orders",
+        "POST /api/v1/products → GET /api/v1/products/{id}",
+        "POST /api/v1/orders → GET /api/v1/orders/{id}",
+        "POST /api/v1/orders → POST /api/v1/orders/{id}/cancel",
+        "POST /api/v1/uploads → GET /api/v1/uploads/{id}",
+        "POST /api/v1/exports → GET /api/v1/exports/{id}",
+    ] {
+        assert!(flows.contains(flow), "no link {flow}; the links are {flows:#?}");
+    }
+}

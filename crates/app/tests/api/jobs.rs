@@ -40,6 +40,41 @@ fn job_ids(app: &TestApp, state: &str) -> Vec<String> {
         .collect()
 }
 
+/// Registration answers the same for a taken address; its owner learns of the attempt by
+/// e-mail (and nobody else learns anything).
+#[tokio::test]
+async fn registering_a_taken_address_mails_its_owner_a_notice() {
+    let sink = SmtpSink::up(0);
+    let app = TestApp::with_settings(&[("OUTGROW_SMTP_URL", &sink.url())]).await;
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann").await.status(),
+        202
+    );
+    assert_eq!(
+        app.register("Ann@Example.org", PASSWORD, "Mallory")
+            .await
+            .status(),
+        202
+    );
+
+    wait_until("two e-mails", Duration::from_secs(10), || {
+        sink.messages().len() >= 2
+    })
+    .await;
+    let messages = sink.messages();
+    let subjects: Vec<_> = messages.iter().filter_map(|m| header_of(m, "Subject")).collect();
+    assert!(subjects.contains(&"Welcome to Outgrow"), "{subjects:?}");
+    let notice = messages
+        .iter()
+        .find(|m| header_of(m, "Subject") == Some("An attempt to register your e-mail address at Outgrow"))
+        .expect("the notice");
+    assert!(header_of(notice, "To").is_some_and(|to| to.contains("ann@example.org")));
+    assert!(
+        !notice.contains("Mallory"),
+        "nothing the other party typed is echoed"
+    );
+}
+
 #[tokio::test]
 async fn registering_sends_a_welcome_email_through_the_queue() {
     let sink = SmtpSink::up(0);
@@ -49,7 +84,7 @@ async fn registering_sends_a_welcome_email_through_the_queue() {
         app.register("ann@example.org", PASSWORD, "Ann <b>Lee</b>")
             .await
             .status(),
-        201
+        202
     );
 
     wait_until("the welcome e-mail", Duration::from_secs(10), || {
@@ -378,7 +413,7 @@ fn job_ids_in(app: &TestApp, state: &str) -> usize {
 }
 
 #[tokio::test]
-async fn a_dedup_key_admits_one_pending_job_and_a_refused_registration_enqueues_nothing() {
+async fn a_dedup_key_admits_one_pending_job_and_a_taken_address_queues_one_notice() {
     let app = TestApp::builder().api_only().spawn().await;
     let store = queue_of(&app).await;
     assert!(
@@ -398,16 +433,23 @@ async fn a_dedup_key_admits_one_pending_job_and_a_refused_registration_enqueues_
 
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     assert_eq!(
         app.register("ANN@example.org", PASSWORD, "Ann again")
             .await
             .status(),
-        409
+        202
     );
-    // One job from the dedup test, one welcome e-mail for the one account created.
-    assert_eq!(job_ids_in(&app, "ready"), 2);
+    assert_eq!(
+        app.register("ann@example.org", PASSWORD, "Ann thrice")
+            .await
+            .status(),
+        202
+    );
+    // One job from the dedup test, one welcome e-mail for the one account created, and one
+    // notice to its owner for the two attempts to register it again (deduplicated).
+    assert_eq!(job_ids_in(&app, "ready"), 3);
 }
 
 /// Makes the COMMIT of a new account with `email` fail, after its insert and everything else in
@@ -445,7 +487,7 @@ async fn an_account_whose_commit_fails_leaves_neither_the_row_nor_its_welcome_jo
     // Another account commits, with its welcome e-mail: the counts below can see both.
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     assert_eq!(primary_connection(&app).await.fetch_i64(welcome_jobs).await, 1);
 
@@ -467,37 +509,57 @@ async fn an_account_whose_commit_fails_leaves_neither_the_row_nor_its_welcome_jo
     );
 }
 
+/// Two workers share a 2-second schedule: each tick is enqueued by exactly one of them. Ticks
+/// are 2 s apart; one found due only after the next (a scheduler starved for over 2 s on a
+/// loaded machine) is caught up once rather than twice, so a gap may be a multiple of 2 s —
+/// never a repeat.
 #[tokio::test]
 async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
-    use outgrow_platform::jobs::{JobFilter, JobState};
+    use outgrow_platform::jobs::{JobFilter, JobRecord, JobState};
     let settings = [
         ("OUTGROW_SESSION_CLEANUP_SCHEDULE", "*/2 * * * * *"),
         ("OUTGROW_JOB_POLL_INTERVAL", "100ms"),
     ];
     let app = TestApp::without_workers(&settings).await;
     let mut workers = [worker(&app, &settings), worker(&app, &settings)];
-    tokio::time::sleep(Duration::from_millis(7500)).await;
+    let store = queue_of(&app).await;
+    let cleanups = async || -> Vec<JobRecord> {
+        let filter = JobFilter {
+            state: None,
+            queue: None,
+            limit: 1000,
+        };
+        let jobs = store.list(&filter).await.expect("list");
+        jobs.into_iter()
+            .filter(|job| job.name == "sessions.cleanup")
+            .collect()
+    };
+    // Four ticks (6 s once both workers run), however long the workers take to start.
+    poll_until(
+        "four ticks",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        async || {
+            let count = cleanups().await.len();
+            if count >= 4 {
+                Ok(())
+            } else {
+                Err(format!("{count} ticks"))
+            }
+        },
+    )
+    .await;
     for child in &mut workers {
         kill_hard(child);
     }
 
-    let store = queue_of(&app).await;
-    let jobs = store
-        .list(&JobFilter {
-            state: None,
-            queue: None,
-            limit: 1000,
-        })
-        .await
-        .expect("list");
-    let cleanups: Vec<_> = jobs.iter().filter(|job| job.name == "sessions.cleanup").collect();
+    let cleanups = cleanups().await;
     let mut ticks: Vec<String> = cleanups
         .iter()
         .map(|job| job.dedup_key.clone().expect("tick key"))
         .collect();
     ticks.sort();
     let distinct: HashSet<&String> = ticks.iter().collect();
-    assert!(cleanups.len() >= 3, "{} ticks in 7.5 s", cleanups.len());
     assert_eq!(distinct.len(), cleanups.len(), "a tick ran twice: {ticks:?}");
     let times: Vec<chrono::DateTime<chrono::Utc>> = ticks
         .iter()
@@ -510,11 +572,8 @@ async fn a_recurring_job_runs_once_per_tick_across_two_workers() {
         })
         .collect();
     for pair in times.windows(2) {
-        assert_eq!(
-            (pair[1] - pair[0]).num_seconds(),
-            2,
-            "a tick was skipped: {ticks:?}"
-        );
+        let gap = (pair[1] - pair[0]).num_seconds();
+        assert!(gap >= 2 && gap % 2 == 0, "ticks {gap} s apart: {ticks:?}");
     }
     assert!(cleanups.iter().filter(|job| job.state == JobState::Done).count() >= cleanups.len() - 1);
 }

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::*,
-    services::{S3Bucket, SmtpSink},
+    services::{S3Bucket, SmtpSink, link_in},
 };
 
-fn encode(format: image::ImageFormat, width: u32, height: u32) -> Vec<u8> {
+pub fn encode(format: image::ImageFormat, width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
     });
@@ -83,7 +83,8 @@ async fn post_upload(app: &TestApp, token: &str, body: reqwest::Body) -> reqwest
         .expect("upload")
 }
 
-async fn upload(
+/// `POST /api/v1/uploads` of `bytes` as one file part (and `public=true` when asked).
+pub async fn upload(
     app: &TestApp,
     token: &str,
     bytes: Vec<u8>,
@@ -452,24 +453,6 @@ async fn only_the_owner_an_admin_or_anyone_for_public_uploads_can_download() {
     );
     app.get_problem_with_token("/api/v1/uploads/not-an-id", &ann.access_token, 400)
         .await;
-}
-
-/// The export link from the e-mail (quoted-printable decoded).
-fn link_in(message: &str) -> String {
-    let unfolded = message
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let start = unfolded.find("http://").expect("a link");
-    unfolded[start..]
-        .split_whitespace()
-        .next()
-        .expect("link")
-        .trim_end_matches(['"', '<'])
-        .split('"')
-        .next()
-        .expect("link")
-        .to_owned()
 }
 
 #[tokio::test]

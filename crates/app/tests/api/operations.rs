@@ -250,7 +250,7 @@ async fn sigterm_drains_in_flight_requests_and_turns_readiness_off_first() {
         .expect("read");
     let text = String::from_utf8_lossy(&response[..n]);
     assert!(
-        text.starts_with("HTTP/1.1 201"),
+        text.starts_with("HTTP/1.1 202"),
         "the in-flight request must complete: {text}"
     );
     assert!(text.to_lowercase().contains("connection: close"), "{text}");
@@ -402,4 +402,32 @@ async fn without_configured_keys_one_is_generated_privately_and_kept_across_rest
             .await,
         200
     );
+}
+
+/// OWASP API8: `/metrics` answers only clients in `metrics_allowed_networks`, judged by the real
+/// client address (a public client behind a trusted proxy is refused too), with the 404 of
+/// disabled metrics.
+#[tokio::test]
+async fn metrics_answer_only_the_allowed_networks() {
+    let app = TestApp::with_settings(&[
+        ("OUTGROW_METRICS_ALLOWED_NETWORKS", "10.9.0.0/16"),
+        ("OUTGROW_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ])
+    .await;
+    // The test client is 127.0.0.1: outside the allowed network.
+    assert_problem(app.get("/metrics").await, 404).await;
+    // Through the (trusted) proxy on its behalf: an allowed client, then a public one.
+    let allowed = app
+        .get_with_header("/metrics", "x-forwarded-for", "10.9.1.2")
+        .await;
+    assert_eq!(allowed.status(), 200);
+    assert!(allowed.text().await.expect("text").contains("# TYPE"));
+    let public = app
+        .get_with_header("/metrics", "x-forwarded-for", "203.0.113.7")
+        .await;
+    assert_problem(public, 404).await;
+
+    // The defaults answer loopback (how every other test reads /metrics).
+    let defaults = TestApp::spawn().await;
+    assert_eq!(defaults.get("/metrics").await.status(), 200);
 }

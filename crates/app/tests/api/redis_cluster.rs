@@ -174,7 +174,7 @@ async fn scaled_only_outgrow_starts_while_the_cluster_is_down_and_uses_it_once_i
         .await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     // Sign-in needs the session store: refused clearly, not hung.
     assert_problem(app.login("ann@example.org", PASSWORD).await, 503).await;

@@ -233,6 +233,21 @@ down_when_dropped!(RedisCluster, "redis-cluster");
 
 /// An SMTP server that stores what it receives in a Maildir (scripts/smtp-sink), removed
 /// when dropped. With a delay, it holds each message that long before accepting it.
+/// The link in an e-mail the sink caught (quoted-printable decoded): from `http://` to the next
+/// blank, quote or `<`.
+pub fn link_in(message: &str) -> String {
+    let unfolded = message
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = unfolded.find("http://").expect("a link");
+    unfolded[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .expect("link")
+        .to_owned()
+}
+
 pub struct SmtpSink {
     dir: PathBuf,
     pub port: u16,

@@ -216,3 +216,35 @@ async fn a_data_export_holds_the_users_orders() {
     assert_eq!(document["orders"][0]["items"][0]["name"], "Vase");
     assert_eq!(document["orders"][0]["total_minor"], 6200);
 }
+
+/// OWASP API6 (sensitive business flows): one user flooding `POST /orders` is refused with
+/// 429, the order policy's headers and `Retry-After` after `rate_limit_order`, while another
+/// user still places orders.
+#[tokio::test]
+async fn an_order_flood_is_limited_per_user() {
+    let app = TestApp::with_settings(&[("OUTGROW_RATE_LIMIT_ORDER", "3/1m")]).await;
+    let (product, ann) = product_and_buyer(&app, "Flood lamp", 900, 100).await;
+    let bob = app.signed_in("bob@example.org").await;
+    let items = json!([{"product_id": product, "quantity": 1}]);
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for _ in 0..5 {
+        let response = order(&app, &ann, items.clone(), None).await;
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            refused = Some(response);
+        }
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 429]);
+    let refused = refused.expect("a refusal");
+    assert_header(&refused, "ratelimit-policy", Some("\"order\";q=3;w=60"));
+    assert!(header(&refused, "retry-after").is_some());
+    assert_problem(refused, 429).await;
+    // Reads are not the order policy's, and Bob has his own budget.
+    assert_eq!(
+        app.get_status_with_token("/api/v1/orders", &ann.access_token)
+            .await,
+        200
+    );
+    assert_eq!(order(&app, &bob, items, None).await.status(), 201);
+}

@@ -73,67 +73,117 @@ async fn scaled_only_database_connections_use_tls_and_verify_the_server() {
     assert!(printed.contains("FAILED"), "{printed}");
 }
 
-/// A real redis-server that speaks only TLS (`--port 0 --tls-port P`), with the certificate
-/// the test PostgreSQL servers use (signed by `OUTGROW_TEST_PG_CA`, for 127.0.0.1). Killed
-/// when dropped.
-struct TlsRedis {
+/// A server a test starts on a free port of 127.0.0.1, in a temp dir of its own, with the
+/// certificate the test PostgreSQL servers use (signed by `OUTGROW_TEST_PG_CA`, for
+/// 127.0.0.1). Killed and waited for when dropped, however the test ends.
+struct TlsServer {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl TlsRedis {
-    async fn start() -> Self {
-        let ca = required_env("OUTGROW_TEST_PG_CA");
-        let pg_dir = std::path::Path::new(&ca)
-            .parent()
-            .expect("the services' PostgreSQL dir");
+/// The test servers' CA, certificate and key.
+struct TestCertificate {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl TlsServer {
+    /// Spawns what `command` builds for (port, dir, certificate) and waits until it listens.
+    async fn start(
+        what: &str,
+        command: impl FnOnce(u16, &std::path::Path, &TestCertificate) -> std::process::Command,
+    ) -> Self {
+        let ca = std::path::PathBuf::from(required_env("OUTGROW_TEST_PG_CA"));
+        let pg_dir = ca.parent().expect("the services' PostgreSQL dir");
+        let certificate = TestCertificate {
+            cert: pg_dir.join("primary/server.crt"),
+            key: pg_dir.join("primary/server.key"),
+            ca: ca.clone(),
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-            .arg("--tls-cert-file")
-            .arg(pg_dir.join("primary/server.crt"))
-            .arg("--tls-key-file")
-            .arg(pg_dir.join("primary/server.key"))
-            .arg("--tls-ca-cert-file")
-            .arg(&ca)
-            .arg("--dir")
-            .arg(dir.path())
+        let child = command(port, dir.path(), &certificate)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server (scripts/test installs it)");
-        // Held by the guard from here on: killed and waited for however the test ends.
-        let server = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        for _ in 0..100 {
+            .unwrap_or_else(|error| panic!("{what} (scripts/test installs it): {error}"));
+        let server = Self { child, port, dir };
+        for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return server;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("redis-server with TLS did not listen on {port}");
+        panic!("{what} did not listen on {port}");
+    }
+
+    /// A real redis-server that speaks only TLS (`--port 0 --tls-port P`).
+    async fn redis() -> Self {
+        Self::start("redis-server", |port, dir, tls| {
+            let mut command = std::process::Command::new("redis-server");
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .arg("--dir")
+                .arg(dir);
+            command
+        })
+        .await
+    }
+
+    /// scripts/smtp_sink.py speaking TLS (`starttls`: STARTTLS required before mail;
+    /// `implicit`: SMTPS), storing what it receives under its dir; with `auth`
+    /// (`user:password`), only for a client that authenticated so.
+    async fn mail_sink(mode: &str, auth: Option<&str>) -> Self {
+        Self::start("python3 with aiosmtpd", |port, dir, tls| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/smtp_sink.py");
+            let mut command = std::process::Command::new("/usr/bin/python3");
+            command
+                .arg(script)
+                .args(["--port", &port.to_string(), "--tls", mode])
+                .arg("--maildir")
+                .arg(dir.join("maildir"))
+                .arg("--pidfile")
+                .arg(dir.join("smtp.pid"))
+                .arg("--cert")
+                .arg(&tls.cert)
+                .arg("--key")
+                .arg(&tls.key);
+            if let Some(auth) = auth {
+                command.args(["--auth", auth]);
+            }
+            command
+        })
+        .await
+    }
+
+    /// The messages a mail sink has stored.
+    fn messages(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("maildir/new")).map_or(0, |entries| entries.count())
     }
 }
 
-impl Drop for TlsRedis {
+impl Drop for TlsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -146,7 +196,7 @@ impl Drop for TlsRedis {
 #[tokio::test]
 async fn scaled_only_redis_over_tls_verifies_the_server() {
     require_scaled();
-    let redis = TlsRedis::start().await;
+    let redis = TlsServer::redis().await;
     let ca = required_env("OUTGROW_TEST_PG_CA");
     let mut backend = isolated_scaled_backend().await;
     backend.retain(|(key, _)| !key.starts_with("OUTGROW_REDIS_CLUSTER") && key != "OUTGROW_REDIS_URL");
@@ -163,19 +213,29 @@ async fn scaled_only_redis_over_tls_verifies_the_server() {
     let user = app.signed_in(&unique_email("rediss")).await;
     let me = app.get_json_with_token("/api/v1/me", &user.access_token).await;
     assert_eq!(me["id"], user.id.as_str());
+    check_passes(&app, "redis");
+    check_refuses_the_other_ca(&app, "SSL_CERT_FILE", "redis");
+}
+
+/// `outgrow check` on `app` reports `component` as ok.
+fn check_passes(app: &TestApp, component: &str) {
     let checked = app.run_cli(&["check"]);
     assert!(
         checked
             .lines()
-            .any(|line| line.starts_with("redis") && line.contains(": ok")),
+            .any(|line| line.starts_with(component) && line.contains(": ok")),
         "{checked}"
     );
+}
 
+/// `outgrow check` on `app` with `variable` naming a CA that did not sign the test servers'
+/// certificates: it exits 1 and reports `component` as FAILED.
+fn check_refuses_the_other_ca(app: &TestApp, variable: &str, component: &str) {
     let wrong_ca = app.data_dir.join("other-ca.pem");
     std::fs::write(&wrong_ca, include_str!("helpers/other-ca.pem")).expect("write the other CA");
     let output = app
         .command()
-        .env("SSL_CERT_FILE", &wrong_ca)
+        .env(variable, &wrong_ca)
         .arg("check")
         .output()
         .expect("run outgrow check");
@@ -184,7 +244,92 @@ async fn scaled_only_redis_over_tls_verifies_the_server() {
     assert!(
         printed
             .lines()
-            .any(|line| line.starts_with("redis") && line.contains("FAILED")),
+            .any(|line| line.starts_with(component) && line.contains("FAILED")),
+        "{printed}"
+    );
+}
+
+/// E-mail to a relay over STARTTLS (`smtp://…?tls=required`) and over SMTPS (`smtps://`),
+/// through Outgrow's bounded SMTP session: the relay's certificate is checked against the
+/// public roots plus `smtp_ca_file`; with another CA, `outgrow check` reports the mailer as
+/// failed and nothing is sent.
+#[tokio::test]
+async fn scaled_only_mail_goes_to_the_relay_over_starttls_and_smtps_verified() {
+    require_scaled();
+    let ca = required_env("OUTGROW_TEST_PG_CA");
+    for (mode, url) in [
+        ("starttls", "smtp://127.0.0.1:{port}?tls=required"),
+        ("implicit", "smtps://127.0.0.1:{port}"),
+    ] {
+        let sink = TlsServer::mail_sink(mode, None).await;
+        let url = url.replace("{port}", &sink.port.to_string());
+        // In the backend, so that `outgrow check` (app.command) gets the relay too.
+        let mut backend = isolated_scaled_backend().await;
+        backend.push(("OUTGROW_SMTP_URL".into(), url.clone()));
+        backend.push(("OUTGROW_SMTP_CA_FILE".into(), ca.clone()));
+        let app = TestApp::on_backend(&backend, &[]).await;
+        check_passes(&app, "mail");
+        assert_eq!(
+            app.register(&unique_email(mode), PASSWORD, "Ann").await.status(),
+            202
+        );
+        wait_until(
+            &format!("{mode}: the welcome e-mail"),
+            Duration::from_secs(10),
+            || sink.messages() == 1,
+        )
+        .await;
+
+        check_refuses_the_other_ca(&app, "OUTGROW_SMTP_CA_FILE", "mail");
+        assert_eq!(sink.messages(), 1, "{mode}: nothing more was sent");
+    }
+}
+
+/// A relay that requires AUTH (over STARTTLS, as on a submission port): the credentials of
+/// `smtp_url` (percent-decoded) open the session and the mail goes out; with a wrong password
+/// the relay's 535 fails `outgrow check`, which never prints the password.
+#[tokio::test]
+async fn scaled_only_mail_authenticates_to_a_relay_that_requires_it() {
+    require_scaled();
+    let ca = required_env("OUTGROW_TEST_PG_CA");
+    let sink = TlsServer::mail_sink("starttls", Some("outgrow@shop:relay pass 1")).await;
+    let url = |password: &str| {
+        format!(
+            "smtp://outgrow%40shop:{password}@127.0.0.1:{}?tls=required",
+            sink.port
+        )
+    };
+    let mut backend = isolated_scaled_backend().await;
+    backend.push(("OUTGROW_SMTP_URL".into(), url("relay%20pass%201")));
+    backend.push(("OUTGROW_SMTP_CA_FILE".into(), ca));
+    let app = TestApp::on_backend(&backend, &[]).await;
+    check_passes(&app, "mail");
+    assert_eq!(
+        app.register(&unique_email("auth"), PASSWORD, "Ann")
+            .await
+            .status(),
+        202
+    );
+    wait_until("the welcome e-mail", Duration::from_secs(10), || {
+        sink.messages() == 1
+    })
+    .await;
+
+    let output = app
+        .command()
+        .env("OUTGROW_SMTP_URL", url("wrong%20pass%20word"))
+        .arg("check")
+        .output()
+        .expect("run outgrow check");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    let mail = printed
+        .lines()
+        .find(|line| line.starts_with("mail"))
+        .expect("a mail line");
+    assert!(mail.contains("FAILED") && mail.contains("535"), "{mail}");
+    assert!(
+        !printed.contains("wrong") && !printed.contains("relay pass"),
         "{printed}"
     );
 }

@@ -228,7 +228,7 @@ async fn admins_page_through_every_user_once_in_a_stable_order() {
             app.register(&format!("user{index:02}@example.org"), PASSWORD, "U")
                 .await
                 .status(),
-            201
+            202
         );
     }
 

@@ -18,6 +18,7 @@ const NOT_SETTINGS_PREFIXES: &[&str] = &["OUTGROW_TEST_", "OUTGROW_SERVICES_"];
 /// Keys whose environment form is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
     "trusted_proxies",
+    "metrics_allowed_networks",
     "cors_origins",
     "database_replica_urls",
     "database_shard_urls",

@@ -105,6 +105,12 @@ settings! {
     log_format: LogFormat = LogFormat::Pretty,
     /// A `tracing` filter such as `info` or `outgrow=debug,tower_http=info`.
     log_level: String = "info".into(),
+    /// A connection must send each request head (request line and headers) within this long,
+    /// counted from when the server starts waiting for it, so it also closes idle keep-alive
+    /// connections: keep a proxy's upstream keep-alive timeout below it.
+    header_read_timeout: Duration as "humantime_serde" = Duration::from_secs(30),
+    /// Client connections open at once at most; more wait in the listen backlog.
+    max_connections: usize = 4096,
     /// Requests running longer are answered with 408.
     request_timeout: Duration as "humantime_serde" = Duration::from_secs(30),
     /// Largest accepted request body, in bytes; larger ones get 413.
@@ -120,6 +126,16 @@ settings! {
     rate_limit_default: RatePolicySetting = RatePolicySetting::new(600, Duration::from_secs(60)),
     /// The stricter policy on `/api/v1/auth/*`, per client address.
     rate_limit_auth: RatePolicySetting = RatePolicySetting::new(20, Duration::from_secs(60)),
+    /// Sign-in attempts per account (from any address) before each further one must wait.
+    login_free_attempts_per_account: u32 = 5,
+    /// Failed sign-in attempts per client address before each further one must wait.
+    login_free_attempts_per_address: u32 = 20,
+    /// The first sign-in delay once the free attempts are used; each attempt doubles it.
+    login_delay_base: Duration as "humantime_serde" = Duration::from_secs(1),
+    /// The longest sign-in delay.
+    login_delay_max: Duration as "humantime_serde" = Duration::from_secs(15 * 60),
+    /// Sign-in attempts are forgotten after this long without one.
+    login_attempts_forget_after: Duration as "humantime_serde" = Duration::from_secs(3600),
     /// Entries the in-process cache holds at most.
     cache_capacity: u64 = 100_000,
     /// How long a user record stays cached.
@@ -137,6 +153,15 @@ settings! {
     view_count_flush_interval: Duration as "humantime_serde" = Duration::from_secs(5),
     /// Serve `/metrics` (Prometheus text format).
     metrics_enabled: bool = true,
+    /// Client addresses (CIDRs) `/metrics` answers; others get 404. The client address is the
+    /// one `X-Forwarded-For` yields behind a trusted proxy, so a public client is refused even
+    /// through a proxy on a private network. Default: loopback and private networks.
+    metrics_allowed_networks: Vec<IpNet> = [
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7",
+    ]
+    .iter()
+    .map(|net| net.parse().expect("a valid CIDR"))
+    .collect(),
     /// Sentry (or compatible) DSN: panics and 5xx answers are reported there; unset = error
     /// tracking off. A secret (it authorises sending events).
     sentry_dsn: Option<SecretString> = None,
@@ -149,6 +174,9 @@ settings! {
     /// path-style requests). Credentials come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
     /// and `AWS_REGION`.
     s3_endpoint: Option<String> = None,
+    /// The longest one S3 request may take, body included; a failed idempotent request is
+    /// retried (at most 3 times) only within a quarter more than this from the first attempt.
+    s3_request_timeout: Duration as "humantime_serde" = Duration::from_secs(20),
     /// The largest accepted upload, in bytes (413 beyond).
     upload_limit_bytes: usize = 10 * 1024 * 1024,
     /// Images with more pixels than this are refused (decompression bombs).
@@ -157,11 +185,19 @@ settings! {
     export_link_ttl: Duration as "humantime_serde" = Duration::from_secs(24 * 3600),
     /// Data exports per user per window, as `count/window`.
     rate_limit_export: RatePolicySetting = RatePolicySetting::new(10, Duration::from_secs(3600)),
+    /// Orders placed per user per window (`POST /api/v1/orders`, the checkout form), as
+    /// `count/window`: a flood of orders reserves stock nobody will buy.
+    rate_limit_order: RatePolicySetting = RatePolicySetting::new(30, Duration::from_secs(60)),
     /// The public base URL of the API (links in e-mails); unset = `http://<listen>`.
     public_url: Option<String> = None,
     /// `smtp://host:port` (or `smtps://`, with credentials if needed); unset = `.eml` files in
     /// `<data_dir>/mail`. May hold a password.
     smtp_url: Option<SecretString> = None,
+    /// The longest an e-mail's SMTP session may take, connection to `QUIT` (a silent or endless
+    /// server fails the run after this long, not never).
+    smtp_timeout: Duration as "humantime_serde" = Duration::from_secs(30),
+    /// PEM certificates trusted for the relay's TLS besides the public roots (a private CA).
+    smtp_ca_file: Option<std::path::PathBuf> = None,
     /// The sender of every e-mail.
     mail_from: String = "Outgrow <no-reply@outgrow.localhost>".into(),
     /// Jobs a worker runs at once.

@@ -10,7 +10,7 @@ use super::{ENV_PREFIX, Settings};
 impl Settings {
     /// Cross-field checks that serde cannot express.
     pub(super) fn validate(&self) -> anyhow::Result<()> {
-        let checks: [(&str, bool, &str); 6] = [
+        let checks: [(&str, bool, &str); 10] = [
             (
                 "database_max_connections",
                 self.database_max_connections == 0,
@@ -31,6 +31,22 @@ impl Settings {
                 self.request_timeout.is_zero(),
                 "must be above zero",
             ),
+            (
+                "header_read_timeout",
+                self.header_read_timeout < Duration::from_secs(1),
+                "must be at least 1s",
+            ),
+            (
+                "login_delay_max",
+                self.login_delay_max < self.login_delay_base,
+                "must be at least login_delay_base",
+            ),
+            (
+                "login_attempts_forget_after",
+                self.login_attempts_forget_after < self.login_delay_max,
+                "must be at least login_delay_max",
+            ),
+            ("max_connections", self.max_connections == 0, "must be at least 1"),
             (
                 "body_limit_bytes",
                 self.body_limit_bytes < 1024,

@@ -329,7 +329,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
                     outcomes.submit(job, Ok(()), now);
                 }
                 Err(error) => {
-                    let message = format!("{error:#}");
+                    let message = bounded_error(format!("{error:#}"));
                     metrics::histogram!("jobs_run_duration_seconds", "name" => name.clone(), "outcome" => "failure").record(elapsed);
                     metrics::counter!("jobs_failures_total", "name" => name.clone()).increment(1);
                     let retry_at = (job.attempt < job.max_attempts).then(|| {
@@ -432,5 +432,44 @@ async fn listen(pool: sqlx::PgPool, wake: Arc<Notify>, stop: ShutdownSignal) {
                 _ = &mut stopped => return,
             }
         }
+    }
+}
+
+/// The longest error message a job keeps (and logs), in bytes. A handler's error may carry
+/// what another system answered (an SMTP server's reply reaches 100 kB), which is untrusted
+/// and unbounded in principle; the first 2,000 bytes say what went wrong.
+const MAX_ERROR_BYTES: usize = 2_000;
+
+/// `message`, cut to [`MAX_ERROR_BYTES`] at a character boundary, saying how much was cut.
+fn bounded_error(mut message: String) -> String {
+    if message.len() <= MAX_ERROR_BYTES {
+        return message;
+    }
+    let cut = (0..=MAX_ERROR_BYTES)
+        .rev()
+        .find(|&at| message.is_char_boundary(at))
+        .unwrap_or(0);
+    let dropped = message.len() - cut;
+    message.truncate(cut);
+    message.push_str(&format!("… ({dropped} more bytes)"));
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_kept_whole_up_to_the_bound_and_cut_at_a_character_after_it() {
+        assert_eq!(bounded_error("short".into()), "short");
+        let exact = "x".repeat(MAX_ERROR_BYTES);
+        assert_eq!(bounded_error(exact.clone()), exact);
+        // 1,999 ASCII bytes, then 2-byte characters: the cut falls inside the first of them.
+        let long = format!("{}{}", "x".repeat(MAX_ERROR_BYTES - 1), "é".repeat(100));
+        let kept = bounded_error(long);
+        assert_eq!(
+            kept,
+            format!("{}… (200 more bytes)", "x".repeat(MAX_ERROR_BYTES - 1))
+        );
     }
 }

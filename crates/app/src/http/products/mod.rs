@@ -21,7 +21,7 @@ pub use reads::{ListProductsQuery, ProductPage};
 use super::{
     authn::Principal,
     error::{ApiError, FieldError},
-    extract::{ApiJson, path_uuid},
+    extract::{Admin, ApiJson, integer, path_uuid},
     reply::located,
     responses::{Forbidden, Invalid, NotAdministrator, NotFound},
 };
@@ -55,7 +55,8 @@ pub struct ProductResponse {
     pub description: String,
     /// Price in minor units (cents) of `currency`.
     pub price_minor: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code, upper case.
+    #[schema(example = "EUR")]
     pub currency: String,
     /// Units available.
     pub stock: i64,
@@ -108,16 +109,26 @@ const ADMINS_ONLY: &str = "only administrators manage the catalog";
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
-    /// 1–200 characters.
+    /// 1–200 characters, not all blank, no control characters (trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Up to 5,000 characters.
     #[serde(default)]
     pub description: String,
-    /// Minor units (cents), 0 or more.
+    /// Minor units (cents), 0 to 100,000,000,000.
+    #[serde(deserialize_with = "integer::exact")]
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub price_minor: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code: three letters (stored in upper case).
+    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Units available, 0 to 1,000,000,000.
+    #[serde(deserialize_with = "integer::exact")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
     /// A public upload to show.
     pub image_id: Option<Uuid>,
@@ -127,10 +138,21 @@ pub struct CreateProductRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProductRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub price_minor: Option<i64>,
+    /// Changes together with `price_minor`.
+    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
+    #[serde(default, deserialize_with = "integer::optional")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
@@ -167,10 +189,9 @@ async fn check_image(state: &AppState, image: Option<Uuid>) -> Result<(), ApiErr
 )]
 pub async fn create_product(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     ApiJson(request): ApiJson<CreateProductRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require_admin(ADMINS_ONLY)?;
     let row = insert_product(&state, &request).await?;
     located(
         StatusCode::CREATED,
@@ -226,31 +247,26 @@ pub async fn insert_product(
 /// Changes a product (admins only).
 #[utoipa::path(
     patch, path = "/api/v1/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id")),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
     request_body = UpdateProductRequest,
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = ProductResponse), Invalid, Forbidden, NotFound)
 )]
 pub async fn update_product(
     State(state): State<AppState>,
-    principal: Principal,
+    _admin: Admin,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<UpdateProductRequest>,
 ) -> Result<Json<ProductResponse>, ApiError> {
-    principal.require_admin(ADMINS_ONLY)?;
     let id = path_uuid(&id, "a product id")?;
     let row = change_product(&state, id, &request).await?;
     Ok(Json(ProductResponse::from(row)))
 }
 
-/// Applies `request` to product `id` (the caller has checked that an admin asks): validation,
-/// the image check, the update (which bumps the catalog's version), the caches forgotten.
-/// The API's `PATCH /api/v1/products/{id}` and the admin pages' product form share it.
-pub async fn change_product(
-    state: &AppState,
-    id: Uuid,
-    request: &UpdateProductRequest,
-) -> Result<ProductRow, ApiError> {
+/// A product change's fields, checked (every invalid field reported at once; price and
+/// currency change together; an empty change is a 400). The image is checked by
+/// [`change_product`], which needs the store.
+pub fn check_product_patch(request: &UpdateProductRequest) -> Result<ProductPatch, ApiError> {
     let mut errors = Vec::new();
     let name = request
         .name
@@ -284,16 +300,27 @@ pub async fn change_product(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    if let Some(image) = request.image_id {
-        check_image(state, image).await?;
-    }
-    let patch = ProductPatch {
+    Ok(ProductPatch {
         name: name.map(ProductName::into_inner),
         description: description.map(ProductDescription::into_inner),
         price,
         stock: stock.map(Stock::units),
         image_id: request.image_id,
-    };
+    })
+}
+
+/// Applies `request` to product `id` (the caller has checked that an admin asks): validation,
+/// the image check, the update (which bumps the catalog's version), the caches forgotten.
+/// The API's `PATCH /api/v1/products/{id}` and the admin pages' product form share it.
+pub async fn change_product(
+    state: &AppState,
+    id: Uuid,
+    request: &UpdateProductRequest,
+) -> Result<ProductRow, ApiError> {
+    let patch = check_product_patch(request)?;
+    if let Some(image) = request.image_id {
+        check_image(state, image).await?;
+    }
     if !state.catalog.update(id, &patch).await? {
         return Err(ApiError::NotFound("no such product"));
     }
@@ -308,7 +335,7 @@ pub async fn change_product(
 /// Deletes a product (admins only); orders keep what they sold.
 #[utoipa::path(
     delete, path = "/api/v1/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id")),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "Deleted"), Forbidden, NotFound)
 )]

@@ -45,10 +45,13 @@ pub struct ListProductsQuery {
     /// Products after this id (the `next_after` of the previous page).
     pub after: Option<Uuid>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Lowest price, in minor units.
+    #[param(minimum = 0)]
     pub min_price: Option<i64>,
     /// Highest price, in minor units.
+    #[param(minimum = 0)]
     pub max_price: Option<i64>,
     /// Words that must all appear in the name or description (full-text search).
     pub q: Option<String>,
@@ -68,6 +71,30 @@ pub async fn list_products(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListProductsQuery>,
 ) -> Result<Response, ApiError> {
+    let (limit, search) = check_list_query(&query)?;
+    let text = search.as_ref().map(SearchText::as_str);
+    let filter = ProductQuery {
+        after: query.after,
+        min_price: query.min_price,
+        max_price: query.max_price,
+        text: text.map(str::to_owned),
+        limit: limit + 1,
+    };
+    let (rows, next_after) = load_page(&state, filter).await?;
+    let page = ProductPage {
+        items: rows.into_iter().map(ProductResponse::from).collect(),
+        next_after,
+    };
+    let mut response = cacheable(&state, &headers, &page)?;
+    if let Some(next) = next_after {
+        link_next(&mut response, &next_page_link(&query, limit, text, next));
+    }
+    Ok(response)
+}
+
+/// The filters of a catalog page, checked (every invalid one reported at once): the page size
+/// and the search, if any.
+pub(crate) fn check_list_query(query: &ListProductsQuery) -> Result<(u32, Option<SearchText>), ApiError> {
     let mut errors = Vec::new();
     let limit = page_size(query.limit).map_err(|error| errors.push(error)).ok();
     for (field, value) in [("min_price", query.min_price), ("max_price", query.max_price)] {
@@ -87,37 +114,31 @@ pub async fn list_products(
             None
         }
     };
-    let text = search.as_ref().map(SearchText::as_str);
     let (Some(limit), true) = (limit, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let filter = ProductQuery {
-        after: query.after,
-        min_price: query.min_price,
-        max_price: query.max_price,
-        text: text.map(str::to_owned),
-        limit: limit + 1,
-    };
-    let (rows, next_after) = load_page(&state, filter).await?;
-    let page = ProductPage {
-        items: rows.into_iter().map(ProductResponse::from).collect(),
-        next_after,
-    };
-    let mut response = cacheable(&state, &headers, &page)?;
-    if let Some(next) = next_after {
-        let mut link = format!("/api/v1/products?after={next}&limit={limit}");
-        if let Some(min) = query.min_price {
-            link.push_str(&format!("&min_price={min}"));
-        }
-        if let Some(max) = query.max_price {
-            link.push_str(&format!("&max_price={max}"));
-        }
-        if let Some(text) = text {
-            link.push_str(&format!("&q={}", form_encode(text)));
-        }
-        link_next(&mut response, &link);
+    Ok((limit, search))
+}
+
+/// The `Link: rel=next` target of a catalog page: the same filters, after the page's last
+/// product `next`.
+pub(crate) fn next_page_link(
+    query: &ListProductsQuery,
+    limit: u32,
+    text: Option<&str>,
+    next: Uuid,
+) -> String {
+    let mut link = format!("/api/v1/products?after={next}&limit={limit}");
+    if let Some(min) = query.min_price {
+        link.push_str(&format!("&min_price={min}"));
     }
-    Ok(response)
+    if let Some(max) = query.max_price {
+        link.push_str(&format!("&max_price={max}"));
+    }
+    if let Some(text) = text {
+        link.push_str(&format!("&q={}", form_encode(text)));
+    }
+    link
 }
 
 /// A page of the catalog through the cache: up to `filter.limit - 1` rows (the query asks for
@@ -160,7 +181,7 @@ pub async fn load_page(
 /// One product.
 #[utoipa::path(
     get, path = "/api/v1/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id")),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product. Public caches may keep it `catalog_max_age`.", body = ProductResponse),
         CatalogUnchanged, NotFound,

@@ -17,9 +17,9 @@ use crate::{http::authn::cookie_value, state::AppState};
 /// The cookie holding the binding of a visitor who is not signed in.
 pub const COOKIE: &str = "outgrow_csrf";
 
-fn mac(state: &AppState, binding: &[u8]) -> Hmac<Sha256> {
+fn mac(key: &[u8; 32], binding: &[u8]) -> Hmac<Sha256> {
     // A 32-byte key is always valid for HMAC.
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&state.link_key) else {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
         unreachable!("HMAC takes keys of any length")
     };
     // The prefix keeps these MACs apart from the export links' (same key).
@@ -30,14 +30,18 @@ fn mac(state: &AppState, binding: &[u8]) -> Hmac<Sha256> {
 
 /// The token for forms bound to `binding`.
 pub fn token(state: &AppState, binding: &[u8]) -> String {
-    hex::encode(mac(state, binding).finalize().into_bytes())
+    hex::encode(mac(state.link_keys.signing(), binding).finalize().into_bytes())
 }
 
-/// Accepts `submitted` when it is the token for `binding` (compared in constant time).
+/// Accepts `submitted` when it is the token for `binding` (compared in constant time) under any
+/// configured key, so a form rendered before a key rotation still posts after it.
 pub fn check(state: &AppState, binding: &[u8], submitted: &str) -> Result<(), PageError> {
-    let valid = hex::decode(submitted)
-        .ok()
-        .is_some_and(|bytes| mac(state, binding).verify_slice(&bytes).is_ok());
+    let valid = hex::decode(submitted).ok().is_some_and(|bytes| {
+        state
+            .link_keys
+            .verifying()
+            .any(|key| mac(key, binding).verify_slice(&bytes).is_ok())
+    });
     if valid {
         Ok(())
     } else {

@@ -73,7 +73,7 @@ impl TestApp {
     /// Registers `email` (with [`PASSWORD`]) and signs in.
     pub async fn signed_in(&self, email: &str) -> SignedIn {
         let registered = self.register(email, PASSWORD, "Test User").await;
-        assert_eq!(registered.status(), 201, "register {email}");
+        assert_eq!(registered.status(), 202, "register {email}");
         self.sign_in(email, PASSWORD).await
     }
 

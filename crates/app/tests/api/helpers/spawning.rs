@@ -47,7 +47,11 @@ pub fn base_command(data_dir: &Path) -> Command {
         .env("OUTGROW_SECURE_COOKIES", "true")
         // Generous limits so functional tests never trip them; rate-limit tests set their own.
         .env("OUTGROW_RATE_LIMIT_AUTH", "1000/1m")
-        .env("OUTGROW_RATE_LIMIT_DEFAULT", "10000/1m");
+        .env("OUTGROW_RATE_LIMIT_DEFAULT", "10000/1m")
+        .env("OUTGROW_RATE_LIMIT_ORDER", "10000/1m")
+        // Likewise the sign-in throttle: tests that try many passwords set their own.
+        .env("OUTGROW_LOGIN_FREE_ATTEMPTS_PER_ACCOUNT", "1000")
+        .env("OUTGROW_LOGIN_FREE_ATTEMPTS_PER_ADDRESS", "1000");
     command
 }
 

@@ -7,7 +7,7 @@ async fn an_export_request_shows_up_with_its_status() {
     let app = TestApp::spawn().await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     let mut browser = Browser::signed_in(&app, "ann@example.org").await;
     let form = browser.get("/account/exports").await;
@@ -39,7 +39,7 @@ async fn an_image_uploaded_through_the_form_appears_in_the_list() {
     let app = TestApp::spawn().await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     let mut browser = Browser::signed_in(&app, "ann@example.org").await;
     let csrf = browser.get("/account/uploads").await.csrf();
@@ -95,7 +95,7 @@ async fn an_oversized_upload_gets_a_413_page_naming_the_limit() {
     let app = TestApp::with_settings(&[("OUTGROW_UPLOAD_LIMIT_BYTES", "100000")]).await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     let mut browser = Browser::signed_in(&app, "ann@example.org").await;
     let csrf = browser.get("/account/uploads").await.csrf();

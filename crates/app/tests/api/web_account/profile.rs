@@ -7,7 +7,7 @@ async fn saving_the_profile_renames_and_a_wrong_csrf_token_changes_nothing() {
     let app = TestApp::spawn().await;
     assert_eq!(
         app.register("ann@example.org", PASSWORD, "Ann").await.status(),
-        201
+        202
     );
     let mut browser = Browser::signed_in(&app, "ann@example.org").await;
     let csrf = browser.get("/account").await.csrf();

@@ -21,10 +21,11 @@ use crate::{
     },
     http::{
         auth::{
-            RegisterRequest, check_credentials, clear_session_cookie, end_session, register_account,
-            set_session_cookie, start_session,
+            REGISTRATION_ACCEPTED, RegisterRequest, check_credentials, clear_session_cookie, end_session,
+            register_account, set_session_cookie, start_session,
         },
         error::ApiError,
+        middleware::ClientAddress,
     },
     repo::User,
     state::AppState,
@@ -101,8 +102,9 @@ pub async fn show_register_form(
     render_anonymous(&page, StatusCode::OK, &headers, cookie)
 }
 
-/// `POST /register`: creates the account as `POST /api/v1/auth/register` does, signs the new
-/// user in and sends them to their account; mistakes are shown next to their field.
+/// `POST /register`: creates the account as `POST /api/v1/auth/register` does and sends the
+/// visitor to the sign-in page with the same notice whether or not the address was new;
+/// mistakes are shown next to their field.
 pub async fn create_account(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -116,7 +118,9 @@ pub async fn create_account(
         name: form.name.clone(),
     };
     let (status, errors) = match register_account(&state, &request).await {
-        Ok(user) => return signed_in_redirect(&state, &user, "/account").await,
+        // The same answer whether or not the address was new: registration must not tell who
+        // has an account here. The new user signs in next.
+        Ok(_) => return Ok(see_other("/login?registered=true")),
         Err(ApiError::Validation(errors)) => (
             StatusCode::BAD_REQUEST,
             FieldErrors::from_api(
@@ -124,14 +128,6 @@ pub async fn create_account(
                 &[("name", "Name"), ("email", "Email"), ("password", "Password")],
             ),
         ),
-        Err(ApiError::Conflict(_)) => {
-            let mut errors = FieldErrors::default();
-            errors.add(
-                "email",
-                "An account with this e-mail address already exists. Sign in instead.",
-            );
-            (StatusCode::CONFLICT, errors)
-        }
         Err(other) => return Err(other.into()),
     };
     let page = RegisterPage {
@@ -152,7 +148,7 @@ struct LoginPage {
     /// Where to go after signing in (checked with `safe_next` when used).
     next: String,
     /// Why the sign-in failed, shown above the form.
-    failure: Option<&'static str>,
+    failure: Option<String>,
 }
 
 /// The sign-in page's query string.
@@ -161,6 +157,9 @@ pub struct LoginQuery {
     /// The page that sent the visitor here.
     #[serde(default)]
     pub next: String,
+    /// Set by the registration form's redirect.
+    #[serde(default)]
+    pub registered: bool,
 }
 
 /// The sign-in form as posted.
@@ -182,8 +181,11 @@ pub async fn show_login_form(
     let Query(query) = Query::<LoginQuery>::try_from_uri(&uri)
         .map_err(|_| PageError::BadRequest("This sign-in link is malformed.".to_owned()))?;
     let (binding, cookie) = csrf::anonymous_binding(&state, &headers);
+    let mut layout = anonymous_layout(&state, "Sign in", &binding);
+    // After registering: the same notice whether or not the address was new.
+    layout.notice = query.registered.then(|| REGISTRATION_ACCEPTED.to_owned());
     let page = LoginPage {
-        layout: anonymous_layout(&state, "Sign in", &binding),
+        layout,
         email: String::new(),
         next: query.next,
         failure: None,
@@ -195,24 +197,35 @@ pub async fn show_login_form(
 /// an unknown address), sets the session cookie and goes to `next` when it is a local path.
 pub async fn sign_in(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let (binding, _) = csrf::anonymous_binding(&state, &headers);
     csrf::check(&state, binding.as_bytes(), &form.csrf)?;
-    match check_credentials(&state, &form.email, &form.password).await {
-        Ok(user) => signed_in_redirect(&state, &user, safe_next(Some(&form.next))).await,
-        Err(ApiError::Unauthorized(_) | ApiError::Validation(_)) => {
-            let page = LoginPage {
-                layout: anonymous_layout(&state, "Sign in", &binding),
-                email: form.email,
-                next: form.next,
-                failure: Some(WRONG_CREDENTIALS),
-            };
-            render_anonymous(&page, StatusCode::BAD_REQUEST, &headers, None)
-        }
-        Err(other) => Err(other.into()),
-    }
+    let (failure, retry_after) = match check_credentials(&state, client, &form.email, &form.password).await {
+        Ok(user) => return signed_in_redirect(&state, &user, safe_next(Some(&form.next))).await,
+        Err(ApiError::Unauthorized(_) | ApiError::Validation(_)) => (WRONG_CREDENTIALS.to_owned(), None),
+        Err(ApiError::RateLimited(seconds)) => (
+            format!("Too many sign-in attempts. Try again in {seconds} s."),
+            Some(seconds),
+        ),
+        Err(other) => return Err(other.into()),
+    };
+    let page = LoginPage {
+        layout: anonymous_layout(&state, "Sign in", &binding),
+        email: form.email,
+        next: form.next,
+        failure: Some(failure),
+    };
+    let Some(seconds) = retry_after else {
+        return render_anonymous(&page, StatusCode::BAD_REQUEST, &headers, None);
+    };
+    let mut response = render_anonymous(&page, StatusCode::TOO_MANY_REQUESTS, &headers, None)?;
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    Ok(response)
 }
 
 /// `POST /logout`: ends the session as `POST /api/v1/auth/logout` does (revoked, cookie
