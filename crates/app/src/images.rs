@@ -29,13 +29,16 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
 }
 
 /// Width and height from the header alone (no pixel is decoded), or `None` when the header
-/// is not within `head`.
+/// is not within `head` or declares an image without pixels: a GIF may say it is 0 pixels
+/// wide and still decode (found by the image_decode fuzz target: the variants job divided by
+/// that width and panicked).
 pub fn dimensions(head: &[u8]) -> Option<(u32, u32)> {
     image::ImageReader::new(Cursor::new(head))
         .with_guessed_format()
         .ok()?
         .into_dimensions()
         .ok()
+        .filter(|(width, height)| *width > 0 && *height > 0)
 }
 
 /// The widths to render an image `width` pixels wide at: the standard widths below it, or
@@ -152,6 +155,27 @@ mod tests {
         // upscaled) is taller than WebP allows.
         let error = render_variants(&png(2, 17_000), 50_000_000).expect_err("refused");
         assert!(error.to_string().contains("16383"), "{error}");
+    }
+
+    /// A GIF whose logical screen is `width` × `height` around one 1×1 frame.
+    fn gif_with_screen(width: u16, height: u16) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::RgbImage::from_pixel(1, 1, image::Rgb([200, 10, 10]))
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Gif)
+            .expect("encode");
+        bytes[6..8].copy_from_slice(&width.to_le_bytes());
+        bytes[8..10].copy_from_slice(&height.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn an_image_without_pixels_has_no_dimensions_and_no_variants() {
+        assert_eq!(dimensions(&gif_with_screen(1, 1)), Some((1, 1)));
+        for (width, height) in [(0, 1), (1, 0), (0, 0), (0, 500)] {
+            let gif = gif_with_screen(width, height);
+            assert_eq!(dimensions(&gif), None, "{width}×{height}");
+            assert!(render_variants(&gif, 50_000_000).is_err(), "{width}×{height}");
+        }
     }
 
     #[test]

@@ -316,8 +316,9 @@ impl FileInspector {
             Some(found) => found,
             None => images::sniff(&self.head).ok_or_else(unsupported)?,
         };
-        let (width, height) = images::dimensions(&self.head)
-            .ok_or_else(|| ApiError::Unprocessable("the image header cannot be read".into()))?;
+        let (width, height) = images::dimensions(&self.head).ok_or_else(|| {
+            ApiError::Unprocessable("the image header cannot be read or declares no pixels".into())
+        })?;
         if u64::from(width) * u64::from(height) > max_pixels {
             return Err(ApiError::Unprocessable(format!(
                 "{width}×{height} pixels is over the limit of {max_pixels} pixels"

@@ -394,6 +394,21 @@ async fn a_decompression_bomb_is_refused_before_decoding() {
     assert_detail_contains(&problem, "50000×50000");
 }
 
+/// A GIF can declare a logical screen 0 pixels wide and still decode: refused at upload, it
+/// never reaches the variants job (which divided by that width; found by cargo-fuzz).
+#[tokio::test]
+async fn an_image_without_pixels_is_refused_with_422() {
+    let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
+    for (width, height) in [(0u16, 300u16), (300, 0)] {
+        let mut gif = encode(image::ImageFormat::Gif, 2, 2);
+        gif[6..8].copy_from_slice(&width.to_le_bytes());
+        gif[8..10].copy_from_slice(&height.to_le_bytes());
+        let refused = upload(&app, &user.access_token, gif, "empty.gif", "image/gif", false).await;
+        let problem = assert_problem(refused, 422).await;
+        assert_detail_contains(&problem, "declares no pixels");
+    }
+}
+
 #[tokio::test]
 async fn malformed_upload_requests_are_400() {
     let (app, user) = TestApp::spawn_signed_in("ann@example.org").await;
