@@ -40,7 +40,7 @@ use crate::{
         error::ApiError,
         events::{self, EventBatch},
         exports::{CreateExportRequest, DownloadQuery, check_format},
-        extract::{ApiJson, ApiQuery},
+        extract::{self, ApiJson, ApiQuery},
         middleware::{HttpsLocation, client_ip as real_client_ip, https_location, over_https},
         orders::{self, CreateOrderRequest, ListOrdersQuery},
         products::{
@@ -210,7 +210,17 @@ pub fn names(data: &[u8]) {
 }
 
 /// Runs the JSON extractor of the API (`ApiJson`) over `body` as the handlers receive it.
+/// Whatever the route, a body whose parsed form holds U+0000 anywhere must be seen by the
+/// extractor's byte scan (the scan may also refuse a NUL the parser would drop, in a repeated
+/// key), and a body that holds one is refused.
 fn json_body<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
+    let holds_nul = extract::json_holds_nul(body);
+    if let Ok(parsed) = serde_json::from_slice::<serde_json::Value>(body) {
+        assert!(
+            holds_nul || !extract::holds_nul(&parsed),
+            "the NUL scan missed a U+0000 the parser found"
+        );
+    }
     let request = Request::builder()
         .method("POST")
         .uri("/fuzz")
@@ -218,7 +228,10 @@ fn json_body<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
         .body(Body::from(body.to_vec()))
         .ok()?;
     match ready(ApiJson::<T>::from_request(request, &())) {
-        Ok(ApiJson(value)) => Some(value),
+        Ok(ApiJson(value)) => {
+            assert!(!holds_nul, "a body holding U+0000 was accepted");
+            Some(value)
+        }
         Err(error) => {
             assert!(
                 matches!(

@@ -63,18 +63,6 @@ pub struct EventsStored {
     pub stored: usize,
 }
 
-/// Whether a string or key anywhere in `value` holds U+0000.
-fn holds_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(fields) => fields
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        _ => false,
-    }
-}
-
 pub(crate) fn validate(
     batch: EventBatch,
     now: DateTime<Utc>,
@@ -113,7 +101,10 @@ pub(crate) fn validate(
         let serialized = serde_json::to_string(&properties).unwrap_or_default();
         // PostgreSQL's jsonb refuses U+0000 in a string: the same answer on every backend is
         // a 400.
-        if !properties.is_object() || serialized.len() > MAX_PROPERTIES_BYTES || holds_nul(&properties) {
+        if !properties.is_object()
+            || serialized.len() > MAX_PROPERTIES_BYTES
+            || super::extract::holds_nul(&properties)
+        {
             errors.push(FieldError::new(
                 &format!("events[{index}].properties"),
                 format!("must be a JSON object of at most {MAX_PROPERTIES_BYTES} bytes, without U+0000"),

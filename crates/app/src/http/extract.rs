@@ -2,8 +2,9 @@
 
 use axum::{
     extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
-    http::{StatusCode, request::Parts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -13,7 +14,9 @@ use super::{
 };
 
 /// `axum::Json` whose rejections are 400/413/415 problems with a useful detail (axum's own
-/// answer to a type error is a plain-text 422).
+/// answer to a type error is a plain-text 422), and which refuses U+0000 in any string of the
+/// body, for every route at once: PostgreSQL's `text` and `jsonb` cannot hold it, so a NUL
+/// that reached a query was a 500 on one backend and accepted on the other.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -21,18 +24,84 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
+        if !json_content_type(request.headers()) {
+            return Err(json_rejection_unsupported());
+        }
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(rejection.body_text())
+            }
+        })?;
+        if json_holds_nul(&body) {
+            return Err(ApiError::BadRequest(NUL_REFUSED.into()));
+        }
+        match axum::Json::<T>::from_bytes(&body) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
 }
 
+/// The 400's detail for a request holding U+0000.
+pub const NUL_REFUSED: &str =
+    "the request holds U+0000 (NUL, `\\u0000` in JSON or `%00` in a URL), which no field accepts";
+
+/// Whether `Content-Type` says JSON (`application/json`, or `application/…+json`), as axum's
+/// `Json` decides it.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(mime) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<mime::Mime>().ok())
+    else {
+        return false;
+    };
+    mime.type_() == "application"
+        && (mime.subtype() == "json" || mime.suffix().is_some_and(|suffix| suffix == "json"))
+}
+
+fn json_rejection_unsupported() -> ApiError {
+    ApiError::UnsupportedMediaType("the body must be JSON, sent with Content-Type: application/json".into())
+}
+
+/// Whether a string of the JSON text `body` holds U+0000, which JSON can only spell as the
+/// escape `\u0000` (a raw control character is not JSON at all). Escapes are read in pairs,
+/// so the text `\\u0000` (an escaped backslash, then `u0000`) is not one. Outside strings a
+/// backslash is not JSON either, and the parser refuses it.
+pub fn json_holds_nul(body: &[u8]) -> bool {
+    let mut rest = body;
+    while let Some(at) = rest.iter().position(|byte| *byte == b'\\') {
+        match rest.get(at + 1..) {
+            Some([b'u', b'0', b'0', b'0', b'0', ..]) => return true,
+            Some([_, tail @ ..]) => rest = tail,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Whether a URL's path or query (still percent-encoded) spells U+0000 as `%00`.
+pub fn url_holds_nul(path_and_query: &str) -> bool {
+    path_and_query.contains("%00")
+}
+
+/// Whether a string or key anywhere in `value` holds U+0000.
+pub fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "the body must be JSON, sent with Content-Type: application/json".into(),
-        ),
+        JsonRejection::MissingJsonContentType(_) => json_rejection_unsupported(),
         JsonRejection::JsonSyntaxError(error) => {
             ApiError::BadRequest(format!("the body is not valid JSON: {}", source_text(&error)))
         }
@@ -224,5 +293,88 @@ pub mod integer {
                 assert!(error.contains("invalid"), "{body}: {error}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn extract(content_type: &str, body: &str) -> Result<serde_json::Value, ApiError> {
+        let request = Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        futures::executor::block_on(ApiJson::<serde_json::Value>::from_request(request, &()))
+            .map(|ApiJson(value)| value)
+    }
+
+    #[test]
+    fn a_nul_escape_is_found_in_any_string_and_only_there() {
+        for body in [
+            r#"{"name": "a\u0000b"}"#,
+            r#"{"k\u0000": 1}"#,
+            r#"[[{"deep": ["x", "\u0000"]}]]"#,
+            r#"{"a": "\\\u0000"}"#,
+            r#""\u0000""#,
+        ] {
+            assert!(json_holds_nul(body.as_bytes()), "{body}");
+            let parsed: serde_json::Value = serde_json::from_str(body).expect(body);
+            assert!(holds_nul(&parsed), "{body}");
+        }
+        for body in [
+            r#"{"name": "\\u0000"}"#,
+            r#"{"name": "\u0001 \u0100"}"#,
+            r#"{"name": "u0000 \\\\u0000"}"#,
+            r#"{"name": "\u0030"}"#,
+            r#"{"name": "trailing \\"}"#,
+            "",
+        ] {
+            assert!(!json_holds_nul(body.as_bytes()), "{body}");
+        }
+        // `\u00000` is U+0000 followed by the digit 0.
+        assert!(json_holds_nul(br#""\u00000""#));
+        assert!(
+            !json_holds_nul(br#"{"name": "\\u0000"}"#),
+            "an escaped backslash, then text"
+        );
+    }
+
+    #[test]
+    fn the_json_extractor_refuses_nul_and_keeps_its_other_answers() {
+        let refused = extract("application/json", r#"{"name": "a\u0000b"}"#).expect_err("NUL");
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.to_string().contains("U+0000"), "{refused}");
+        assert_eq!(
+            extract("application/json", r#"{"name": "a\\u0000b"}"#).expect("text"),
+            serde_json::json!({"name": "a\\u0000b"})
+        );
+        assert_eq!(
+            extract("application/problem+json; charset=utf-8", "[1]").expect("a +json type"),
+            serde_json::json!([1])
+        );
+        for content_type in ["text/plain", "application/jsonx", "json", ""] {
+            let error = extract(content_type, "[1]").expect_err(content_type);
+            assert_eq!(
+                error.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type}"
+            );
+        }
+        assert_eq!(
+            extract("application/json", "{").expect_err("syntax").status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn a_percent_encoded_nul_is_found_in_a_url() {
+        assert!(url_holds_nul("/api/v1/products?q=a%00b"));
+        assert!(url_holds_nul("/api/v1/orders/%00"));
+        assert!(!url_holds_nul("/api/v1/products?q=100%2500"));
+        assert!(!url_holds_nul("/api/v1/products?q=%0A"));
     }
 }

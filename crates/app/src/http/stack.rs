@@ -297,7 +297,18 @@ where
             error.into_response()
         }
     };
-    let mut response = match authn::resolve(state, request.method(), request.headers()).await {
+    // U+0000 in a path or query parameter is refused here, for every route at once (request
+    // bodies: `ApiJson`): PostgreSQL's `text` cannot hold it.
+    let nul = request
+        .uri()
+        .path_and_query()
+        .is_some_and(|target| super::extract::url_holds_nul(target.as_str()));
+    let resolved = if nul {
+        Err(ApiError::BadRequest(super::extract::NUL_REFUSED.into()))
+    } else {
+        authn::resolve(state, request.method(), request.headers()).await
+    };
+    let mut response = match resolved {
         Err(error) => refuse(error),
         Ok(authentication) => {
             let limit = group.policy(state).map(|policy| {

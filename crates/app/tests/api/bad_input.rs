@@ -220,6 +220,51 @@ async fn deeply_nested_json_is_refused_without_crashing() {
 /// everywhere it can arrive (text fields, the job list's queue filter, event properties and
 /// their keys, search) the answer is a 4xx on both backends, never the database's 500.
 /// schemathesis found the queue filter (`?queue=…%00…` was a 500 on PostgreSQL).
+/// U+0000 is refused by the extractors, whatever the route does with the field: a password
+/// (never stored, so no validator looked at it), a parameter no route reads, an id in a path,
+/// and a browser page's query (an HTML 400).
+#[tokio::test]
+async fn a_nul_character_is_refused_before_any_handler_reads_it() {
+    let app = TestApp::spawn().await;
+    let email = unique_email("nul");
+    let user = app.signed_in(&email).await;
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": format!("{PASSWORD}\u{0}")}),
+        )
+        .await;
+    assert_detail_contains(&assert_problem(login, 400).await, "U+0000");
+    let unread = app
+        .get_with_token("/api/v1/products?ignored=%00", &user.access_token)
+        .await;
+    assert_detail_contains(&assert_problem(unread, 400).await, "U+0000");
+    let path = app.get_with_token("/api/v1/orders/%00", &user.access_token).await;
+    assert_problem(path, 400).await;
+    let page = app
+        .client
+        .get(app.url("/?q=mug%00"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 400);
+    let content_type = header(&page, "content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    // An escaped backslash before `u0000` is text, not a NUL.
+    let text = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": "\\u0000 is not my password"}),
+        )
+        .await;
+    assert_problem(text, 401).await;
+    let fine = app
+        .get_with_token("/api/v1/products?q=100%2500", &user.access_token)
+        .await;
+    assert_eq!(fine.status(), 200);
+}
+
 #[tokio::test]
 async fn a_nul_character_is_a_4xx_on_every_backend() {
     let app = TestApp::spawn().await;
