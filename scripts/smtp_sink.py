@@ -104,7 +104,9 @@ async def serve(args) -> None:
             require_starttls=starttls is not None,
             authenticator=authenticator if expected else None,
             auth_required=expected is not None,
-            auth_require_tls=True,
+            # Never AUTH in the clear. aiosmtpd counts only STARTTLS as TLS: under SMTPS
+            # (the whole connection is TLS) it would never offer AUTH, so it is told so.
+            auth_require_tls=args.tls != "implicit",
             loop=loop,
         )
 

@@ -132,6 +132,12 @@ impl Relay {
             Some(password) => Some(Credentials::new(decode(parsed.username())?, decode(password)?)),
             None => None,
         };
+        // A password goes only over TLS that cannot be stripped: plain text, or STARTTLS "if
+        // offered" (a man in the middle deletes the offer), would send it in the clear.
+        anyhow::ensure!(
+            credentials.is_none() || matches!(protection, Protection::StartTls(_) | Protection::Implicit(..)),
+            "credentials are only sent over TLS: use smtp://…?tls=required (STARTTLS) or smtps://"
+        );
         let hello = match parsed.path().trim_matches('/') {
             "" => ClientId::default(),
             name => ClientId::Domain(name.to_owned()),
@@ -379,9 +385,30 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_refused_where_they_could_travel_in_the_clear() {
+        for url in [
+            "smtp://user:secret@relay.example",
+            "smtp://user:secret@relay.example:587",
+            "smtp://user:secret@relay.example?tls=opportunistic",
+        ] {
+            let error = Relay::from_url(url, SECOND, None).expect_err(url);
+            let shown = format!("{error:#}");
+            assert!(shown.contains("only sent over TLS"), "{url}: {shown}");
+            assert!(!shown.contains("secret"), "{url}: {shown}");
+        }
+        for url in [
+            "smtp://user:secret@relay.example?tls=required",
+            "smtps://user:secret@relay.example",
+            "smtp://relay.example",
+        ] {
+            assert!(Relay::from_url(url, SECOND, None).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
     fn credentials_are_decoded_and_never_described() {
         let relay = Relay::from_url(
-            "smtp://mail%40shop:p%40ss%20word@relay.example/outgrow.example",
+            "smtp://mail%40shop:p%40ss%20word@relay.example/outgrow.example?tls=required",
             SECOND,
             None,
         )

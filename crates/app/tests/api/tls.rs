@@ -285,51 +285,55 @@ async fn scaled_only_mail_goes_to_the_relay_over_starttls_and_smtps_verified() {
     }
 }
 
-/// A relay that requires AUTH (over STARTTLS, as on a submission port): the credentials of
-/// `smtp_url` (percent-decoded) open the session and the mail goes out; with a wrong password
-/// the relay's 535 fails `outgrow check`, which never prints the password.
+/// A relay that requires AUTH (over STARTTLS, as on a submission port, and inside SMTPS): the
+/// credentials of `smtp_url` (percent-decoded) open the session and the mail goes out; with a
+/// wrong password the relay's 535 fails `outgrow check`, which never prints the password.
 #[tokio::test]
 async fn scaled_only_mail_authenticates_to_a_relay_that_requires_it() {
     require_scaled();
     let ca = required_env("OUTGROW_TEST_PG_CA");
-    let sink = TlsServer::mail_sink("starttls", Some("outgrow@shop:relay pass 1")).await;
-    let url = |password: &str| {
-        format!(
-            "smtp://outgrow%40shop:{password}@127.0.0.1:{}?tls=required",
-            sink.port
-        )
-    };
-    let mut backend = isolated_scaled_backend().await;
-    backend.push(("OUTGROW_SMTP_URL".into(), url("relay%20pass%201")));
-    backend.push(("OUTGROW_SMTP_CA_FILE".into(), ca));
-    let app = TestApp::on_backend(&backend, &[]).await;
-    check_passes(&app, "mail");
-    assert_eq!(
-        app.register(&unique_email("auth"), PASSWORD, "Ann")
-            .await
-            .status(),
-        202
-    );
-    wait_until("the welcome e-mail", Duration::from_secs(10), || {
-        sink.messages() == 1
-    })
-    .await;
+    // AUTH after STARTTLS (submission, port 587) and inside SMTPS (port 465).
+    for (mode, scheme, query) in [("starttls", "smtp", "?tls=required"), ("implicit", "smtps", "")] {
+        let sink = TlsServer::mail_sink(mode, Some("outgrow@shop:relay pass 1")).await;
+        let url = |password: &str| {
+            format!(
+                "{scheme}://outgrow%40shop:{password}@127.0.0.1:{}{query}",
+                sink.port
+            )
+        };
+        let mut backend = isolated_scaled_backend().await;
+        backend.push(("OUTGROW_SMTP_URL".into(), url("relay%20pass%201")));
+        backend.push(("OUTGROW_SMTP_CA_FILE".into(), ca.clone()));
+        let app = TestApp::on_backend(&backend, &[]).await;
+        check_passes(&app, "mail");
+        assert_eq!(
+            app.register(&unique_email("auth"), PASSWORD, "Ann")
+                .await
+                .status(),
+            202,
+            "{mode}"
+        );
+        wait_until("the welcome e-mail", Duration::from_secs(10), || {
+            sink.messages() == 1
+        })
+        .await;
 
-    let output = app
-        .command()
-        .env("OUTGROW_SMTP_URL", url("wrong%20pass%20word"))
-        .arg("check")
-        .output()
-        .expect("run outgrow check");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{printed}");
-    let mail = printed
-        .lines()
-        .find(|line| line.starts_with("mail"))
-        .expect("a mail line");
-    assert!(mail.contains("FAILED") && mail.contains("535"), "{mail}");
-    assert!(
-        !printed.contains("wrong") && !printed.contains("relay pass"),
-        "{printed}"
-    );
+        let output = app
+            .command()
+            .env("OUTGROW_SMTP_URL", url("wrong%20pass%20word"))
+            .arg("check")
+            .output()
+            .expect("run outgrow check");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{mode}: {printed}");
+        let mail = printed
+            .lines()
+            .find(|line| line.starts_with("mail"))
+            .expect("a mail line");
+        assert!(mail.contains("FAILED") && mail.contains("535"), "{mode}: {mail}");
+        assert!(
+            !printed.contains("wrong") && !printed.contains("relay pass"),
+            "{mode}: {printed}"
+        );
+    }
 }
