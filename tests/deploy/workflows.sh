@@ -8,7 +8,8 @@
 #      ./scripts/test with Rust stable and cargo caches; the deploy runs only after CI succeeded
 #      on main, builds and pushes the image with the GHA cache, migrates (awaited) before it
 #      applies, waits for the rollouts and undoes them on failure, never overlaps another
-#      deploy; least privilege; every action pinned to a SHA that matches its version comment
+#      deploy; the nightly fuzzing workflow runs the long scripts/fuzz on Rust nightly; least
+#      privilege; every action pinned to a SHA that matches its version comment
 #      and used with its real inputs and outputs (tests/deploy/workflows/actions.json);
 #   4. self-tests: actionlint and the schema must reject a broken workflow, and
 #      check_workflows.py must report each of its breakages of the real files.

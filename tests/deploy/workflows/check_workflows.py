@@ -7,6 +7,9 @@ ci.yml: runs on pushes to main and on pull requests; a job `test` on ubuntu-late
 stable, restores the cargo caches and runs `./scripts/test` (the README's test command); only
 read permissions.
 
+fuzz.yml: the long libFuzzer run (scripts/fuzz, not --ci) every night on Rust nightly, never on
+pushes or pull requests, with time for 13 targets of 300 s; only read permissions.
+
 deploy.yml: triggered only by CI's completion (workflow_run on ci.yml's name, branch main), and
 every job is gated on that run's success for a push in this repository — either directly (`if:`
 on the conclusion, the event and the repository) or through `needs:` on a gated job, with no
@@ -144,6 +147,22 @@ def check_ci(report, file, workflow):
     report.check(workflow.get("permissions") == {"contents": "read"}, file, "permissions are not just contents: read")
 
 
+def check_fuzz(report, file, workflow):
+    on = triggers(workflow)
+    report.check("schedule" in on, file, "is not scheduled (the long fuzzing run is nightly)")
+    report.check("pull_request" not in on and "push" not in on, file, "runs on pushes or pull requests (scripts/test has the bounded run)")
+    job = workflow.get("jobs", {}).get("fuzz")
+    if not report.check(job is not None, file, "no job `fuzz`"):
+        return
+    toolchain = [s for s in steps(job) if s.get("uses", "").startswith("dtolnay/rust-toolchain@")]
+    report.check(toolchain and toolchain[0].get("with", {}).get("toolchain") == "nightly", file, "job fuzz does not install Rust nightly (cargo-fuzz needs it)")
+    runs = [script(s) for s in steps(job) if "scripts/fuzz" in script(s)]
+    report.check(runs and "--ci" not in runs[0], file, "job fuzz does not run scripts/fuzz (the long run, not --ci)")
+    # 13 targets × 300 s is 65 min before the build
+    report.check(job.get("timeout-minutes", 0) >= 90, file, f"job fuzz times out after {job.get('timeout-minutes')} min, before 13 targets × 300 s and a cold build")
+    report.check(workflow.get("permissions") == {"contents": "read"}, file, "permissions are not just contents: read")
+
+
 def gated(job):
     condition = " ".join(str(job.get("if", "")).split())
     return all(part in condition for part in GATE)
@@ -273,6 +292,10 @@ def run(texts):
         check_ci(report, "ci.yml", ci)
     if isinstance(deploy, dict) and isinstance(ci, dict):
         check_deploy(report, "deploy.yml", deploy, ci.get("name"))
+    fuzz = workflows.get("fuzz.yml")
+    report.check(fuzz is not None, "workflows", "fuzz.yml (the nightly fuzzing run) is required")
+    if isinstance(fuzz, dict):
+        check_fuzz(report, "fuzz.yml", fuzz)
     return report
 
 
@@ -305,6 +328,10 @@ MUTATIONS = [
      "run: echo no cache", "cargo cache"),
     ("renamed CI workflow", "ci.yml", "name: CI\n", "name: Tests\n", "ci.yml's name"),
     ("a job without a timeout", "ci.yml", "    timeout-minutes: 180\n", "", "timeout-minutes"),
+    ("nightly fuzzing as the bounded run", "fuzz.yml", 'run: scripts/fuzz --seconds', 'run: scripts/fuzz --ci --seconds', "the long run"),
+    ("nightly fuzzing on stable", "fuzz.yml", "toolchain: nightly", "toolchain: stable", "Rust nightly"),
+    ("nightly fuzzing that times out", "fuzz.yml", "    timeout-minutes: 120\n", "    timeout-minutes: 30\n", "before 13 targets"),
+    ("nightly fuzzing on every push", "fuzz.yml", "  workflow_dispatch:\n", "  push:\n  workflow_dispatch:\n", "pushes or pull requests"),
 ]
 
 

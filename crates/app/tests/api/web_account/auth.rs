@@ -125,6 +125,20 @@ async fn signing_in_with_a_wrong_password_shows_the_error_on_the_form() {
     assert!(!browser.cookies.contains_key("outgrow_session"));
 }
 
+/// A NUL character in any form field is a 400 page before the handler reads the form: here a
+/// password, which no validator looks at (a wrong one would be the form's own error).
+#[tokio::test]
+async fn a_form_field_holding_a_nul_character_is_a_400_page() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let refused = browser
+        .sign_in("ann@example.org", "not the\0password", "/account")
+        .await;
+    refused.assert_html(400);
+    assert!(refused.html.contains("U+0000"), "{}", refused.html);
+    assert!(!refused.html.contains("The e-mail or password is wrong."));
+}
+
 #[tokio::test]
 async fn signing_in_goes_to_next_and_refuses_an_external_next() {
     let app = TestApp::spawn().await;

@@ -12,7 +12,11 @@ pub mod orders;
 pub mod profile;
 pub mod uploads;
 
-use axum::extract::{FromRequest, Request};
+use axum::{
+    body::Body,
+    extract::{FromRequest, Request},
+};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
@@ -36,7 +40,8 @@ pub fn account_layout(state: &AppState, principal: &Principal, title: &str, noti
 }
 
 /// A form body (`application/x-www-form-urlencoded`); one that cannot be read is a 400 page,
-/// not axum's plain-text rejection.
+/// not axum's plain-text rejection. A field holding U+0000 (`%00`) is refused here for every
+/// form, as `ApiJson` does for the API's bodies.
 #[derive(Debug)]
 pub struct PageForm<T>(pub T);
 
@@ -44,11 +49,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
     type Rejection = PageError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Form::<T>::from_request(request, state).await {
-            Ok(axum::Form(form)) => Ok(Self(form)),
-            Err(_) => Err(PageError::BadRequest(
+        let unreadable = || {
+            PageError::BadRequest(
                 "This form could not be read. Go back, reload the page and try again.".to_owned(),
-            )),
+            )
+        };
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|_| unreadable())?;
+        if bytes.windows(3).any(|window| window == b"%00") {
+            return Err(PageError::BadRequest(
+                "A field of this form holds a NUL character (U+0000), which no field accepts.".to_owned(),
+            ));
+        }
+        match axum::Form::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await {
+            Ok(axum::Form(form)) => Ok(Self(form)),
+            Err(_) => Err(unreadable()),
         }
     }
 }
