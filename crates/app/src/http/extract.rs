@@ -82,9 +82,9 @@ pub fn json_holds_nul(body: &[u8]) -> bool {
     false
 }
 
-/// Whether a URL's path or query (still percent-encoded) spells U+0000 as `%00`.
-pub fn url_holds_nul(path_and_query: &str) -> bool {
-    path_and_query.contains("%00")
+/// Whether percent-encoded text (a URL's path or query, a form body) spells U+0000 as `%00`.
+pub fn percent_encoded_nul(text: &[u8]) -> bool {
+    text.windows(3).any(|window| window == b"%00")
 }
 
 /// Whether a string or key anywhere in `value` holds U+0000.
@@ -371,10 +371,11 @@ mod tests {
     }
 
     #[test]
-    fn a_percent_encoded_nul_is_found_in_a_url() {
-        assert!(url_holds_nul("/api/v1/products?q=a%00b"));
-        assert!(url_holds_nul("/api/v1/orders/%00"));
-        assert!(!url_holds_nul("/api/v1/products?q=100%2500"));
-        assert!(!url_holds_nul("/api/v1/products?q=%0A"));
+    fn a_percent_encoded_nul_is_found_in_a_url_or_a_form() {
+        assert!(percent_encoded_nul(b"/api/v1/products?q=a%00b"));
+        assert!(percent_encoded_nul(b"/api/v1/orders/%00"));
+        assert!(!percent_encoded_nul(b"/api/v1/products?q=100%2500"));
+        assert!(!percent_encoded_nul(b"/api/v1/products?q=%0A"));
+        assert!(percent_encoded_nul(b"email=a%40b.c&password=x%00y"));
     }
 }

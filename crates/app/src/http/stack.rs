@@ -302,7 +302,7 @@ where
     let nul = request
         .uri()
         .path_and_query()
-        .is_some_and(|target| super::extract::url_holds_nul(target.as_str()));
+        .is_some_and(|target| super::extract::percent_encoded_nul(target.as_str().as_bytes()));
     let resolved = if nul {
         Err(ApiError::BadRequest(super::extract::NUL_REFUSED.into()))
     } else {

@@ -58,7 +58,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|_| unreadable())?;
-        if bytes.windows(3).any(|window| window == b"%00") {
+        if crate::http::extract::percent_encoded_nul(&bytes) {
             return Err(PageError::BadRequest(
                 "A field of this form holds a NUL character (U+0000), which no field accepts.".to_owned(),
             ));
