@@ -5,9 +5,9 @@ with the instances' readiness.
     stack_lb.py render STATE        write STATE/nginx/nginx.conf and STATE/nginx/outgrow.conf
                                     from deploy/nginx/outgrow.conf.template and STATE/stack.json
     stack_lb.py check STATE         render, then `nginx -t` the result
-    stack_lb.py watch STATE         poll every instance's /readyz (every 250 ms) and mark the
-                                    ones that are not ready `down` in the upstream (re-render +
-                                    `nginx -s reload`), until SIGTERM
+    stack_lb.py watch STATE         poll every instance's /readyz (every 250 ms, each on its own
+                                    thread) and mark the ones that are not ready `down` in the
+                                    upstream (re-render + `nginx -s reload`), until SIGTERM
 
 Why the watcher: open-source nginx has no active health checks. An instance that drains after
 SIGTERM answers /readyz with 503 for `shutdown_delay` (3 s in the stack) before its listener
@@ -15,6 +15,10 @@ closes; the watcher takes it out of the upstream within ~0.5 s, so new requests 
 it before it stops accepting them (what a Kubernetes Service does with readiness, or nginx
 Plus with `health_check`). A killed instance is caught by nginx itself first (a refused
 connection is retried on the next instance, `max_fails`), and by the watcher within 250 ms.
+A 503 or a refused connection takes an instance out at once; a probe that goes unanswered for
+2.5 s (above the instance's own 2 s wait for the database) only when the next one does too —
+on a busy machine one lost probe must not take a healthy instance out, least of all the
+backup when the others are down. Each change is logged with its reasons (nginx/watch.log).
 When no instance is ready, every instance stays in the upstream: nginx then answers what it
 can rather than 502 at once.
 
@@ -29,6 +33,7 @@ import signal
 import string
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "nginx" / "outgrow.conf.template"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 POLL_SECONDS = 0.25
+# Above the instance's own wait for the database in /readyz (2 s): a slow answer is an answer.
+PROBE_TIMEOUT_SECONDS = 2.5
+UNANSWERED = "unanswered"
+UNANSWERED_LIMIT = 2
 BALANCE = {
     "round_robin": "# round robin (nginx's default)",
     "least_conn": "least_conn;",
@@ -153,45 +162,87 @@ def check(state: Path) -> int:
     return result.returncode
 
 
-def ready(port: int) -> bool:
+def probe(port: int) -> str | None:
+    """None when the instance's /readyz answers 200; otherwise why not."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=PROBE_TIMEOUT_SECONDS) as response:
+            return None if response.status == 200 else f"readiness {response.status}"
+    except urllib.error.HTTPError as error:
+        return f"readiness {error.code}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return UNANSWERED
+        return f"no connection ({reason})"
+
+
+class Prober(threading.Thread):
+    """Probes one instance's /readyz every POLL_SECONDS, on its own thread: a slow instance
+    never delays what the watcher learns about the others. It counts as not ready at once on a
+    definite answer (a 503 while draining, a refused connection when it is gone), and only after
+    UNANSWERED_LIMIT unanswered probes in a row otherwise: one probe lost to a busy machine must
+    not take a healthy instance out (Kubernetes' failureThreshold, here 2)."""
+
+    def __init__(self, name: str, port: int):
+        super().__init__(name=f"probe-{name}", daemon=True)
+        self.port = port
+        self.stopped = threading.Event()
+        self.ready = True  # until the first probe says otherwise
+        self.reason = ""
+        self.unanswered = 0
+
+    def run(self):
+        while not self.stopped.is_set():
+            reason = probe(self.port)
+            if reason is None:
+                self.unanswered = 0
+                self.ready, self.reason = True, ""
+            elif reason == UNANSWERED:
+                self.unanswered += 1
+                if self.unanswered >= UNANSWERED_LIMIT:
+                    self.ready, self.reason = False, f"{self.unanswered} probes unanswered in {PROBE_TIMEOUT_SECONDS} s"
+            else:
+                self.unanswered = 0
+                self.ready, self.reason = False, reason
+            self.stopped.wait(POLL_SECONDS)
 
 
 def watch(state: Path) -> int:
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     current = down_set(state)
+    probers: dict[tuple[str, int], Prober] = {}
     log = open(state / "nginx" / "watch.log", "a", buffering=1)
-    while not stopping:
+    while not stopping.is_set():
         try:
-            stack = load(state)
+            instances = load(state)["instances"]
         except (FileNotFoundError, ValueError):
-            time.sleep(POLL_SECONDS)
+            stopping.wait(POLL_SECONDS)
             continue
-        instances = stack["instances"]
-        not_ready = {i["name"] for i in instances if not ready(i["port"])}
+        keys = {(i["name"], i["port"]) for i in instances}
+        for key in set(probers) - keys:
+            probers.pop(key).stopped.set()
+        for key in keys - set(probers):
+            probers[key] = Prober(*key)
+            probers[key].start()
+        not_ready = {name: p.reason for (name, _), p in probers.items() if not p.ready}
         # Never take every instance out: with none in the upstream nginx could only say 502.
-        wanted = not_ready if len(not_ready) < len(instances) else set()
+        wanted = set(not_ready) if len(not_ready) < len(instances) else set()
         if wanted != current:
             write_atomically(state / "nginx" / "down.json", json.dumps(sorted(wanted)))
             render(state, wanted)
             result = nginx(state, "-s", "reload")
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            why = "; ".join(f"{name}: {reason}" for name, reason in sorted(not_ready.items()))
             log.write(
-                f"{stamp} down={sorted(wanted)} reload={'ok' if result.returncode == 0 else result.stderr.strip()}\n"
+                f"{stamp} down={sorted(wanted)} reload={'ok' if result.returncode == 0 else result.stderr.strip()}"
+                f"{' (' + why + ')' if why else ''}\n"
             )
             current = wanted
-        time.sleep(POLL_SECONDS)
+        stopping.wait(POLL_SECONDS)
+    for prober in probers.values():
+        prober.stopped.set()
     return 0
 
 
