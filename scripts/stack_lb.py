@@ -208,17 +208,24 @@ class Prober(threading.Thread):
 
 
 def watch(state: Path) -> int:
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    # A plain flag: an Event set from a signal handler can deadlock on its own lock if the signal
+    # lands while the main thread is inside that Event.
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     current = down_set(state)
     probers: dict[tuple[str, int], Prober] = {}
     log = open(state / "nginx" / "watch.log", "a", buffering=1)
-    while not stopping.is_set():
+    while not stopping:
         try:
             instances = load(state)["instances"]
         except (FileNotFoundError, ValueError):
-            stopping.wait(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
             continue
         keys = {(i["name"], i["port"]) for i in instances}
         for key in set(probers) - keys:
@@ -240,7 +247,7 @@ def watch(state: Path) -> int:
                 f"{' (' + why + ')' if why else ''}\n"
             )
             current = wanted
-        stopping.wait(POLL_SECONDS)
+        time.sleep(POLL_SECONDS)
     for prober in probers.values():
         prober.stopped.set()
     return 0
