@@ -187,23 +187,19 @@ class Prober(threading.Thread):
         super().__init__(name=f"probe-{name}", daemon=True)
         self.port = port
         self.stopped = threading.Event()
-        self.ready = True  # until the first probe says otherwise
-        self.reason = ""
+        self.reason = ""  # why the instance is not ready; empty while it is (and until probed)
         self.unanswered = 0
 
     def run(self):
         while not self.stopped.is_set():
             reason = probe(self.port)
-            if reason is None:
-                self.unanswered = 0
-                self.ready, self.reason = True, ""
-            elif reason == UNANSWERED:
+            if reason == UNANSWERED:
                 self.unanswered += 1
                 if self.unanswered >= UNANSWERED_LIMIT:
-                    self.ready, self.reason = False, f"{self.unanswered} probes unanswered in {PROBE_TIMEOUT_SECONDS} s"
+                    self.reason = f"{self.unanswered} probes unanswered in {PROBE_TIMEOUT_SECONDS} s"
             else:
                 self.unanswered = 0
-                self.ready, self.reason = False, reason
+                self.reason = reason or ""
             self.stopped.wait(POLL_SECONDS)
 
 
@@ -233,7 +229,7 @@ def watch(state: Path) -> int:
         for key in keys - set(probers):
             probers[key] = Prober(*key)
             probers[key].start()
-        not_ready = {name: p.reason for (name, _), p in probers.items() if not p.ready}
+        not_ready = {name: reason for (name, _), p in probers.items() if (reason := p.reason)}
         # Never take every instance out: with none in the upstream nginx could only say 502.
         wanted = set(not_ready) if len(not_ready) < len(instances) else set()
         if wanted != current:
